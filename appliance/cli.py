@@ -1,0 +1,123 @@
+"""The `appliance` command line: serve, models, config."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import msgspec
+
+from appliance import __version__
+from appliance.config import Settings, SettingsError, describe, load_settings, reference
+from appliance.errors import ApplianceError, ModelError
+
+log = logging.getLogger("appliance")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="appliance",
+        description="A private AI assistant: chat with a local GGUF model; nothing leaves the box.",
+    )
+    parser.add_argument("--version", action="version", version=f"appliance {__version__}")
+    parser.add_argument(
+        "--config", type=Path, default=None,
+        help="TOML settings file (default: /etc/appliance/appliance.toml if it exists). "
+        "Environment variables APPLIANCE_<SECTION>__<KEY> override it.",
+    )  # fmt: skip
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = sub.add_parser("serve", help="serve the chat page and the OpenAI-compatible API")
+    serve.add_argument("--host", help="address to listen on (overrides web.host)")
+    serve.add_argument("--port", type=int, help="port to listen on (overrides web.port)")
+    sub.add_parser("models", help="list the GGUF models on offer, read from their metadata")
+    config = sub.add_parser("config", help="show the effective settings or their reference")
+    config_sub = config.add_subparsers(dest="action", required=True, metavar="ACTION")
+    config_sub.add_parser("show", help="print the effective settings as TOML")
+    config_sub.add_parser("reference", help="print the settings reference (Markdown)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config, os.environ)
+        if args.command == "serve":
+            return _serve(settings, args.host, args.port)
+        if args.command == "models":
+            return _models(settings)
+        print(reference() if args.action == "reference" else _toml(settings), end="")
+        return 0
+    except SettingsError as exc:
+        print(f"appliance: bad settings: {exc}", file=sys.stderr)
+        return 2
+    except ApplianceError as exc:
+        print(f"appliance: {exc}", file=sys.stderr)
+        return 1
+
+
+def _toml(settings: Settings) -> str:
+    """The effective settings as TOML that `--config` accepts back."""
+    scalars, sections = [], []
+    for key, value in describe(settings).items():
+        if isinstance(value, dict):
+            sections.append(f"\n[{key}]\n" + "".join(f"{k} = {_toml_value(v)}\n"
+                                                     for k, v in value.items()))
+        else:
+            scalars.append(f"{key} = {_toml_value(value)}\n")
+    return "".join(scalars) + "".join(sections)
+
+
+def _toml_value(value: object) -> str:
+    return msgspec.json.encode(value).decode()  # JSON scalars and arrays are valid TOML
+
+
+def _serve(settings: Settings, host: str | None, port: int | None) -> int:
+    import uvicorn  # only `serve` pays for the server imports
+
+    from appliance.web.app import create_app
+    from appliance.wiring import build_services
+
+    logging.basicConfig(
+        level=settings.web.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    services = build_services(settings)
+    app = create_app(settings, services)
+    host, port = host or settings.web.host, settings.web.port if port is None else port
+    log.info("appliance %s: chat page on http://%s:%d/", __version__, host, port)
+    uvicorn.run(app, host=host, port=port, loop="uvloop", http="httptools", log_config=None,
+                log_level=settings.web.log_level, timeout_graceful_shutdown=5)  # fmt: skip
+    return 0
+
+
+def _models(settings: Settings) -> int:
+    from appliance.llm.models import discover
+
+    rows = [("MODEL", "ARCH", "QUANT", "PARAMS", "CONTEXT", "SIZE", "PATH")]
+    problems: list[ModelError] = []
+    for item in discover(settings.llm):
+        if isinstance(item, ModelError):
+            problems.append(item)
+            continue
+        rows.append((item.id, item.architecture, item.quantization,
+                     _human(item.parameters, 1000, ""), str(item.context_length),
+                     _human(item.size_bytes, 1024, "iB"), item.path))  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    for problem in problems:
+        print(f"unusable: {problem}", file=sys.stderr)
+    return 0
+
+
+def _human(n: int, base: int, unit: str) -> str:
+    value = float(n)
+    for prefix in ("", "K", "M", "G", "T"):
+        if value < base or prefix == "T":
+            return f"{value:.0f}{prefix}{unit}" if not prefix else f"{value:.1f}{prefix}{unit}"
+        value /= base
+    return str(n)

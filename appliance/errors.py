@@ -1,0 +1,29 @@
+"""The ApplianceError tree: failures a user can act on, with no HTTP codes attached."""
+
+
+class ApplianceError(Exception):
+    """Base of every error the appliance reports to a person."""
+
+
+class ModelError(ApplianceError):
+    """A model file is missing, truncated, not GGUF, or cannot be loaded."""
+
+
+class EngineBusy(ApplianceError):
+    """The engine's queue is full; the caller should retry later."""
+
+
+class EngineNotReady(ApplianceError):
+    """The model has not finished loading (or failed to load)."""
+
+
+class InvalidRequest(ApplianceError):
+    """A request is well-formed but cannot be served (e.g. the prompt exceeds n_ctx)."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class NotFound(ApplianceError):
+    """The named thing (conversation, message) does not exist."""

@@ -1,0 +1,184 @@
+"""The engine seam, and the one-owner engine: a thread that runs a backend, fed by a queue.
+
+The web layer sees only `Engine` and `Generation`. A backend decodes one request at a time
+today; a batched backend that steps several sequences per decode can replace `ThreadedEngine`
+behind the same `Engine` protocol without touching its callers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Protocol
+
+import msgspec
+
+from appliance.errors import EngineBusy, EngineNotReady
+from appliance.llm.types import DoneEvent, EngineInfo, Event, GenerationRequest
+
+log = logging.getLogger(__name__)
+
+
+class LoadReport(msgspec.Struct, frozen=True, kw_only=True):
+    gpu_offload_supported: bool
+    gpu_layers: int
+
+
+class Backend(Protocol):
+    """A loaded model that turns one request into events; used by one thread only."""
+
+    model_id: str
+
+    def load(self) -> LoadReport: ...
+
+    def generate(
+        self, request: GenerationRequest, cancelled: Callable[[], bool]
+    ) -> Iterator[Event]: ...
+
+
+class Generation(Protocol):
+    """One submitted request: an async stream of events that ends with a DoneEvent."""
+
+    id: str
+
+    def __aiter__(self) -> AsyncIterator[Event]: ...
+
+    def cancel(self) -> None: ...
+
+
+class Engine(Protocol):
+    def submit(self, request: GenerationRequest) -> Generation: ...
+
+    def cancel(self, generation_id: str) -> None: ...
+
+    def info(self) -> EngineInfo: ...
+
+
+class _Failure(msgspec.Struct, frozen=True):
+    error: BaseException
+
+
+class _Job:
+    """A request in flight; the engine thread pushes events, the event loop pulls them."""
+
+    def __init__(self, job_id: str, request: GenerationRequest) -> None:
+        self.id = job_id
+        self.request = request
+        self.cancelled = threading.Event()
+        self._loop = asyncio.get_running_loop()
+        self._events: asyncio.Queue[Event | _Failure | None] = asyncio.Queue()
+
+    def push(self, item: Event | _Failure | None) -> None:
+        """Called from the engine thread; None marks the end of the stream."""
+        try:
+            self._loop.call_soon_threadsafe(self._events.put_nowait, item)
+        except RuntimeError:  # the caller's loop has closed: nobody is listening any more
+            self.cancelled.set()
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        try:
+            while (item := await self._events.get()) is not None:
+                if isinstance(item, _Failure):
+                    raise item.error
+                yield item
+        finally:
+            # Reached on normal end, on an error, and when the consumer goes away (a client
+            # disconnect cancels the task awaiting us): in every case the engine is released.
+            self.cancelled.set()
+
+
+class ThreadedEngine:
+    """Owns the backend on one dedicated thread; requests wait in a bounded queue."""
+
+    def __init__(self, backend: Backend, queue_size: int) -> None:
+        self._backend = backend
+        self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=queue_size)
+        self._jobs: dict[str, _Job] = {}
+        self._ids = itertools.count(1)
+        self._ready = threading.Event()
+        self._load_error: str | None = None
+        self._report = LoadReport(gpu_offload_supported=False, gpu_layers=0)
+        self._busy = False
+        self._completed = self._cancelled = 0
+        self._thread = threading.Thread(target=self._run, name="llm-engine", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        for job in list(self._jobs.values()):
+            job.cancel()
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return self._ready.wait(timeout)
+
+    def submit(self, request: GenerationRequest) -> Generation:
+        if self._load_error is not None:
+            raise EngineNotReady(f"the model failed to load: {self._load_error}")
+        job = _Job(f"gen-{next(self._ids)}", request)
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            raise EngineBusy("the engine is busy with other requests; retry shortly") from None
+        self._jobs[job.id] = job
+        return job
+
+    def cancel(self, generation_id: str) -> None:
+        job = self._jobs.get(generation_id)
+        if job is not None:
+            job.cancel()
+
+    def info(self) -> EngineInfo:
+        return EngineInfo(
+            model=self._backend.model_id,
+            ready=self._ready.is_set(),
+            load_error=self._load_error,
+            queued=self._queue.qsize(),
+            busy=self._busy,
+            gpu_offload_supported=self._report.gpu_offload_supported,
+            gpu_layers=self._report.gpu_layers,
+            completed=self._completed,
+            cancelled=self._cancelled,
+        )
+
+    def _run(self) -> None:
+        try:
+            self._report = self._backend.load()
+        except Exception as exc:
+            self._load_error = str(exc)
+            log.error("model %s failed to load: %s", self._backend.model_id, exc)
+            return
+        self._ready.set()
+        while (job := self._queue.get()) is not None:
+            self._busy = True
+            try:
+                self._serve(job)
+            finally:
+                self._busy = False
+                self._jobs.pop(job.id, None)
+
+    def _serve(self, job: _Job) -> None:
+        last: Event | None = None
+        try:
+            for event in self._backend.generate(job.request, job.cancelled.is_set):
+                job.push(event)
+                last = event
+        except Exception as exc:
+            job.push(_Failure(exc))
+        finally:
+            job.push(None)
+        if isinstance(last, DoneEvent):
+            if last.finish_reason == "cancelled":
+                self._cancelled += 1
+            else:
+                self._completed += 1

@@ -1,0 +1,144 @@
+"""The llama.cpp backend: loads one GGUF through llama-cpp-python and generates from it."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import llama_cpp
+from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+from appliance.config import LlmSettings
+from appliance.errors import InvalidRequest, ModelError
+from appliance.llm.engine import LoadReport
+from appliance.llm.text import StopScanner
+from appliance.llm.types import DoneEvent, Event, GenerationRequest, TokenEvent
+
+log = logging.getLogger(__name__)
+
+# create_chat_completion's defaults, so answers match llama-cpp-python's own for the same seed.
+_TOP_K, _MIN_P, _REPEAT_PENALTY = 40, 0.05, 1.0
+
+
+class LlamaCppBackend:
+    """Owned by the engine thread: nothing here is called from two threads at once."""
+
+    def __init__(self, model_path: Path, model_id: str, settings: LlmSettings) -> None:
+        self.model_id = model_id
+        self._path = model_path
+        self._settings = settings
+        self._llama: Any = None
+        self._format: Jinja2ChatFormatter | None = None
+        self._pieces: dict[int, bytes] = {}
+
+    def load(self) -> LoadReport:
+        s = self._settings
+        try:
+            self._llama = llama_cpp.Llama(
+                model_path=str(self._path),
+                n_ctx=s.n_ctx,
+                n_threads=s.n_threads or None,
+                n_threads_batch=s.n_threads_batch or s.n_threads or None,
+                n_gpu_layers=s.n_gpu_layers,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"llama.cpp could not load {self._path}: {exc}") from None
+        self._format = self._formatter()
+        return self._report()
+
+    def _formatter(self) -> Jinja2ChatFormatter:
+        llama = self._llama
+        template = self._settings.chat_template or llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ModelError(
+                f"{self._path} has no chat template in its metadata; set llm.chat_template"
+            )
+        model = llama._model
+        eos, bos = llama.token_eos(), llama.token_bos()
+        return Jinja2ChatFormatter(
+            template=template,
+            eos_token=model.token_get_text(eos) if eos != -1 else "",
+            bos_token=model.token_get_text(bos) if bos != -1 else "",
+        )
+
+    def _report(self) -> LoadReport:
+        supported = bool(llama_cpp.llama_supports_gpu_offload())
+        n_layer = int(llama_cpp.llama_model_n_layer(self._llama.model))
+        wanted = self._settings.n_gpu_layers
+        layers = 0 if not supported else (n_layer + 1 if wanted < 0 else min(wanted, n_layer + 1))
+        log.info(
+            "loaded %s: %d layers, n_ctx %d; this llama.cpp build %s GPU offload; "
+            "%d of %d layers on the GPU",
+            self.model_id, n_layer, self._llama.n_ctx(),
+            "supports" if supported else "has no", layers, n_layer + 1,
+        )  # fmt: skip
+        if wanted and not supported:
+            log.warning("llm.n_gpu_layers=%d is ignored: this build is CPU-only", wanted)
+        return LoadReport(gpu_offload_supported=supported, gpu_layers=layers)
+
+    def count_prompt(self, request: GenerationRequest) -> list[int]:
+        assert self._format is not None  # noqa: S101 - load() ran first
+        messages: Any = [{"role": m.role, "content": m.content} for m in request.messages]
+        prompt = self._format(messages=messages).prompt
+        tokens: list[int] = self._llama.tokenize(prompt.encode(), add_bos=False, special=True)
+        return tokens
+
+    def generate(
+        self, request: GenerationRequest, cancelled: Callable[[], bool]
+    ) -> Iterator[Event]:
+        tokens = self.count_prompt(request)
+        n_ctx = self._llama.n_ctx()
+        if len(tokens) >= n_ctx:
+            raise InvalidRequest(
+                f"the conversation is {len(tokens)} tokens, the model's context is {n_ctx}; "
+                "start a new conversation or raise llm.n_ctx",
+                param="messages",
+            )
+        p = request.params
+        budget = min(p.max_tokens, n_ctx - len(tokens))
+        self._llama.set_seed(p.seed if p.seed is not None else secrets.randbits(31))
+        scanner = StopScanner(p.stop)
+        count, reason = 0, "length"
+        if cancelled():
+            yield DoneEvent(finish_reason="cancelled", prompt_tokens=len(tokens),
+                            completion_tokens=0)  # fmt: skip
+            return
+        stream = self._llama.generate(
+            tokens, top_k=_TOP_K, top_p=p.top_p, min_p=_MIN_P, temp=p.temperature,
+            repeat_penalty=_REPEAT_PENALTY,
+        )  # fmt: skip
+        for token in stream:
+            if cancelled():
+                reason = "cancelled"
+                break
+            if llama_cpp.llama_vocab_is_eog(self._llama._model.vocab, token):
+                reason = "stop"
+                break
+            count += 1
+            if text := scanner.feed(self._piece(token)):
+                yield TokenEvent(text)
+            if scanner.stopped:
+                reason = "stop"
+                break
+            if count >= budget:
+                break
+        stream.close()
+        if reason != "cancelled" and (rest := scanner.flush()):
+            yield TokenEvent(rest)
+        yield DoneEvent(finish_reason=reason, prompt_tokens=len(tokens),  # type: ignore[arg-type]
+                        completion_tokens=count)  # fmt: skip
+
+    def _piece(self, token: int) -> bytes:
+        """A token's bytes, leading space kept (llama_detokenize would strip it)."""
+        piece = self._pieces.get(token)
+        if piece is None:
+            buf = ctypes.create_string_buffer(256)
+            n = llama_cpp.llama_token_to_piece(self._llama._model.vocab, token, buf, 256, 0, False)
+            piece = buf.raw[: max(n, 0)]
+            self._pieces[token] = piece
+        return piece

@@ -1,0 +1,18 @@
+"""What the web layer is given: the use cases, built by wiring.py, and their life cycle."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from appliance.chat.service import ChatService
+from appliance.llm.engine import Engine
+
+
+@dataclass(frozen=True)
+class Services:
+    chat: ChatService
+    engine: Engine
+    model_ids: tuple[str, ...]
+    on_startup: tuple[Callable[[], None], ...] = field(default=())
+    on_shutdown: tuple[Callable[[], None], ...] = field(default=())

@@ -1,0 +1,118 @@
+"""Conversations and their messages, persisted in SQLite."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+
+import msgspec
+
+from appliance.errors import NotFound
+from appliance.store.db import Database
+
+
+class Conversation(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    title: str
+    created_at: float
+    updated_at: float
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    conversation_id: str
+    role: str
+    content: str
+    created_at: float
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class ConversationStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def create(self, title: str) -> Conversation:
+        now = time.time()
+        conv = Conversation(id=uuid.uuid4().hex, title=title, created_at=now, updated_at=now)
+        with self._db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO conversations (id, title, created_at, updated_at) VALUES (?,?,?,?)",
+                (conv.id, conv.title, conv.created_at, conv.updated_at),
+            )
+        return conv
+
+    def list(self, limit: int = 200) -> list[Conversation]:
+        rows = self._db.query(
+            "SELECT * FROM conversations ORDER BY updated_at DESC LIMIT ?", (limit,)
+        )
+        return [Conversation(**dict(row)) for row in rows]
+
+    def get(self, conversation_id: str) -> Conversation:
+        rows = self._db.query("SELECT * FROM conversations WHERE id = ?", (conversation_id,))
+        if not rows:
+            raise NotFound(f"conversation {conversation_id} does not exist")
+        return Conversation(**dict(rows[0]))
+
+    def messages(self, conversation_id: str) -> list[Message]:
+        rows = self._db.query(
+            "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (conversation_id,)
+        )
+        return [Message(**dict(row)) for row in rows]
+
+    def rename(self, conversation_id: str, title: str) -> Conversation:
+        with self._db.transaction() as tx:
+            cur = tx.execute(
+                "UPDATE conversations SET title = ? WHERE id = ?", (title, conversation_id)
+            )
+        if cur.rowcount == 0:
+            raise NotFound(f"conversation {conversation_id} does not exist")
+        return self.get(conversation_id)
+
+    def delete(self, conversation_id: str) -> None:
+        with self._db.transaction() as tx:
+            cur = tx.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+        if cur.rowcount == 0:
+            raise NotFound(f"conversation {conversation_id} does not exist")
+
+    def add_message(
+        self,
+        conversation_id: str,
+        role: str,
+        content: str,
+        *,
+        finish_reason: str | None = None,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+    ) -> Message:
+        now = time.time()
+        with self._db.transaction() as tx:
+            cur = _insert_message(tx, conversation_id, role, content, now,
+                                  finish_reason, prompt_tokens, completion_tokens)  # fmt: skip
+            tx.execute(
+                "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
+            )
+        return Message(
+            id=int(cur.lastrowid or 0), conversation_id=conversation_id, role=role,
+            content=content, created_at=now, finish_reason=finish_reason,
+            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+        )  # fmt: skip
+
+    def drop_trailing_assistant(self, conversation_id: str) -> None:
+        """Remove the last message if it is an answer (Regenerate replaces it)."""
+        with self._db.transaction() as tx:
+            tx.execute(
+                "DELETE FROM messages WHERE id = (SELECT id FROM messages WHERE "
+                "conversation_id = ? ORDER BY id DESC LIMIT 1) AND role = 'assistant'",
+                (conversation_id,),
+            )
+
+
+def _insert_message(tx: sqlite3.Connection, *values: object) -> sqlite3.Cursor:
+    return tx.execute(
+        "INSERT INTO messages (conversation_id, role, content, created_at, finish_reason, "
+        "prompt_tokens, completion_tokens) VALUES (?,?,?,?,?,?,?)",
+        values,
+    )

@@ -1,0 +1,66 @@
+"""The Litestar application factory: routes, dependencies, lifespan, errors, static files."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.static_files import create_static_files_router
+
+from appliance.config import LlmSettings, Settings
+from appliance.errors import ApplianceError
+from appliance.services import Services
+from appliance.web import pages
+from appliance.web.conversations import ConversationController
+from appliance.web.errors import appliance_error, http_error, internal_error
+from appliance.web.openai_api import OpenAIController
+
+
+def webui_dir() -> Path:
+    """The page's files: inside the installed package, else the checkout's webui/."""
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "webui", package.parent / "webui"):
+        if (candidate / "index.html").is_file():
+            return candidate
+    raise FileNotFoundError(f"webui/index.html not found next to {package}")
+
+
+def create_app(settings: Settings, services: Services) -> Litestar:
+    webui = webui_dir()
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        for start in services.on_startup:
+            start()
+        try:
+            yield
+        finally:
+            for stop in services.on_shutdown:
+                stop()
+
+    return Litestar(
+        route_handlers=[
+            pages.index_handler(webui),
+            pages.healthz,
+            pages.readyz,
+            create_static_files_router("/static", directories=[webui / "static"]),
+            ConversationController,
+            OpenAIController,
+        ],
+        dependencies={
+            "services": Provide(lambda: services, use_cache=True, sync_to_thread=False),
+            "llm_settings": Provide(lambda: settings.llm, use_cache=True, sync_to_thread=False),
+        },
+        signature_namespace={"Services": Services, "LlmSettings": LlmSettings},
+        exception_handlers={
+            ApplianceError: appliance_error(settings.web.retry_after),  # type: ignore[dict-item]
+            HTTPException: http_error,
+            Exception: internal_error,
+        },
+        lifespan=[lifespan],
+        openapi_config=None,
+    )

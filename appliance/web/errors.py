@@ -1,0 +1,61 @@
+"""One error shape for every API route: OpenAI's `{"error": {message, type, param, code}}`."""
+
+from __future__ import annotations
+
+import logging
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from appliance.errors import (
+    ApplianceError,
+    EngineBusy,
+    EngineNotReady,
+    InvalidRequest,
+    NotFound,
+)
+from appliance.web.schemas import ErrorBody, ErrorResponse
+
+log = logging.getLogger(__name__)
+
+
+def error_response(
+    status: int, message: str, *, kind: str, param: str | None = None, code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[ErrorResponse]:  # fmt: skip
+    body = ErrorResponse(ErrorBody(message=message, type=kind, param=param, code=code))
+    return Response(body, status_code=status, headers=headers)
+
+
+def appliance_error(retry_after: int) -> object:
+    def handle(_: Request[object, object, object], exc: ApplianceError) -> Response[ErrorResponse]:
+        if isinstance(exc, InvalidRequest):
+            return error_response(400, str(exc), kind="invalid_request_error", param=exc.param)
+        if isinstance(exc, NotFound):
+            return error_response(404, str(exc), kind="invalid_request_error", code="not_found")
+        if isinstance(exc, EngineBusy | EngineNotReady):
+            code = "engine_busy" if isinstance(exc, EngineBusy) else "model_not_ready"
+            return error_response(503, str(exc), kind="server_error", code=code,
+                                  headers={"Retry-After": str(retry_after)})  # fmt: skip
+        log.error("request failed: %s", exc)
+        return error_response(500, str(exc), kind="server_error")
+
+    return handle
+
+
+def http_error(_: Request[object, object, object], exc: HTTPException) -> Response[ErrorResponse]:
+    if isinstance(exc, ValidationException):
+        return error_response(400, _validation_message(exc), kind="invalid_request_error")
+    kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
+    return error_response(exc.status_code, exc.detail, kind=kind, headers=exc.headers)
+
+
+def internal_error(_: Request[object, object, object], exc: Exception) -> Response[ErrorResponse]:
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(500, "internal error; the server log has details", kind="server_error")
+
+
+def _validation_message(exc: ValidationException) -> str:
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    details = "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in extra)
+    return f"invalid request body: {details}" if details else str(exc.detail)

@@ -1,0 +1,14 @@
+"""Model output to HTML, safely: raw HTML is escaped and unsafe link schemes are dropped."""
+
+from __future__ import annotations
+
+from markdown_it import MarkdownIt
+
+# html=False escapes any tag the model writes (<script>, <img onerror=...>); markdown-it's
+# validateLink refuses javascript:, vbscript:, file: and data: (except images) URLs.
+_MD = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+_MD.enable(["table", "strikethrough"])
+
+
+def render(text: str) -> str:
+    return _MD.render(text)

@@ -1,0 +1,93 @@
+"""The OpenAI-compatible API: /v1/chat/completions and /v1/models."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from litestar import Controller, get, post
+from litestar.response import Stream
+
+from appliance.config import LlmSettings
+from appliance.llm.types import DoneEvent, Event, TokenEvent
+from appliance.services import Services
+from appliance.web.schemas import (
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    Choice,
+    ChunkChoice,
+    Delta,
+    ModelCard,
+    ModelList,
+    Usage,
+)
+from appliance.web.sse import SSE_HEADERS, sse
+
+
+class OpenAIController(Controller):
+    path = "/v1"
+
+    @get("/models")
+    async def models(self, services: Services) -> ModelList:
+        return ModelList(data=[ModelCard(id=m) for m in services.model_ids])
+
+    @post("/chat/completions", status_code=200)
+    async def chat_completions(
+        self, data: ChatCompletionRequest, services: Services, llm_settings: LlmSettings
+    ) -> ChatCompletion | Stream:
+        params = data.params(llm_settings, data.max_completion_tokens)
+        events = aiter(services.chat.complete(data.chat_messages(), params))
+        first = await anext(events)  # errors become HTTP errors, not a broken stream
+        model = services.engine.info().model
+        if data.stream:
+            usage = data.stream_options is not None and data.stream_options.include_usage
+            chunks = _chunks(first, events, model, include_usage=usage)
+            return Stream(chunks, media_type="text/event-stream", headers=SSE_HEADERS)
+        return await _collect(first, events, model)
+
+
+async def _collect(first: Event, events: AsyncIterator[Event], model: str) -> ChatCompletion:
+    parts: list[str] = []
+    event = first
+    while isinstance(event, TokenEvent):
+        parts.append(event.text)
+        event = await anext(events)
+    return ChatCompletion(
+        id=_completion_id(), created=int(time.time()), model=model,
+        choices=[Choice(index=0, message=AssistantMessage("".join(parts)),
+                        finish_reason=event.finish_reason)],
+        usage=_usage(event),
+    )  # fmt: skip
+
+
+async def _chunks(
+    first: Event, events: AsyncIterator[Event], model: str, *, include_usage: bool
+) -> AsyncIterator[bytes]:
+    cid, created = _completion_id(), int(time.time())
+
+    def chunk(delta: Delta, finish: str | None = None) -> bytes:
+        choice = ChunkChoice(index=0, delta=delta, finish_reason=finish)
+        return sse(ChatCompletionChunk(id=cid, created=created, model=model, choices=[choice]))
+
+    yield chunk(Delta(role="assistant", content=""))
+    event = first
+    while isinstance(event, TokenEvent):
+        yield chunk(Delta(content=event.text))
+        event = await anext(events)
+    yield chunk(Delta(), event.finish_reason)
+    if include_usage:
+        yield sse(ChatCompletionChunk(id=cid, created=created, model=model, choices=[],
+                                      usage=_usage(event)))  # fmt: skip
+    yield sse(b"[DONE]")
+
+
+def _usage(done: DoneEvent) -> Usage:
+    total = done.prompt_tokens + done.completion_tokens
+    return Usage(done.prompt_tokens, done.completion_tokens, total)
+
+
+def _completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex[:24]}"

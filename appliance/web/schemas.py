@@ -1,0 +1,212 @@
+"""Request and response bodies of the HTTP API (msgspec), and their mapping to use-case types."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+from appliance.config import LlmSettings
+from appliance.errors import InvalidRequest
+from appliance.llm.types import ChatMessage, SamplingParams
+from appliance.store.conversations import Message
+
+Temperature = Annotated[float, Meta(ge=0, le=2)]
+TopP = Annotated[float, Meta(gt=0, le=1)]
+MaxTokens = Annotated[int, Meta(ge=1)]
+Stop = str | Annotated[list[str], Meta(max_length=4)]
+
+
+class Sampling(msgspec.Struct, kw_only=True):
+    """Per-request sampling; anything left out takes the `[llm]` settings."""
+
+    temperature: Temperature | None = None
+    top_p: TopP | None = None
+    max_tokens: MaxTokens | None = None
+    stop: Stop | None = None
+    seed: int | None = None
+
+    def params(self, defaults: LlmSettings, max_tokens: int | None = None) -> SamplingParams:
+        stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
+        return SamplingParams(
+            temperature=defaults.temperature if self.temperature is None else self.temperature,
+            top_p=defaults.top_p if self.top_p is None else self.top_p,
+            max_tokens=max_tokens or self.max_tokens or defaults.max_tokens,
+            stop=stop,
+            seed=self.seed,
+        )
+
+
+# ---- OpenAI-compatible API --------------------------------------------------------------
+
+
+class ContentPart(msgspec.Struct):
+    type: str
+    text: str | None = None
+
+
+class OpenAIMessage(msgspec.Struct):
+    role: str
+    content: str | list[ContentPart] | None = None
+
+    def to_chat(self, index: int) -> ChatMessage:
+        role = "system" if self.role == "developer" else self.role
+        if role not in ("system", "user", "assistant"):
+            raise InvalidRequest(
+                f"messages[{index}].role {self.role!r} is not supported; "
+                "use system, user or assistant",
+                param=f"messages[{index}].role",
+            )
+        return ChatMessage(role, self._text(index))  # type: ignore[arg-type]
+
+    def _text(self, index: int) -> str:
+        if self.content is None or isinstance(self.content, str):
+            return self.content or ""
+        for part in self.content:
+            if part.type != "text":
+                raise InvalidRequest(
+                    f"messages[{index}].content has a {part.type!r} part; this model reads "
+                    "text only",
+                    param=f"messages[{index}].content",
+                )
+        return "".join(part.text or "" for part in self.content)
+
+
+class StreamOptions(msgspec.Struct):
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(Sampling, kw_only=True):
+    """OpenAI's body; fields this server does not use (user, logprobs, ...) are ignored."""
+
+    messages: list[OpenAIMessage]
+    model: str | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    max_completion_tokens: MaxTokens | None = None
+    n: Annotated[int, Meta(ge=1, le=1)] = 1
+
+    def chat_messages(self) -> tuple[ChatMessage, ...]:
+        return tuple(m.to_chat(i) for i, m in enumerate(self.messages))
+
+
+class Usage(msgspec.Struct):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class AssistantMessage(msgspec.Struct):
+    content: str
+    role: str = "assistant"
+
+
+class Choice(msgspec.Struct):
+    index: int
+    message: AssistantMessage
+    finish_reason: str | None
+
+
+class ChatCompletion(msgspec.Struct):
+    id: str
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: Usage
+    object: str = "chat.completion"
+
+
+class Delta(msgspec.Struct, omit_defaults=True):
+    role: str | None = None
+    content: str | None = None
+
+
+class ChunkChoice(msgspec.Struct):
+    index: int
+    delta: Delta
+    finish_reason: str | None = None
+
+
+class ChatCompletionChunk(msgspec.Struct, omit_defaults=True):
+    id: str
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: Usage | None = None
+    object: str = "chat.completion.chunk"
+
+
+class ModelCard(msgspec.Struct):
+    id: str
+    created: int = 0
+    owned_by: str = "appliance"
+    object: str = "model"
+
+
+class ModelList(msgspec.Struct):
+    data: list[ModelCard]
+    object: str = "list"
+
+
+class ErrorBody(msgspec.Struct):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(msgspec.Struct):
+    error: ErrorBody
+
+
+# ---- the chat page's API ------------------------------------------------------------------
+
+
+class NewConversation(msgspec.Struct, kw_only=True):
+    title: Annotated[str, Meta(max_length=200)] = "New chat"
+
+
+class RenameConversation(msgspec.Struct, kw_only=True):
+    title: Annotated[str, Meta(min_length=1, max_length=200)]
+
+
+class PostMessage(Sampling, kw_only=True):
+    content: str
+
+
+class MessageView(msgspec.Struct, kw_only=True):
+    id: int
+    role: str
+    content: str
+    html: str | None
+    created_at: float
+    finish_reason: str | None
+    completion_tokens: int | None
+
+
+class ConversationView(msgspec.Struct, kw_only=True):
+    id: str
+    title: str
+    created_at: float
+    updated_at: float
+    messages: list[MessageView] | None = None
+
+
+class Readiness(msgspec.Struct, kw_only=True):
+    ready: bool
+    model: str
+    load_error: str | None
+    queued: int
+    busy: bool
+    gpu_offload_supported: bool
+    gpu_layers: int
+
+
+def message_view(message: Message, html: str | None) -> MessageView:
+    return MessageView(
+        id=message.id, role=message.role, content=message.content, html=html,
+        created_at=message.created_at, finish_reason=message.finish_reason,
+        completion_tokens=message.completion_tokens,
+    )  # fmt: skip
+

@@ -1,0 +1,265 @@
+// The chat page. Talks only to the HTTP API; HTML in answers is rendered (and made safe) by
+// the server, so model text is only ever inserted as text or as that server-made HTML.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { current: null, controller: null, streaming: false };
+
+async function api(path, options = {}) {
+  const response = await fetch(path, {
+    headers: { "Content-Type": "application/json" },
+    ...options,
+  });
+  if (!response.ok) throw new Error(await errorText(response));
+  return response.status === 204 ? null : response;
+}
+
+async function errorText(response) {
+  try {
+    const body = await response.json();
+    if (body.error && body.error.message) return body.error.message;
+  } catch (_) { /* not JSON */ }
+  const wait = response.headers.get("Retry-After");
+  return `${response.status} ${response.statusText}` + (wait ? ` (retry in ${wait}s)` : "");
+}
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message;
+  box.hidden = !message;
+}
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// ---- conversation list ------------------------------------------------------------------
+
+async function loadConversations() {
+  const list = await (await api("/api/conversations")).json();
+  const nav = $("conversations");
+  nav.replaceChildren();
+  for (const conv of list) {
+    const link = el("a");
+    link.href = `#${conv.id}`;
+    link.dataset.id = conv.id;
+    link.classList.toggle("active", conv.id === state.current);
+    link.append(el("span", "", conv.title));
+    const remove = el("button", "", "✕");
+    remove.type = "button";
+    remove.title = "Delete this conversation";
+    remove.addEventListener("click", (event) => { event.preventDefault(); deleteConversation(conv.id); });
+    link.append(remove);
+    nav.append(link);
+  }
+  return list;
+}
+
+async function deleteConversation(id) {
+  if (!confirm("Delete this conversation?")) return;
+  await api(`/api/conversations/${id}`, { method: "DELETE" });
+  if (id === state.current) newChat();
+  await loadConversations();
+}
+
+function newChat() {
+  state.current = null;
+  history.replaceState(null, "", "/");
+  $("title").textContent = "New chat";
+  $("messages").replaceChildren(el("p", "empty", "Ask a question to start a conversation."));
+  document.body.classList.remove("show-sidebar");
+  $("input").focus();
+  loadConversations();
+}
+
+async function openConversation(id) {
+  const conv = await (await api(`/api/conversations/${id}`)).json();
+  state.current = conv.id;
+  $("title").textContent = conv.title;
+  const box = $("messages");
+  box.replaceChildren();
+  conv.messages.forEach((m) => box.append(renderMessage(m)));
+  markLastAnswer();
+  box.scrollTop = box.scrollHeight;
+  document.body.classList.remove("show-sidebar");
+  await loadConversations();
+}
+
+// ---- messages -----------------------------------------------------------------------------
+
+function renderMessage(message) {
+  const node = el("article", `msg ${message.role}`);
+  node.append(el("div", "who", message.role === "user" ? "You" : "Assistant"));
+  const body = el("div", "body");
+  if (message.role === "assistant" && message.html !== null) setHtml(body, message.html);
+  else body.textContent = message.content;
+  node.append(body);
+  if (message.role === "assistant") node.append(answerActions(message));
+  return node;
+}
+
+function setHtml(body, html) {
+  body.classList.remove("streaming");
+  body.innerHTML = html; // server-rendered: raw HTML from the model is escaped there
+  for (const pre of body.querySelectorAll("pre")) {
+    const copy = el("button", "small copy-code", "Copy");
+    copy.type = "button";
+    copy.addEventListener("click", () => copyText(pre.querySelector("code").textContent, copy));
+    pre.append(copy);
+  }
+}
+
+function answerActions(message) {
+  const actions = el("div", "actions");
+  const copy = el("button", "small", "Copy");
+  copy.type = "button";
+  copy.addEventListener("click", () => copyText(message.content, copy));
+  const again = el("button", "small regenerate", "Regenerate");
+  again.type = "button";
+  again.addEventListener("click", regenerate);
+  actions.append(copy, again);
+  if (message.finish_reason === "cancelled") actions.append(el("span", "note", "stopped"));
+  if (message.finish_reason === "length") actions.append(el("span", "note", "cut at the length limit"));
+  return actions;
+}
+
+function markLastAnswer() {
+  const answers = [...document.querySelectorAll(".msg.assistant .regenerate")];
+  answers.forEach((button, i) => { button.hidden = i !== answers.length - 1; });
+}
+
+async function copyText(text, button) {
+  try {
+    await navigator.clipboard.writeText(text);
+    button.textContent = "Copied";
+  } catch (_) {
+    button.textContent = "Copy failed";
+  }
+  setTimeout(() => { button.textContent = "Copy"; }, 1500);
+}
+
+// ---- streaming ----------------------------------------------------------------------------
+
+async function send(text) {
+  if (!state.current) {
+    const conv = await (await api("/api/conversations", { method: "POST", body: "{}" })).json();
+    state.current = conv.id;
+    history.replaceState(null, "", `#${conv.id}`);
+    $("messages").replaceChildren();
+  }
+  const body = JSON.stringify({ content: text });
+  await stream(`/api/conversations/${state.current}/messages`, body, text);
+}
+
+async function regenerate() {
+  const answers = document.querySelectorAll(".msg.assistant");
+  if (answers.length) answers[answers.length - 1].remove();
+  await stream(`/api/conversations/${state.current}/regenerate`, "{}", null);
+}
+
+async function stream(url, body, userText) {
+  showError("");
+  setStreaming(true);
+  state.controller = new AbortController();
+  const box = $("messages");
+  let answer = null;
+  try {
+    const response = await fetch(url, {
+      method: "POST", body, signal: state.controller.signal,
+      headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+    });
+    if (!response.ok) throw new Error(await errorText(response));
+    for await (const [event, data] of sseEvents(response)) {
+      if (event === "start") {
+        if (data.user_message) box.append(renderMessage(data.user_message));
+        answer = el("article", "msg assistant");
+        answer.append(el("div", "who", "Assistant"), el("div", "body streaming"));
+        box.append(answer);
+      } else if (event === "token") {
+        answer.querySelector(".body").textContent += data.text;
+      } else if (event === "done") {
+        answer.replaceWith(renderMessage(data.message));
+      }
+      box.scrollTop = box.scrollHeight;
+    }
+  } catch (error) {
+    if (error.name !== "AbortError") {
+      showError(error.message);
+      if (userText !== null && !$("input").value) $("input").value = userText; // lose nothing
+    }
+  } finally {
+    setStreaming(false);
+    state.controller = null;
+    if (state.current) await openConversation(state.current);
+  }
+}
+
+async function* sseEvents(response) {
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      let event = "message";
+      let data = "";
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event: ")) event = line.slice(7);
+        else if (line.startsWith("data: ")) data += line.slice(6);
+      }
+      yield [event, JSON.parse(data)];
+    }
+  }
+}
+
+function setStreaming(on) {
+  state.streaming = on;
+  $("send").hidden = on;
+  $("stop").hidden = !on;
+  $("input").disabled = on;
+}
+
+// ---- start --------------------------------------------------------------------------------
+
+function bind() {
+  $("composer").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = $("input").value.trim();
+    if (!text || state.streaming) return;
+    $("input").value = "";
+    send(text).catch((error) => { showError(error.message); $("input").value = text; });
+  });
+  $("input").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      $("composer").requestSubmit();
+    }
+  });
+  $("stop").addEventListener("click", () => state.controller && state.controller.abort());
+  $("new-chat").addEventListener("click", newChat);
+  $("toggle-sidebar").addEventListener("click", () => document.body.classList.toggle("show-sidebar"));
+  $("conversations").addEventListener("click", (event) => {
+    const link = event.target.closest("a");
+    if (link && !state.streaming) { event.preventDefault(); openConversation(link.dataset.id); }
+  });
+}
+
+async function start() {
+  bind();
+  fetch("/v1/models").then((r) => r.json()).then((m) => { $("model").textContent = m.data[0].id; })
+    .catch(() => {});
+  const id = location.hash.slice(1);
+  if (id) {
+    try { await openConversation(id); return; } catch (error) { showError(error.message); }
+  }
+  newChat();
+}
+
+start();
