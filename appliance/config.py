@@ -18,11 +18,7 @@ class SettingsError(Exception):
     """A setting is unknown, ill-typed or out of range; the message names its path."""
 
 
-class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
-class LlmSettings(_Section):
+class LlmSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     model: Annotated[
         str,
         Meta(
@@ -71,7 +67,7 @@ class LlmSettings(_Section):
     top_p: Annotated[float, Meta(gt=0, le=1, description="Default nucleus sampling mass.")] = 0.95
 
 
-class WebSettings(_Section):
+class WebSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     host: Annotated[
         str, Meta(description="Address to listen on; `appliance serve --host` overrides it.")
     ] = "127.0.0.1"
@@ -87,7 +83,7 @@ class WebSettings(_Section):
     ] = "info"
 
 
-class Settings(_Section):
+class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     data_dir: Annotated[
         str,
         Meta(

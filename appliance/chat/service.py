@@ -60,7 +60,7 @@ class ChatService:
         if not content.strip():
             raise InvalidRequest("the message is empty; type a question", param="content")
         conv = self.conversations.get(conversation_id)
-        history = self._history(conversation_id) + (ChatMessage("user", content),)
+        history = (*self._history(conversation_id), ChatMessage("user", content))
         generation = self.engine.submit(GenerationRequest(messages=history, params=params))
         first = await _first(generation)
         if not self.conversations.messages(conversation_id):
@@ -89,12 +89,12 @@ class ChatService:
     def _history(self, conversation_id: str) -> tuple[ChatMessage, ...]:
         self.conversations.get(conversation_id)
         return tuple(
-            ChatMessage(m.role, m.content)  # type: ignore[arg-type]
+            ChatMessage(m.role, m.content)  # type: ignore[arg-type]  # roles are checked by SQLite
             for m in self.conversations.messages(conversation_id)
         )
 
     async def _answer(
-        self, conversation_id: str, generation: Generation, first: tuple[Event, AsyncIterator[Event]]
+        self, conversation_id: str, generation: Generation, first: _First
     ) -> AsyncIterator[ChatEvent]:
         event, rest = first
         parts: list[str] = []
@@ -114,15 +114,22 @@ class ChatService:
             message = self.conversations.add_message(
                 conversation_id, "assistant", "".join(parts), finish_reason=reason,
                 prompt_tokens=done.prompt_tokens if done else None,
-                completion_tokens=done.completion_tokens if done else len(parts),
+                completion_tokens=done.completion_tokens if done else None,
             )  # fmt: skip
         yield Finished(message=message, finish_reason=reason)
 
 
-async def _first(generation: Generation) -> tuple[Event, AsyncIterator[Event]]:
+_First = tuple[Event, AsyncIterator[Event]]
+
+
+async def _first(generation: Generation) -> _First:
     """Wait for the engine's first event, so that errors surface before anything is stored."""
     events = aiter(generation)
-    return await anext(events), events
+    try:
+        return await anext(events), events
+    except BaseException:
+        generation.cancel()  # also when the client went away while the request was queued
+        raise
 
 
 def _title(content: str) -> str:

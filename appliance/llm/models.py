@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from pathlib import Path
 
@@ -43,10 +44,8 @@ def load_model_info(settings: LlmSettings) -> ModelInfo:
 def discover(settings: LlmSettings) -> list[ModelInfo | ModelError]:
     """Every model on offer: the configured or bundled one, then each GGUF in `models_dir`."""
     paths = [resolve_model(settings)] if settings.model else []
-    try:
+    with contextlib.suppress(ModelError):
         paths.append(bundled_model())
-    except ModelError:
-        pass
     folder = Path(settings.models_dir)
     if folder.is_dir():
         paths += sorted(folder.glob("*.gguf"))

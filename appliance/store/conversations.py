@@ -44,7 +44,7 @@ class ConversationStore:
             )
         return conv
 
-    def list(self, limit: int = 200) -> list[Conversation]:
+    def recent(self, limit: int = 200) -> list[Conversation]:
         rows = self._db.query(
             "SELECT * FROM conversations ORDER BY updated_at DESC LIMIT ?", (limit,)
         )

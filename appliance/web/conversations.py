@@ -30,7 +30,7 @@ class ConversationController(Controller):
 
     @get("/")
     async def list_all(self, services: Services) -> list[ConversationView]:
-        return [_view(c) for c in services.chat.conversations.list()]
+        return [_view(c) for c in services.chat.conversations.recent()]
 
     @post("/")
     async def create(self, data: NewConversation, services: Services) -> ConversationView:

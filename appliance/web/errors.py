@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -28,7 +29,7 @@ def error_response(
 
 
 def appliance_error(retry_after: int) -> object:
-    def handle(_: Request[object, object, object], exc: ApplianceError) -> Response[ErrorResponse]:
+    def handle(_: Request[Any, Any, Any], exc: ApplianceError) -> Response[ErrorResponse]:
         if isinstance(exc, InvalidRequest):
             return error_response(400, str(exc), kind="invalid_request_error", param=exc.param)
         if isinstance(exc, NotFound):
@@ -43,14 +44,14 @@ def appliance_error(retry_after: int) -> object:
     return handle
 
 
-def http_error(_: Request[object, object, object], exc: HTTPException) -> Response[ErrorResponse]:
+def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorResponse]:
     if isinstance(exc, ValidationException):
         return error_response(400, _validation_message(exc), kind="invalid_request_error")
     kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
     return error_response(exc.status_code, exc.detail, kind=kind, headers=exc.headers)
 
 
-def internal_error(_: Request[object, object, object], exc: Exception) -> Response[ErrorResponse]:
+def internal_error(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorResponse]:
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, "internal error; the server log has details", kind="server_error")
 

@@ -11,4 +11,4 @@ _MD.enable(["table", "strikethrough"])
 
 
 def render(text: str) -> str:
-    return _MD.render(text)
+    return str(_MD.render(text))

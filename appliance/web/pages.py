@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from litestar import Response, get
+from litestar.handlers import HTTPRouteHandler
 from litestar.response import File
 
 from appliance.services import Services
 from appliance.web.schemas import Readiness
 
 
-def index_handler(webui: Path) -> object:
+def index_handler(webui: Path) -> HTTPRouteHandler:
     @get("/", include_in_schema=False)
     async def index() -> File:
         return File(webui / "index.html", content_disposition_type="inline",
