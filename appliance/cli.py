@@ -64,8 +64,9 @@ def _toml(settings: Settings) -> str:
     scalars, sections = [], []
     for key, value in describe(settings).items():
         if isinstance(value, dict):
-            sections.append(f"\n[{key}]\n" + "".join(f"{k} = {_toml_value(v)}\n"
-                                                     for k, v in value.items()))
+            sections.append(
+                f"\n[{key}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in value.items())
+            )
         else:
             scalars.append(f"{key} = {_toml_value(value)}\n")
     return "".join(scalars) + "".join(sections)

@@ -102,6 +102,10 @@ class LlamaCppBackend:
         p = request.params
         budget = min(p.max_tokens, n_ctx - len(tokens))
         self._llama.set_seed(p.seed if p.seed is not None else secrets.randbits(31))
+        if p.seed is not None and p.temperature > 0:
+            # Reusing a cached prompt prefix changes logits in the last bits, and sampling
+            # amplifies that: a seeded request re-evaluates its prompt so it is reproducible.
+            self._llama.reset()
         scanner = StopScanner(p.stop)
         count, reason = 0, "length"
         if cancelled():

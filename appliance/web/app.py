@@ -63,4 +63,5 @@ def create_app(settings: Settings, services: Services) -> Litestar:
         },
         lifespan=[lifespan],
         openapi_config=None,
+        logging_config=None,  # the process's logging is set up once, in cli.py
     )

@@ -8,10 +8,9 @@ from litestar import Controller, delete, get, patch, post
 from litestar.response import Stream
 
 from appliance.chat.service import ChatEvent, Finished, Started
-from appliance.config import LlmSettings
 from appliance.llm.types import TokenEvent
-from appliance.services import Services
 from appliance.store.conversations import Conversation, Message
+from appliance.web.deps import JSONBody, LlmDep, PathId, ServicesDep
 from appliance.web.markdown import render
 from appliance.web.schemas import (
     ConversationView,
@@ -29,40 +28,46 @@ class ConversationController(Controller):
     path = "/api/conversations"
 
     @get("/")
-    async def list_all(self, services: Services) -> list[ConversationView]:
+    async def list_all(self, services: ServicesDep) -> list[ConversationView]:
         return [_view(c) for c in services.chat.conversations.recent()]
 
     @post("/")
-    async def create(self, data: NewConversation, services: Services) -> ConversationView:
+    async def create(
+        self, data: JSONBody[NewConversation], services: ServicesDep
+    ) -> ConversationView:
         return _view(services.chat.conversations.create(data.title))
 
     @get("/{conversation_id:str}")
-    async def show(self, conversation_id: str, services: Services) -> ConversationView:
+    async def show(self, conversation_id: PathId, services: ServicesDep) -> ConversationView:
         store = services.chat.conversations
         conv = store.get(conversation_id)
         return _view(conv, [_message(m) for m in store.messages(conversation_id)])
 
     @patch("/{conversation_id:str}")
     async def rename(
-        self, conversation_id: str, data: RenameConversation, services: Services
+        self, conversation_id: PathId, data: JSONBody[RenameConversation], services: ServicesDep
     ) -> ConversationView:
         return _view(services.chat.conversations.rename(conversation_id, data.title))
 
     @delete("/{conversation_id:str}")
-    async def remove(self, conversation_id: str, services: Services) -> None:
+    async def remove(self, conversation_id: PathId, services: ServicesDep) -> None:
         services.chat.conversations.delete(conversation_id)
 
-    @post("/{conversation_id:str}/messages")
+    @post("/{conversation_id:str}/messages", status_code=200)
     async def post_message(
-        self, conversation_id: str, data: PostMessage, services: Services,
-        llm_settings: LlmSettings,
+        self, conversation_id: PathId, data: JSONBody[PostMessage], services: ServicesDep,
+        llm_settings: LlmDep,
     ) -> Stream:  # fmt: skip
         events = services.chat.reply(conversation_id, data.content, data.params(llm_settings))
         return await _stream(events)
 
-    @post("/{conversation_id:str}/regenerate")
+    @post("/{conversation_id:str}/regenerate", status_code=200)
     async def regenerate(
-        self, conversation_id: str, data: Sampling, services: Services, llm_settings: LlmSettings
+        self,
+        conversation_id: PathId,
+        data: JSONBody[Sampling],
+        services: ServicesDep,
+        llm_settings: LlmDep,
     ) -> Stream:
         events = services.chat.regenerate(conversation_id, data.params(llm_settings))
         return await _stream(events)

@@ -46,7 +46,8 @@ def appliance_error(retry_after: int) -> object:
 
 def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorResponse]:
     if isinstance(exc, ValidationException):
-        return error_response(400, _validation_message(exc), kind="invalid_request_error")
+        message, param = _validation_message(exc)
+        return error_response(400, message, kind="invalid_request_error", param=param)
     kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
     return error_response(exc.status_code, exc.detail, kind=kind, headers=exc.headers)
 
@@ -56,7 +57,13 @@ def internal_error(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorR
     return error_response(500, "internal error; the server log has details", kind="server_error")
 
 
-def _validation_message(exc: ValidationException) -> str:
-    extra = exc.extra if isinstance(exc.extra, list) else []
-    details = "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in extra)
-    return f"invalid request body: {details}" if details else str(exc.detail)
+def _validation_message(exc: ValidationException) -> tuple[str, str | None]:
+    """`invalid request body: temperature: Expected float <= 2.0`, and the field's path."""
+    errors = [e for e in (exc.extra if isinstance(exc.extra, list) else []) if isinstance(e, dict)]
+    if not errors:
+        return str(exc.detail), None
+    details = "; ".join(
+        f"{e['key']}: {e.get('message', '')}" if e.get("key") else str(e.get("message", ""))
+        for e in errors
+    )
+    return f"invalid request body: {details}", errors[0].get("key") or None

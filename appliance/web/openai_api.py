@@ -9,9 +9,8 @@ from collections.abc import AsyncIterator
 from litestar import Controller, get, post
 from litestar.response import Stream
 
-from appliance.config import LlmSettings
 from appliance.llm.types import DoneEvent, Event, TokenEvent
-from appliance.services import Services
+from appliance.web.deps import JSONBody, LlmDep, ServicesDep
 from appliance.web.schemas import (
     AssistantMessage,
     ChatCompletion,
@@ -31,12 +30,12 @@ class OpenAIController(Controller):
     path = "/v1"
 
     @get("/models")
-    async def models(self, services: Services) -> ModelList:
+    async def models(self, services: ServicesDep) -> ModelList:
         return ModelList(data=[ModelCard(id=m) for m in services.model_ids])
 
     @post("/chat/completions", status_code=200)
     async def chat_completions(
-        self, data: ChatCompletionRequest, services: Services, llm_settings: LlmSettings
+        self, data: JSONBody[ChatCompletionRequest], services: ServicesDep, llm_settings: LlmDep
     ) -> ChatCompletion | Stream:
         params = data.params(llm_settings, data.max_completion_tokens)
         events = aiter(services.chat.complete(data.chat_messages(), params))

@@ -8,7 +8,7 @@ from litestar import Response, get
 from litestar.handlers import HTTPRouteHandler
 from litestar.response import File
 
-from appliance.services import Services
+from appliance.web.deps import ServicesDep
 from appliance.web.schemas import Readiness
 
 
@@ -28,12 +28,12 @@ async def healthz() -> dict[str, str]:
 
 
 @get("/readyz")
-async def readyz(services: Services) -> Response[Readiness]:
+async def readyz(services: ServicesDep) -> Response[Readiness]:
     """The model is loaded and requests can be served (503 until then)."""
     info = services.engine.info()
     body = Readiness(
         ready=info.ready, model=info.model, load_error=info.load_error, queued=info.queued,
         busy=info.busy, gpu_offload_supported=info.gpu_offload_supported,
-        gpu_layers=info.gpu_layers,
+        gpu_layers=info.gpu_layers, completed=info.completed, cancelled=info.cancelled,
     )  # fmt: skip
     return Response(body, status_code=200 if info.ready else 503)

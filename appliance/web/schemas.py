@@ -201,6 +201,8 @@ class Readiness(msgspec.Struct, kw_only=True):
     busy: bool
     gpu_offload_supported: bool
     gpu_layers: int
+    completed: int
+    cancelled: int
 
 
 def message_view(message: Message, html: str | None) -> MessageView:
@@ -209,4 +211,3 @@ def message_view(message: Message, html: str | None) -> MessageView:
         created_at=message.created_at, finish_reason=message.finish_reason,
         completion_tokens=message.completion_tokens,
     )  # fmt: skip
-

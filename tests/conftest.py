@@ -1,0 +1,44 @@
+"""Shared fixtures: the real bundled model, settings in tmp_path, a running engine."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from appliance.config import LlmSettings, Settings
+from appliance.llm.engine import ThreadedEngine
+from appliance.llm.llamacpp import LlamaCppBackend
+from appliance.llm.models import bundled_model
+
+# Keep llama.cpp to the threads the suite is sized for (2-core machines, one core of compute).
+THREADS = int(os.environ.get("APPLIANCE_TEST_THREADS", "2"))
+LONG_PROMPT = "Write a long story about a dragon."
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    return bundled_model()
+
+
+def make_settings(data_dir: Path, **llm: object) -> Settings:
+    base = {"n_ctx": 2048, "n_threads": THREADS, "queue_size": 2, **llm}
+    return Settings(data_dir=str(data_dir), llm=msgspec.convert(base, LlmSettings))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def engine(model_path: Path) -> Iterator[ThreadedEngine]:
+    llm = msgspec.convert({"n_ctx": 2048, "n_threads": THREADS}, LlmSettings)
+    eng = ThreadedEngine(LlamaCppBackend(model_path, "smollm2", llm), queue_size=1)
+    eng.start()
+    assert eng.wait_ready(60), eng.info().load_error
+    yield eng
+    eng.stop()

@@ -1,0 +1,114 @@
+"""The engine on the real bundled model: streaming, limits, seeds, cancellation, the queue."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from appliance.errors import EngineBusy, InvalidRequest
+from appliance.llm.engine import ThreadedEngine
+from appliance.llm.types import (
+    ChatMessage,
+    DoneEvent,
+    Event,
+    GenerationRequest,
+    SamplingParams,
+    TokenEvent,
+)
+from tests.conftest import LONG_PROMPT
+
+
+def request(prompt: str, **params: object) -> GenerationRequest:
+    sampling = {"temperature": 0.0, "top_p": 0.95, "max_tokens": 32, "seed": 7, **params}
+    return GenerationRequest(
+        messages=(ChatMessage("user", prompt),),
+        params=SamplingParams(**sampling),  # type: ignore[arg-type]
+    )
+
+
+def run(engine: ThreadedEngine, req: GenerationRequest) -> list[Event]:
+    async def collect() -> list[Event]:
+        return [event async for event in engine.submit(req)]
+
+    return asyncio.run(collect())
+
+
+def text_of(events: list[Event]) -> str:
+    return "".join(e.text for e in events if isinstance(e, TokenEvent))
+
+
+def test_streams_many_pieces_then_one_done(engine: ThreadedEngine) -> None:
+    events = run(engine, request("What is the capital of France?"))
+    assert sum(isinstance(e, TokenEvent) for e in events) > 3
+    assert isinstance(events[-1], DoneEvent)
+    assert [isinstance(e, DoneEvent) for e in events].count(True) == 1
+    assert events[-1].prompt_tokens > 10
+
+
+def test_obeys_max_tokens(engine: ThreadedEngine) -> None:
+    done = run(engine, request(LONG_PROMPT, max_tokens=9))[-1]
+    assert isinstance(done, DoneEvent)
+    assert done.completion_tokens == 9
+    assert done.finish_reason == "length"
+
+
+def test_obeys_stop(engine: ThreadedEngine) -> None:
+    unstopped = text_of(run(engine, request("Count from 1 to 10.", max_tokens=60)))
+    assert "4" in unstopped  # the test is meaningful only if the stop string would appear
+    events = run(engine, request("Count from 1 to 10.", max_tokens=60, stop=["4"]))
+    assert "4" not in text_of(events)
+    assert unstopped.startswith(text_of(events))
+    done = events[-1]
+    assert isinstance(done, DoneEvent)
+    assert done.finish_reason == "stop"
+
+
+def test_same_seed_same_answer(engine: ThreadedEngine) -> None:
+    a = text_of(run(engine, request(LONG_PROMPT, temperature=1.0, seed=1234)))
+    b = text_of(run(engine, request(LONG_PROMPT, temperature=1.0, seed=1234)))
+    assert a == b
+    assert len(a) > 20
+
+
+def test_prompt_longer_than_context_is_refused(engine: ThreadedEngine) -> None:
+    with pytest.raises(InvalidRequest, match="context is 2048"):
+        run(engine, request("word " * 3000))
+
+
+def test_leaving_the_stream_cancels_and_frees_the_engine(engine: ThreadedEngine) -> None:
+    before = engine.info().cancelled
+
+    async def take_three_then_leave() -> int:
+        seen = 0
+        async for event in engine.submit(request(LONG_PROMPT, max_tokens=1500)):
+            seen += isinstance(event, TokenEvent)
+            if seen == 3:
+                break
+        return seen
+
+    assert asyncio.run(take_three_then_leave()) == 3
+    # The next request is served (the queue holds one, so a stuck engine would refuse it).
+    done = run(engine, request("Hi", max_tokens=4))[-1]
+    assert isinstance(done, DoneEvent)
+    assert done.finish_reason in ("length", "stop")
+    assert engine.info().cancelled == before + 1
+
+
+def test_full_queue_refuses_with_engine_busy(engine: ThreadedEngine) -> None:
+    async def scenario() -> None:
+        running = engine.submit(request(LONG_PROMPT, max_tokens=1500))
+        stream = aiter(running)
+        await anext(stream)  # the engine thread is now busy with it
+        queued = engine.submit(request("Hi", max_tokens=2))
+        with pytest.raises(EngineBusy):
+            engine.submit(request("Hi", max_tokens=2))
+        running.cancel()
+        queued.cancel()
+        async for _ in stream:
+            pass
+        async for _ in queued:
+            pass
+
+    asyncio.run(scenario())
+    assert run(engine, request("Hi", max_tokens=2))[-1].finish_reason in ("length", "stop")  # type: ignore[union-attr]

@@ -1,0 +1,129 @@
+"""The chat page's API end to end through Litestar: SSE answers, persistence, regenerate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from appliance.config import Settings
+from appliance.services import Services
+from tests.web.conftest import Client, running_app, sse_events
+
+
+def ask(client: Client, conv_id: str, content: str, **extra: object) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
+    body = {"content": content, "max_tokens": 12, "temperature": 0, **extra}
+    with client.stream("POST", f"/api/conversations/{conv_id}/messages", json=body) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        return sse_events(response.iter_lines())
+
+
+def test_answer_streams_over_sse_and_is_stored(client: Client) -> None:
+    conv = client.post("/api/conversations", json={}).json()
+    events = ask(client, conv["id"], "What is the capital of France?")
+    kinds = [kind for kind, _ in events]
+    assert kinds[0] == "start"
+    assert kinds[-1] == "done"
+    assert kinds.count("token") >= 2
+    streamed = "".join(str(data["text"]) for kind, data in events if kind == "token")
+    done = events[-1][1]
+    message = done["message"]
+    assert isinstance(message, dict)
+    assert message["content"] == streamed
+    assert done["finish_reason"] == "length"
+    assert message["completion_tokens"] == 12
+
+    shown = client.get(f"/api/conversations/{conv['id']}").json()
+    assert [m["role"] for m in shown["messages"]] == ["user", "assistant"]
+    assert shown["messages"][1]["content"] == streamed
+    assert shown["title"] == "What is the capital of France?"
+
+
+def test_conversation_survives_an_app_restart(settings: Settings) -> None:
+    with running_app(settings) as client:
+        conv = client.post("/api/conversations", json={}).json()
+        ask(client, conv["id"], "Hello there")
+    with running_app(settings) as client:
+        listed = client.get("/api/conversations").json()
+        assert [c["id"] for c in listed] == [conv["id"]]
+        shown = client.get(f"/api/conversations/{conv['id']}").json()
+        assert [m["role"] for m in shown["messages"]] == ["user", "assistant"]
+        assert shown["messages"][0]["content"] == "Hello there"
+    assert (Path(settings.data_dir) / "appliance.db").is_file()
+
+
+def test_regenerate_replaces_the_last_answer(client: Client) -> None:
+    conv = client.post("/api/conversations", json={}).json()
+    ask(client, conv["id"], "Tell me a joke.")
+    url = f"/api/conversations/{conv['id']}/regenerate"
+    body = {"max_tokens": 6, "temperature": 1.0, "seed": 3}
+    with client.stream("POST", url, json=body) as response:
+        events = sse_events(response.iter_lines())
+    assert events[0] == ("start", {"conversation_id": conv["id"], "user_message": None})
+    shown = client.get(f"/api/conversations/{conv['id']}").json()
+    assert [m["role"] for m in shown["messages"]] == ["user", "assistant"]
+    assert shown["messages"][1]["completion_tokens"] == 6
+
+
+def test_unsafe_model_output_is_stored_raw_but_served_inert(
+    served: tuple[Client, Services],
+) -> None:
+    client, services = served
+    conv = client.post("/api/conversations", json={}).json()
+    # An answer as a model could write it (the 135M model cannot be steered to write it).
+    services.chat.conversations.add_message(conv["id"], "user", "hi")
+    services.chat.conversations.add_message(
+        conv["id"], "assistant", '<script>alert(1)</script> <img src=x onerror="alert(2)">'
+    )
+    answer = client.get(f"/api/conversations/{conv['id']}").json()["messages"][1]
+    assert "<script>" in answer["content"]
+    assert "<script" not in answer["html"]
+    assert "<img" not in answer["html"]
+    assert "&lt;script&gt;" in answer["html"]
+
+
+def test_errors_have_one_shape_and_lose_nothing(client: Client) -> None:
+    missing = client.post("/api/conversations/nope/messages", json={"content": "hi"})
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
+
+    conv = client.post("/api/conversations", json={}).json()
+    empty = client.post(f"/api/conversations/{conv['id']}/messages", json={"content": "  "})
+    assert empty.status_code == 400
+    assert empty.json()["error"]["param"] == "content"
+    bad = client.post(
+        f"/api/conversations/{conv['id']}/messages", json={"content": "hi", "top_p": 7}
+    )
+    assert bad.status_code == 400
+    assert bad.json()["error"]["param"] == "top_p"
+    too_long = client.post(
+        f"/api/conversations/{conv['id']}/messages", json={"content": "word " * 3000}
+    )
+    assert too_long.status_code == 400
+    assert "context is 2048" in too_long.json()["error"]["message"]
+    # Nothing half-done was stored by the refused requests.
+    assert client.get(f"/api/conversations/{conv['id']}").json()["messages"] == []
+
+
+def test_rename_and_delete(client: Client) -> None:
+    conv = client.post("/api/conversations", json={"title": "a"}).json()
+    renamed = client.patch(f"/api/conversations/{conv['id']}", json={"title": "b"}).json()
+    assert renamed["title"] == "b"
+    assert client.delete(f"/api/conversations/{conv['id']}").status_code == 204
+    assert client.get(f"/api/conversations/{conv['id']}").status_code == 404
+
+
+def test_page_and_assets_are_served_locally(client: Client) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    assert 'src="/static/app.js"' in page.text
+    assert "http" not in page.text.replace("http-equiv", "")  # no CDN, no remote asset
+    for asset in ("/static/app.js", "/static/app.css"):
+        assert client.get(asset).status_code == 200
+
+
+def test_health_and_readiness(client: Client) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["ready"] is True
+    assert ready.json()["gpu_offload_supported"] in (True, False)
