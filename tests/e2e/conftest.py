@@ -1,0 +1,80 @@
+"""A real `appliance serve` process on 127.0.0.1, on the bundled model."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import THREADS
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+        self.base_url, self.process, self.log = base_url, process, log
+
+    def ready(self) -> dict[str, object]:
+        body: dict[str, object] = httpx.get(f"{self.base_url}/readyz", timeout=5).json()
+        return body
+
+    def wait_until(self, check: str, predicate: object, limit: float = 60) -> dict[str, object]:
+        """Poll /readyz until `predicate(state)` holds (a bounded wait, not a timing check)."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            state = self.ready()
+            if predicate(state):  # type: ignore[operator]
+                return state
+            time.sleep(0.05)
+        raise AssertionError(f"server never reached: {check}; last state {self.ready()}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data = tmp_path_factory.mktemp("server")
+    port = free_port()
+    env = {
+        **os.environ,
+        "APPLIANCE_DATA_DIR": str(data),
+        "APPLIANCE_LLM__N_THREADS": str(THREADS),
+        "APPLIANCE_LLM__N_CTX": "2048",
+        "APPLIANCE_LLM__QUEUE_SIZE": "1",
+        "APPLIANCE_WEB__LOG_LEVEL": "warning",
+    }
+    log = data / "server.log"
+    with log.open("wb") as out:
+        cmd = [sys.executable, "-m", "appliance", "serve", "--port", str(port)]
+        process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    srv = Server(f"http://127.0.0.1:{port}", process, log)
+    try:
+        _wait_for_ready(srv)
+        yield srv
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _wait_for_ready(srv: Server) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if srv.process.poll() is not None:
+            raise AssertionError(f"server exited: {srv.log.read_text()}")
+        try:
+            if httpx.get(f"{srv.base_url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"server not ready: {srv.log.read_text()}")

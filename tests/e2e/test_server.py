@@ -1,0 +1,132 @@
+"""The real server on 127.0.0.1: the official openai client, disconnects, a full queue."""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import LONG_PROMPT
+from tests.e2e.conftest import Server
+
+
+@pytest.fixture
+def oai(server: Server) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0)
+
+
+def model_id(oai: openai.OpenAI) -> str:
+    return oai.models.list().data[0].id
+
+
+def test_models_lists_the_served_model(oai: openai.OpenAI) -> None:
+    assert model_id(oai) == "SmolLM2-135M-Instruct.Q4_1"
+
+
+def test_non_streaming_completion_with_usage(oai: openai.OpenAI) -> None:
+    reply = oai.chat.completions.create(
+        model=model_id(oai),
+        messages=[{"role": "user", "content": LONG_PROMPT}],
+        max_tokens=8,
+        temperature=0,
+    )
+    assert reply.choices[0].message.content
+    assert reply.choices[0].finish_reason == "length"
+    assert reply.usage is not None
+    assert reply.usage.completion_tokens == 8
+    assert reply.usage.prompt_tokens > 10
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + 8
+
+
+def test_streaming_completion_with_usage(oai: openai.OpenAI) -> None:
+    stream = oai.chat.completions.create(
+        model=model_id(oai),
+        messages=[
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "Name a color."},
+        ],
+        max_tokens=10,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
+    assert text
+    assert finishes[-1] in ("stop", "length")
+    usage = chunks[-1].usage
+    assert usage is not None
+    assert 1 <= usage.completion_tokens <= 10
+
+
+def test_errors_arrive_in_openai_shape(oai: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        oai.chat.completions.create(
+            model=model_id(oai), messages=[{"role": "user", "content": "hi"}], temperature=9
+        )
+    assert caught.value.status_code == 400
+    body = caught.value.body
+    assert isinstance(body, dict)
+    assert body["type"] == "invalid_request_error"
+    assert body["param"] == "temperature"
+
+
+def test_disconnect_mid_stream_frees_the_engine(server: Server, oai: openai.OpenAI) -> None:
+    before = server.ready()["cancelled"]
+    body = {
+        "messages": [{"role": "user", "content": LONG_PROMPT}],
+        "max_tokens": 1500,
+        "temperature": 0,
+        "stream": True,
+    }
+    with httpx.stream("POST", f"{server.base_url}/v1/chat/completions", json=body) as response:
+        lines = response.iter_lines()
+        received = [line for line, _ in zip(lines, range(8), strict=False) if line]
+        assert len(received) >= 3
+    # Leaving the block closed the connection while the model had ~1,500 tokens to go.
+    state = server.wait_until("idle", lambda s: not s["busy"] and s["queued"] == 0)
+    assert state["cancelled"] == before + 1  # type: ignore[operator]
+    reply = oai.chat.completions.create(
+        model=model_id(oai), messages=[{"role": "user", "content": "Hi"}], max_tokens=3
+    )
+    assert reply.usage is not None
+    assert reply.usage.completion_tokens >= 1
+
+
+def test_stop_on_the_page_keeps_the_partial_answer(server: Server) -> None:
+    conv = httpx.post(f"{server.base_url}/api/conversations", json={}).json()
+    url = f"{server.base_url}/api/conversations/{conv['id']}/messages"
+    body = {"content": LONG_PROMPT, "max_tokens": 1500, "temperature": 0}
+    with httpx.stream("POST", url, json=body) as response:
+        tokens = 0
+        for line in response.iter_lines():
+            tokens += line == "event: token"
+            if tokens == 4:
+                break
+    server.wait_until("idle", lambda s: not s["busy"])
+    shown = httpx.get(f"{server.base_url}/api/conversations/{conv['id']}").json()
+    answer = shown["messages"][-1]
+    assert answer["role"] == "assistant"
+    assert answer["finish_reason"] == "cancelled"
+    assert answer["content"]
+
+
+def test_full_queue_answers_503_with_retry_after(server: Server) -> None:
+    url = f"{server.base_url}/v1/chat/completions"
+    long = {"messages": [{"role": "user", "content": LONG_PROMPT}], "max_tokens": 1500}
+    short = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}
+    with httpx.stream("POST", url, json={**long, "stream": True}) as running:
+        lines = running.iter_lines()  # keep a reference: dropping it closes the connection
+        next(lines)  # the engine thread is busy with this one
+        waiting = threading.Thread(target=httpx.post, args=(url,), kwargs={"json": short})
+        waiting.start()
+        server.wait_until("one queued", lambda s: s["queued"] == 1)
+        refused = httpx.post(url, json=short)
+        lines.close()
+    waiting.join(timeout=60)
+    assert refused.status_code == 503
+    assert refused.headers["Retry-After"] == "2"
+    assert refused.json()["error"]["code"] == "engine_busy"
