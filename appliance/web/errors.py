@@ -15,6 +15,7 @@ from appliance.errors import (
     InvalidRequest,
     NotFound,
 )
+from appliance.web.disconnect import ClientGone
 from appliance.web.schemas import ErrorBody, ErrorResponse
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,9 @@ def appliance_error(retry_after: int) -> object:
             code = "engine_busy" if isinstance(exc, EngineBusy) else "model_not_ready"
             return error_response(503, str(exc), kind="server_error", code=code,
                                   headers={"Retry-After": str(retry_after)})  # fmt: skip
+        if isinstance(exc, ClientGone):
+            log.info("%s", exc)
+            return error_response(499, str(exc), kind="invalid_request_error", code="client_gone")
         log.error("request failed: %s", exc)
         return error_response(500, str(exc), kind="server_error")
 

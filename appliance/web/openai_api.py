@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
 from litestar.response import Stream
 
 from appliance.llm.types import DoneEvent, Event, TokenEvent
 from appliance.web.deps import JSONBody, LlmDep, ServicesDep
+from appliance.web.disconnect import until_disconnect
 from appliance.web.schemas import (
     AssistantMessage,
     ChatCompletion,
@@ -35,7 +37,11 @@ class OpenAIController(Controller):
 
     @post("/chat/completions", status_code=200)
     async def chat_completions(
-        self, data: JSONBody[ChatCompletionRequest], services: ServicesDep, llm_settings: LlmDep
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[ChatCompletionRequest],
+        services: ServicesDep,
+        llm_settings: LlmDep,
     ) -> ChatCompletion | Stream:
         params = data.params(llm_settings, data.max_completion_tokens)
         events = aiter(services.chat.complete(data.chat_messages(), params))
@@ -45,7 +51,7 @@ class OpenAIController(Controller):
             usage = data.stream_options is not None and data.stream_options.include_usage
             chunks = _chunks(first, events, model, include_usage=usage)
             return Stream(chunks, media_type="text/event-stream", headers=SSE_HEADERS)
-        return await _collect(first, events, model)
+        return await until_disconnect(request, _collect(first, events, model))
 
 
 async def _collect(first: Event, events: AsyncIterator[Event], model: str) -> ChatCompletion:

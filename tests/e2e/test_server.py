@@ -130,3 +130,15 @@ def test_full_queue_answers_503_with_retry_after(server: Server) -> None:
     assert refused.status_code == 503
     assert refused.headers["Retry-After"] == "2"
     assert refused.json()["error"]["code"] == "engine_busy"
+
+
+def test_disconnect_before_a_non_streamed_answer_frees_the_engine(server: Server) -> None:
+    before = server.ready()["cancelled"]
+    body = {"messages": [{"role": "user", "content": LONG_PROMPT}], "max_tokens": 1500}
+    url = f"{server.base_url}/v1/chat/completions"
+    server.wait_until("idle", lambda s: not s["busy"])
+    with pytest.raises(httpx.ReadTimeout):
+        # The short read timeout is how this client walks away mid-answer.
+        httpx.post(url, json=body, timeout=httpx.Timeout(30, read=0.5))
+    state = server.wait_until("idle", lambda s: not s["busy"] and s["queued"] == 0)
+    assert state["cancelled"] == before + 1  # type: ignore[operator]
