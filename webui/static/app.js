@@ -166,6 +166,7 @@ async function stream(url, body, userText) {
   state.controller = new AbortController();
   const box = $("messages");
   let answer = null;
+  let stopped = false;
   try {
     const response = await fetch(url, {
       method: "POST", body, signal: state.controller.signal,
@@ -186,15 +187,21 @@ async function stream(url, body, userText) {
       box.scrollTop = box.scrollHeight;
     }
   } catch (error) {
-    if (error.name !== "AbortError") {
+    if (error.name === "AbortError" && answer) {
+      // Stopped: the server keeps the answer as far as it got; show the same without a reload.
+      const content = answer.querySelector(".body").textContent;
+      answer.replaceWith(renderMessage({ role: "assistant", content, html: null, finish_reason: "cancelled" }));
+      markLastAnswer();
+      stopped = true;
+    } else if (error.name !== "AbortError") {
       showError(error.message);
       if (userText !== null && !$("input").value) $("input").value = userText; // lose nothing
     }
   } finally {
     setStreaming(false);
     state.controller = null;
-    if (state.current) await openConversation(state.current);
   }
+  if (!stopped && state.current) await openConversation(state.current);
 }
 
 async function* sseEvents(response) {
