@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 from litestar import Controller, delete, get, patch, post
@@ -22,6 +23,10 @@ from appliance.web.schemas import (
     message_view,
 )
 from appliance.web.sse import SSE_HEADERS, sse
+
+# How often the page gets the streamed answer rendered as Markdown; each render re-parses the
+# whole answer so far, so this bounds the cost to a few parses a second.
+RENDER_INTERVAL_S = 0.3
 
 
 class ConversationController(Controller):
@@ -80,9 +85,16 @@ async def _stream(events: AsyncIterator[ChatEvent]) -> Stream:
 
 
 async def _sse(first: ChatEvent, events: AsyncIterator[ChatEvent]) -> AsyncIterator[bytes]:
+    """The events, plus a `render` event with the answer so far as HTML a few times a second."""
     yield _encode(first)
+    text, rendered_at = "", time.monotonic()
     async for event in events:
         yield _encode(event)
+        if isinstance(event, TokenEvent):
+            text += event.text
+            if time.monotonic() - rendered_at >= RENDER_INTERVAL_S:
+                yield sse({"html": render(text)}, "render")
+                rendered_at = time.monotonic()
 
 
 def _encode(event: ChatEvent) -> bytes:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from appliance.config import Settings
 from appliance.services import Services
+from appliance.web import conversations
 from tests.web.conftest import Client, running_app, sse_events
 
 
@@ -127,3 +130,17 @@ def test_health_and_readiness(client: Client) -> None:
     assert ready.status_code == 200
     assert ready.json()["ready"] is True
     assert ready.json()["gpu_offload_supported"] in (True, False)
+
+
+def test_streamed_answer_is_rendered_as_it_grows(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(conversations, "RENDER_INTERVAL_S", 0.0)  # render after every piece
+    conv = client.post("/api/conversations", json={}).json()
+    events = ask(client, conv["id"], "Write a list of three fruits.", max_tokens=20)
+    renders = [data["html"] for kind, data in events if kind == "render"]
+    tokens = [str(data["text"]) for kind, data in events if kind == "token"]
+    assert len(renders) == len(tokens)
+    final = events[-1][1]["message"]
+    assert isinstance(final, dict)
+    assert renders[-1] == final["html"]

@@ -102,7 +102,6 @@ function renderMessage(message) {
 }
 
 function setHtml(body, html) {
-  body.classList.remove("streaming");
   body.innerHTML = html; // server-rendered: raw HTML from the model is escaped there
   for (const pre of body.querySelectorAll("pre")) {
     const copy = el("button", "small copy-code", "Copy");
@@ -177,10 +176,21 @@ async function stream(url, body, userText) {
       if (event === "start") {
         if (data.user_message) box.append(renderMessage(data.user_message));
         answer = el("article", "msg assistant");
-        answer.append(el("div", "who", "Assistant"), el("div", "body streaming"));
+        const body = el("div", "body");
+        answer.raw = "";
+        answer.tail = el("span", "tail");
+        body.append(answer.tail);
+        answer.append(el("div", "who", "Assistant"), body);
         box.append(answer);
       } else if (event === "token") {
-        answer.querySelector(".body").textContent += data.text;
+        answer.raw += data.text;
+        answer.tail.textContent += data.text;
+      } else if (event === "render") {
+        // The answer so far as server-rendered HTML; tokens after it go into a fresh tail.
+        const body = answer.querySelector(".body");
+        body.innerHTML = data.html; // rendered with raw HTML escaped on the server
+        answer.tail = el("span", "tail");
+        body.append(answer.tail);
       } else if (event === "done") {
         answer.replaceWith(renderMessage(data.message));
       }
@@ -189,7 +199,7 @@ async function stream(url, body, userText) {
   } catch (error) {
     if (error.name === "AbortError" && answer) {
       // Stopped: the server keeps the answer as far as it got; show the same without a reload.
-      const content = answer.querySelector(".body").textContent;
+      const content = answer.raw;
       answer.replaceWith(renderMessage({ role: "assistant", content, html: null, finish_reason: "cancelled" }));
       markLastAnswer();
       stopped = true;
