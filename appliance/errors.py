@@ -13,10 +13,6 @@ class EngineBusy(ApplianceError):
     """The engine's queue is full; the caller should retry later."""
 
 
-class EngineNotReady(ApplianceError):
-    """The model has not finished loading (or failed to load)."""
-
-
 class InvalidRequest(ApplianceError):
     """A request is well-formed but cannot be served (e.g. the prompt exceeds n_ctx)."""
 
@@ -27,3 +23,11 @@ class InvalidRequest(ApplianceError):
 
 class NotFound(ApplianceError):
     """The named thing (conversation, message) does not exist."""
+
+
+class Conflict(ApplianceError):
+    """The request clashes with work in progress (e.g. a conversation already answering)."""
+
+
+class StoreError(ApplianceError):
+    """The database under the data directory cannot be opened or written."""

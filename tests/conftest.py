@@ -15,7 +15,7 @@ from appliance.llm.llamacpp import LlamaCppBackend
 from appliance.llm.models import bundled_model
 
 # Keep llama.cpp to the threads the suite is sized for (2-core machines, one core of compute).
-THREADS = int(os.environ.get("APPLIANCE_TEST_THREADS", "2"))
+THREADS = int(os.environ.get("TEST_LLM_THREADS", "2"))
 LONG_PROMPT = "Write a long story about a dragon."
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -100,3 +101,33 @@ def test_help_names_every_command() -> None:
     serve = appliance("serve", "--help")
     assert "--host" in serve.stdout
     assert "--port" in serve.stdout
+
+
+def gguf_without_template(path: Path) -> Path:
+    """A minimal valid GGUF: one metadata key, no tensors, no chat template."""
+    key, value = b"general.architecture", b"llama"
+    header = (
+        b"GGUF" + struct.pack("<IQQ", 3, 0, 1)
+        + struct.pack("<Q", len(key)) + key + struct.pack("<I", 8)
+        + struct.pack("<Q", len(value)) + value
+    )  # fmt: skip
+    path.write_bytes(header.ljust(-(-len(header) // 32) * 32, b"\0"))  # padded to alignment
+    return path
+
+
+def test_a_model_without_chat_template_is_refused_at_start(tmp_path: Path) -> None:
+    model = gguf_without_template(tmp_path / "base.gguf")
+    done = appliance("serve", "--port", "0", APPLIANCE_LLM__MODEL=str(model),
+                     APPLIANCE_DATA_DIR=str(tmp_path / "data"))  # fmt: skip
+    assert done.returncode == 1
+    assert "base.gguf has no chat template" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_unwritable_data_dir_is_a_clear_startup_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "occupied"
+    blocker.write_text("a file where the data folder should be")
+    done = appliance("serve", "--port", "0", APPLIANCE_DATA_DIR=str(blocker / "data"))
+    assert done.returncode == 1
+    assert "cannot open the database" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -20,3 +20,17 @@ def test_every_subcommand_is_in_the_readme() -> None:
     sub = next(a for a in _parser()._actions if a.dest == "command")
     for name in sub.choices:  # type: ignore[union-attr]
         assert f"appliance {name}" in README
+
+
+def test_every_appliance_variable_in_scripts_and_docs_is_a_setting() -> None:
+    """APPLIANCE_* is the settings' namespace: anything else there fails the start."""
+    root = Path(__file__).parent.parent
+    settings_doc = (root / "docs" / "settings.md").read_text()
+    files = [root / "README.md", root / "Containerfile", *root.glob("scripts/**/*"),
+             *root.glob("systemd/*")]  # fmt: skip
+    names = set()
+    for path in files:
+        if path.is_file():
+            names |= set(re.findall(r"APPLIANCE_[A-Z0-9_]*[A-Z0-9]", path.read_text()))
+    assert names
+    assert {n for n in names if f"`{n}`" not in settings_doc} == set()

@@ -1,0 +1,1 @@
+"""The chat use case: conversations and answers, on top of the engine and the store."""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from contextlib import aclosing, contextmanager
 from typing import Literal
 
 import msgspec
 
-from appliance.errors import InvalidRequest
+from appliance.errors import ApplianceError, Conflict, InvalidRequest
 from appliance.llm.engine import Engine, Generation
 from appliance.llm.types import (
     ChatMessage,
@@ -17,7 +20,9 @@ from appliance.llm.types import (
     SamplingParams,
     TokenEvent,
 )
-from appliance.store.conversations import ConversationStore, Message
+from appliance.store.conversations import Conversation, ConversationStore, Message
+
+log = logging.getLogger(__name__)
 
 _TITLE_CHARS = 60
 
@@ -30,106 +35,156 @@ class Started(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Finished(msgspec.Struct, frozen=True, kw_only=True):
-    """The answer is complete (or was stopped) and stored as `message`."""
+    """The answer is complete and stored as `message`."""
 
     message: Message
     finish_reason: Literal["stop", "length", "cancelled"]
 
 
 ChatEvent = Started | TokenEvent | Finished
+_First = tuple[Event, AsyncIterator[Event]]
 
 
 class ChatService:
     def __init__(self, engine: Engine, conversations: ConversationStore) -> None:
         self.engine = engine
-        self.conversations = conversations
+        self._store = conversations
+        self._answering: set[str] = set()  # conversations with an answer in flight
+
+    # ---- conversations ----------------------------------------------------------------
+
+    def conversations(self) -> list[Conversation]:
+        return self._store.recent()
+
+    def start(self, title: str) -> Conversation:
+        return self._store.create(title)
+
+    def show(self, conversation_id: str) -> tuple[Conversation, list[Message]]:
+        return self._store.get(conversation_id), self._store.messages(conversation_id)
+
+    def rename(self, conversation_id: str, title: str) -> Conversation:
+        return self._store.rename(conversation_id, title)
+
+    def delete(self, conversation_id: str) -> None:
+        if conversation_id in self._answering:
+            raise Conflict("this conversation is still answering; press Stop first")
+        self._store.delete(conversation_id)
+
+    # ---- answers ------------------------------------------------------------------------
 
     async def complete(
         self, messages: tuple[ChatMessage, ...], params: SamplingParams
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """A stateless completion (the OpenAI API): engine events, nothing stored."""
         if not messages:
             raise InvalidRequest("messages must not be empty", param="messages")
-        async for event in self.engine.submit(GenerationRequest(messages=messages, params=params)):
-            yield event
+        generation = self.engine.submit(GenerationRequest(messages=messages, params=params))
+        try:
+            async for event in generation:
+                yield event
+        finally:
+            generation.cancel()
 
     async def reply(
         self, conversation_id: str, content: str, params: SamplingParams
-    ) -> AsyncIterator[ChatEvent]:
+    ) -> AsyncGenerator[ChatEvent, None]:
         """Answer a new user message; it is stored only once the engine has taken the request."""
         if not content.strip():
             raise InvalidRequest("the message is empty; type a question", param="content")
-        conv = self.conversations.get(conversation_id)
         history = (*self._history(conversation_id), ChatMessage("user", content))
-        generation = self.engine.submit(GenerationRequest(messages=history, params=params))
-        first = await _first(generation)
-        if not self.conversations.messages(conversation_id):
-            self.conversations.rename(conversation_id, _title(content))
-        user = self.conversations.add_message(conv.id, "user", content)
-        yield Started(conversation_id=conv.id, user_message=user)
-        async for event in self._answer(conv.id, generation, first):
-            yield event
+        with self._one_answer_at_a_time(conversation_id):
+            generation = self.engine.submit(GenerationRequest(messages=history, params=params))
+            try:
+                first = await _first(generation)
+                if len(history) == 1:
+                    self._store.rename(conversation_id, _title(content))
+                user = self._store.add_message(conversation_id, "user", content)
+                yield Started(conversation_id=conversation_id, user_message=user)
+                async with aclosing(self._answer(conversation_id, first)) as answer:
+                    async for event in answer:
+                        yield event
+            finally:
+                generation.cancel()
 
     async def regenerate(
         self, conversation_id: str, params: SamplingParams
-    ) -> AsyncIterator[ChatEvent]:
+    ) -> AsyncGenerator[ChatEvent, None]:
         """Answer the last user message again, replacing the previous answer once accepted."""
         history = self._history(conversation_id)
         if history and history[-1].role == "assistant":
             history = history[:-1]
         if not history or history[-1].role != "user":
             raise InvalidRequest("there is no question to answer again", param="conversation")
-        generation = self.engine.submit(GenerationRequest(messages=history, params=params))
-        first = await _first(generation)
-        self.conversations.drop_trailing_assistant(conversation_id)
-        yield Started(conversation_id=conversation_id, user_message=None)
-        async for event in self._answer(conversation_id, generation, first):
-            yield event
+        with self._one_answer_at_a_time(conversation_id):
+            generation = self.engine.submit(GenerationRequest(messages=history, params=params))
+            try:
+                first = await _first(generation)
+                self._store.drop_trailing_assistant(conversation_id)
+                yield Started(conversation_id=conversation_id, user_message=None)
+                async with aclosing(self._answer(conversation_id, first)) as answer:
+                    async for event in answer:
+                        yield event
+            finally:
+                generation.cancel()
+
+    @contextmanager
+    def _one_answer_at_a_time(self, conversation_id: str) -> Iterator[None]:
+        """Two answers at once would interleave the conversation's turns (two tabs, say)."""
+        if conversation_id in self._answering:
+            raise Conflict("this conversation is already answering; wait or press Stop")
+        self._answering.add(conversation_id)
+        try:
+            yield
+        finally:
+            self._answering.discard(conversation_id)
 
     def _history(self, conversation_id: str) -> tuple[ChatMessage, ...]:
-        self.conversations.get(conversation_id)
+        self._store.get(conversation_id)
         return tuple(
             ChatMessage(m.role, m.content)  # type: ignore[arg-type]  # roles are checked by SQLite
-            for m in self.conversations.messages(conversation_id)
+            for m in self._store.messages(conversation_id)
         )
 
-    async def _answer(
-        self, conversation_id: str, generation: Generation, first: _First
-    ) -> AsyncIterator[ChatEvent]:
+    async def _answer(self, conversation_id: str, first: _First) -> AsyncGenerator[ChatEvent, None]:
+        """Stream the answer, and store it however the stream ends (a stopped one in part)."""
         event, rest = first
         parts: list[str] = []
         done: DoneEvent | None = None
+        failed = True
         try:
-            while True:
-                if isinstance(event, DoneEvent):
-                    done = event
-                    break
+            while isinstance(event, TokenEvent):
                 parts.append(event.text)
                 yield event
                 event = await anext(rest)
+            done = event
+            failed = False
+        except BaseException as exc:
+            failed = not isinstance(exc, GeneratorExit | asyncio.CancelledError)
+            raise
         finally:
-            generation.cancel()
-            # A stopped answer is kept as far as it got, as the page showed it.
-            reason = done.finish_reason if done else "cancelled"
-            message = self.conversations.add_message(
-                conversation_id, "assistant", "".join(parts), finish_reason=reason,
+            reason = done.finish_reason if done else ("error" if failed else "cancelled")
+            message = self._store_answer(conversation_id, "".join(parts), reason, done)
+        if message is not None and done is not None:
+            yield Finished(message=message, finish_reason=done.finish_reason)
+
+    def _store_answer(
+        self, conversation_id: str, text: str, reason: str, done: DoneEvent | None
+    ) -> Message | None:
+        try:
+            return self._store.add_message(
+                conversation_id, "assistant", text, finish_reason=reason,
                 prompt_tokens=done.prompt_tokens if done else None,
                 completion_tokens=done.completion_tokens if done else None,
             )  # fmt: skip
-        yield Finished(message=message, finish_reason=reason)
-
-
-_First = tuple[Event, AsyncIterator[Event]]
+        except ApplianceError as exc:  # e.g. the database closed during shutdown
+            log.warning("answer in conversation %s not stored: %s", conversation_id, exc)
+            return None
 
 
 async def _first(generation: Generation) -> _First:
     """Wait for the engine's first event, so that errors surface before anything is stored."""
     events = aiter(generation)
-    try:
-        return await anext(events), events
-    except BaseException:
-        generation.cancel()  # also when the client went away while the request was queued
-        raise
+    return await anext(events), events
 
 
 def _title(content: str) -> str:

@@ -17,15 +17,10 @@ from typing import Protocol
 
 import msgspec
 
-from appliance.errors import EngineBusy, EngineNotReady
-from appliance.llm.types import DoneEvent, EngineInfo, Event, GenerationRequest
+from appliance.errors import EngineBusy, ModelError
+from appliance.llm.types import DoneEvent, EngineInfo, Event, GenerationRequest, LoadReport
 
 log = logging.getLogger(__name__)
-
-
-class LoadReport(msgspec.Struct, frozen=True, kw_only=True):
-    gpu_offload_supported: bool
-    gpu_layers: int
 
 
 class Backend(Protocol):
@@ -123,14 +118,16 @@ class ThreadedEngine:
         return self._ready.wait(timeout)
 
     def submit(self, request: GenerationRequest) -> Generation:
+        """Queue a request (it waits while the model loads); EngineBusy when the queue is full."""
         if self._load_error is not None:
-            raise EngineNotReady(f"the model failed to load: {self._load_error}")
+            raise ModelError(self._load_error)
         job = _Job(f"gen-{next(self._ids)}", request)
+        self._jobs[job.id] = job
         try:
             self._queue.put_nowait(job)
         except queue.Full:
+            del self._jobs[job.id]
             raise EngineBusy("the engine is busy with other requests; retry shortly") from None
-        self._jobs[job.id] = job
         return job
 
     def cancel(self, generation_id: str) -> None:
@@ -155,8 +152,9 @@ class ThreadedEngine:
         try:
             self._report = self._backend.load()
         except Exception as exc:
-            self._load_error = str(exc)
+            self._load_error = f"the model failed to load: {exc}"
             log.error("model %s failed to load: %s", self._backend.model_id, exc)
+            self._refuse_all(ModelError(self._load_error))
             return
         self._ready.set()
         while (job := self._queue.get()) is not None:
@@ -166,6 +164,13 @@ class ThreadedEngine:
             finally:
                 self._busy = False
                 self._jobs.pop(job.id, None)
+
+    def _refuse_all(self, error: ModelError) -> None:
+        """Answer every waiting (and any late) request with the load error, until stop()."""
+        while (job := self._queue.get()) is not None:
+            job.push(_Failure(error))
+            job.push(None)
+            self._jobs.pop(job.id, None)
 
     def _serve(self, job: _Job) -> None:
         last: Event | None = None

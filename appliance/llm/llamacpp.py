@@ -5,18 +5,25 @@ from __future__ import annotations
 import ctypes
 import logging
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import llama_cpp
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from appliance.config import LlmSettings
 from appliance.errors import InvalidRequest, ModelError
-from appliance.llm.engine import LoadReport
 from appliance.llm.text import StopScanner
-from appliance.llm.types import DoneEvent, Event, GenerationRequest, TokenEvent
+from appliance.llm.types import (
+    DoneEvent,
+    Event,
+    GenerationRequest,
+    LoadReport,
+    SamplingParams,
+    TokenEvent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,16 +89,16 @@ class LlamaCppBackend:
         return LoadReport(gpu_offload_supported=supported, gpu_layers=layers)
 
     def count_prompt(self, request: GenerationRequest) -> list[int]:
+        """The request as prompt tokens, through the model's chat template."""
         assert self._format is not None  # noqa: S101 - load() ran first
         messages: Any = [{"role": m.role, "content": m.content} for m in request.messages]
-        prompt = self._format(messages=messages).prompt
+        try:
+            prompt = self._format(messages=messages).prompt
+        except (jinja2.TemplateError, ValueError) as exc:
+            raise InvalidRequest(
+                f"the model's chat template refused these messages: {exc}", param="messages"
+            ) from None
         tokens: list[int] = self._llama.tokenize(prompt.encode(), add_bos=False, special=True)
-        return tokens
-
-    def generate(
-        self, request: GenerationRequest, cancelled: Callable[[], bool]
-    ) -> Iterator[Event]:
-        tokens = self.count_prompt(request)
         n_ctx = self._llama.n_ctx()
         if len(tokens) >= n_ctx:
             raise InvalidRequest(
@@ -99,19 +106,48 @@ class LlamaCppBackend:
                 "start a new conversation or raise llm.n_ctx",
                 param="messages",
             )
+        return tokens
+
+    def generate(
+        self, request: GenerationRequest, cancelled: Callable[[], bool]
+    ) -> Iterator[Event]:
+        tokens = self.count_prompt(request)
         p = request.params
-        budget = min(p.max_tokens, n_ctx - len(tokens))
         self._llama.set_seed(p.seed if p.seed is not None else secrets.randbits(31))
         if p.seed is not None and p.temperature > 0:
             # Reusing a cached prompt prefix changes logits in the last bits, and sampling
             # amplifies that: a seeded request re-evaluates its prompt so it is reproducible.
             self._llama.reset()
+        done = DoneEvent(finish_reason="cancelled", prompt_tokens=len(tokens), completion_tokens=0)
+        if self._prefill(tokens, cancelled):
+            done = yield from self._decode(tokens, p, cancelled)
+        yield done
+
+    def _prefill(self, tokens: list[int], cancelled: Callable[[], bool]) -> bool:
+        """Evaluate all but the last prompt token in batches, stopping early when cancelled.
+
+        llama-cpp-python evaluates a prompt in one uninterruptible call; done here batch by
+        batch, a client that leaves during a long prompt frees the engine within one batch.
+        `generate` then finds the prefix cached and evaluates only the last token.
+        """
+        llama = self._llama
+        cached = llama.input_ids[: llama.n_tokens].tolist()
+        start = 0
+        while start < min(len(cached), len(tokens) - 1) and cached[start] == tokens[start]:
+            start += 1
+        llama.n_tokens = start  # eval() drops whatever the cache holds past this point
+        for i in range(start, len(tokens) - 1, llama.n_batch):
+            if cancelled():
+                return False
+            llama.eval(tokens[i : min(i + llama.n_batch, len(tokens) - 1)])
+        return not cancelled()
+
+    def _decode(
+        self, tokens: list[int], p: SamplingParams, cancelled: Callable[[], bool]
+    ) -> Generator[TokenEvent, None, DoneEvent]:
+        budget = min(p.max_tokens, self._llama.n_ctx() - len(tokens))
         scanner = StopScanner(p.stop)
         count, reason = 0, "length"
-        if cancelled():
-            yield DoneEvent(finish_reason="cancelled", prompt_tokens=len(tokens),
-                            completion_tokens=0)  # fmt: skip
-            return
         stream = self._llama.generate(
             tokens, top_k=_TOP_K, top_p=p.top_p, min_p=_MIN_P, temp=p.temperature,
             repeat_penalty=_REPEAT_PENALTY,
@@ -126,16 +162,14 @@ class LlamaCppBackend:
             count += 1
             if text := scanner.feed(self._piece(token)):
                 yield TokenEvent(text)
-            if scanner.stopped:
-                reason = "stop"
-                break
-            if count >= budget:
+            if scanner.stopped or count >= budget:
+                reason = "stop" if scanner.stopped else "length"
                 break
         stream.close()
         if reason != "cancelled" and (rest := scanner.flush()):
             yield TokenEvent(rest)
-        yield DoneEvent(finish_reason=reason, prompt_tokens=len(tokens),  # type: ignore[arg-type]
-                        completion_tokens=count)  # fmt: skip
+        return DoneEvent(finish_reason=reason, prompt_tokens=len(tokens),  # type: ignore[arg-type]
+                         completion_tokens=count)  # fmt: skip
 
     def _piece(self, token: int) -> bytes:
         """A token's bytes, leading space kept (llama_detokenize would strip it)."""

@@ -45,6 +45,13 @@ class DoneEvent(msgspec.Struct, frozen=True, kw_only=True):
 Event = TokenEvent | DoneEvent
 
 
+class LoadReport(msgspec.Struct, frozen=True, kw_only=True):
+    """What loading the model achieved, for the start-up log and /readyz."""
+
+    gpu_offload_supported: bool
+    gpu_layers: int
+
+
 class EngineInfo(msgspec.Struct, frozen=True, kw_only=True):
     """The engine's state, for /readyz and the logs."""
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import msgspec
 
@@ -88,7 +90,7 @@ class ConversationStore:
         completion_tokens: int | None = None,
     ) -> Message:
         now = time.time()
-        with self._db.transaction() as tx:
+        with self._db.transaction() as tx, _missing_conversation(conversation_id):
             cur = _insert_message(tx, conversation_id, role, content, now,
                                   finish_reason, prompt_tokens, completion_tokens)  # fmt: skip
             tx.execute(
@@ -108,6 +110,14 @@ class ConversationStore:
                 "conversation_id = ? ORDER BY id DESC LIMIT 1) AND role = 'assistant'",
                 (conversation_id,),
             )
+
+
+@contextmanager
+def _missing_conversation(conversation_id: str) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.IntegrityError:
+        raise NotFound(f"conversation {conversation_id} does not exist") from None
 
 
 def _insert_message(tx: sqlite3.Connection, *values: object) -> sqlite3.Cursor:

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from appliance.errors import StoreError
+
 # Each entry moves the schema one version up; never edit a released entry, append a new one.
 _MIGRATIONS = (
     """
@@ -37,16 +39,21 @@ class Database:
     """Owns the one connection; every statement runs under its lock (SQLite's single writer)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
         self._lock = threading.Lock()
-        with self._lock:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._conn.row_factory = sqlite3.Row
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._migrate()
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(
+                f"cannot open the database {path}: {exc}; check that data_dir "
+                f"({path.parent}) is writable by this user"
+            ) from None
 
     def _migrate(self) -> None:
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
@@ -55,7 +62,8 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        """One write transaction; IntegrityError passes through for the store to explain."""
+        with self._lock, _explained(self.path):
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
@@ -65,9 +73,19 @@ class Database:
             self._conn.execute("COMMIT")
 
     def query(self, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
-        with self._lock:
+        with self._lock, _explained(self.path):
             return self._conn.execute(sql, params).fetchall()
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+@contextmanager
+def _explained(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.IntegrityError:
+        raise
+    except sqlite3.Error as exc:
+        raise StoreError(f"database {path}: {exc}") from exc

@@ -1,0 +1,1 @@
+"""The HTTP layer: Litestar app, controllers, schemas, SSE; no ML library imports."""

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import Any
 
-from litestar import Controller, delete, get, patch, post
+from litestar import Controller, Request, delete, get, patch, post
 from litestar.response import Stream
 
 from appliance.chat.service import ChatEvent, Finished, Started
 from appliance.llm.types import TokenEvent
 from appliance.store.conversations import Conversation, Message
 from appliance.web.deps import JSONBody, LlmDep, PathId, ServicesDep
+from appliance.web.errors import describe
 from appliance.web.markdown import render
 from appliance.web.schemas import (
     ConversationView,
+    ErrorResponse,
     MessageView,
     NewConversation,
     PostMessage,
@@ -22,7 +26,8 @@ from appliance.web.schemas import (
     Sampling,
     message_view,
 )
-from appliance.web.sse import SSE_HEADERS, sse
+from appliance.web.sse import sse
+from appliance.web.streaming import event_stream, first_event
 
 # How often the page gets the streamed answer rendered as Markdown; each render re-parses the
 # whole answer so far, so this bounds the cost to a few parses a second.
@@ -34,67 +39,64 @@ class ConversationController(Controller):
 
     @get("/")
     async def list_all(self, services: ServicesDep) -> list[ConversationView]:
-        return [_view(c) for c in services.chat.conversations.recent()]
+        return [_view(c) for c in services.chat.conversations()]
 
     @post("/")
     async def create(
         self, data: JSONBody[NewConversation], services: ServicesDep
     ) -> ConversationView:
-        return _view(services.chat.conversations.create(data.title))
+        return _view(services.chat.start(data.title))
 
     @get("/{conversation_id:str}")
     async def show(self, conversation_id: PathId, services: ServicesDep) -> ConversationView:
-        store = services.chat.conversations
-        conv = store.get(conversation_id)
-        return _view(conv, [_message(m) for m in store.messages(conversation_id)])
+        conv, messages = services.chat.show(conversation_id)
+        return _view(conv, [_message(m) for m in messages])
 
     @patch("/{conversation_id:str}")
     async def rename(
         self, conversation_id: PathId, data: JSONBody[RenameConversation], services: ServicesDep
     ) -> ConversationView:
-        return _view(services.chat.conversations.rename(conversation_id, data.title))
+        return _view(services.chat.rename(conversation_id, data.title))
 
     @delete("/{conversation_id:str}")
     async def remove(self, conversation_id: PathId, services: ServicesDep) -> None:
-        services.chat.conversations.delete(conversation_id)
+        services.chat.delete(conversation_id)
 
     @post("/{conversation_id:str}/messages", status_code=200)
     async def post_message(
-        self, conversation_id: PathId, data: JSONBody[PostMessage], services: ServicesDep,
-        llm_settings: LlmDep,
+        self, request: Request[Any, Any, Any], conversation_id: PathId,
+        data: JSONBody[PostMessage], services: ServicesDep, llm_settings: LlmDep,
     ) -> Stream:  # fmt: skip
         events = services.chat.reply(conversation_id, data.content, data.params(llm_settings))
-        return await _stream(events)
+        return event_stream(_sse(await first_event(request, events), events))
 
     @post("/{conversation_id:str}/regenerate", status_code=200)
     async def regenerate(
-        self,
-        conversation_id: PathId,
-        data: JSONBody[Sampling],
-        services: ServicesDep,
-        llm_settings: LlmDep,
-    ) -> Stream:
+        self, request: Request[Any, Any, Any], conversation_id: PathId,
+        data: JSONBody[Sampling], services: ServicesDep, llm_settings: LlmDep,
+    ) -> Stream:  # fmt: skip
         events = services.chat.regenerate(conversation_id, data.params(llm_settings))
-        return await _stream(events)
+        return event_stream(_sse(await first_event(request, events), events))
 
 
-async def _stream(events: AsyncIterator[ChatEvent]) -> Stream:
-    """Pull the first event before answering, so that a refused request is an HTTP error."""
-    first = await anext(events)
-    return Stream(_sse(first, events), media_type="text/event-stream", headers=SSE_HEADERS)
-
-
-async def _sse(first: ChatEvent, events: AsyncIterator[ChatEvent]) -> AsyncIterator[bytes]:
-    """The events, plus a `render` event with the answer so far as HTML a few times a second."""
+async def _sse(
+    first: ChatEvent, events: AsyncGenerator[ChatEvent, None]
+) -> AsyncGenerator[bytes, None]:
+    """The events; a `render` event with the answer so far as HTML a few times a second; and
+    an `error` event (OpenAI's error body) if the answer fails part way."""
     yield _encode(first)
     text, rendered_at = "", time.monotonic()
-    async for event in events:
-        yield _encode(event)
-        if isinstance(event, TokenEvent):
-            text += event.text
-            if time.monotonic() - rendered_at >= RENDER_INTERVAL_S:
-                yield sse({"html": render(text)}, "render")
-                rendered_at = time.monotonic()
+    async with aclosing(events):
+        try:
+            async for event in events:
+                yield _encode(event)
+                if isinstance(event, TokenEvent):
+                    text += event.text
+                    if time.monotonic() - rendered_at >= RENDER_INTERVAL_S:
+                        yield sse({"html": render(text)}, "render")
+                        rendered_at = time.monotonic()
+        except Exception as exc:
+            yield sse(ErrorResponse(describe(exc)[1]), "error")
 
 
 def _encode(event: ChatEvent) -> bytes:

@@ -24,9 +24,13 @@ class ClientGone(ApplianceError):
 async def until_disconnect(request: Request[Any, Any, Any], work: Coroutine[Any, Any, T]) -> T:
     """Await `work`, cancelling it (and so its generation) if the client disconnects first."""
     result: list[T] = []
+    failure: list[Exception] = []
 
     async def run(scope: anyio.CancelScope) -> None:
-        result.append(await work)
+        try:
+            result.append(await work)
+        except Exception as exc:  # re-raised below, outside the task group's exception group
+            failure.append(exc)
         scope.cancel()
 
     async with anyio.create_task_group() as tg:
@@ -34,6 +38,8 @@ async def until_disconnect(request: Request[Any, Any, Any], work: Coroutine[Any,
         while (await request.receive())["type"] != "http.disconnect":
             pass
         tg.cancel_scope.cancel()
+    if failure:
+        raise failure[0]
     if not result:
         raise ClientGone("the client disconnected before the answer was complete")
     return result[0]

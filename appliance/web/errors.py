@@ -10,9 +10,10 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from appliance.errors import (
     ApplianceError,
+    Conflict,
     EngineBusy,
-    EngineNotReady,
     InvalidRequest,
+    ModelError,
     NotFound,
 )
 from appliance.web.disconnect import ClientGone
@@ -29,21 +30,35 @@ def error_response(
     return Response(body, status_code=status, headers=headers)
 
 
+# What each error means over HTTP: status, OpenAI error type, and a stable code.
+_MAPPING: tuple[tuple[type[ApplianceError], int, str, str | None], ...] = (
+    (InvalidRequest, 400, "invalid_request_error", None),
+    (NotFound, 404, "invalid_request_error", "not_found"),
+    (Conflict, 409, "invalid_request_error", "conflict"),
+    (ClientGone, 499, "invalid_request_error", "client_gone"),
+    (EngineBusy, 503, "server_error", "engine_busy"),
+    (ModelError, 500, "server_error", "model_unavailable"),
+)
+
+
+def describe(exc: Exception) -> tuple[int, ErrorBody]:
+    """Status and body for any error; also used for `error` events inside a stream."""
+    for kind, status, type_, code in _MAPPING:
+        if isinstance(exc, kind):
+            param = exc.param if isinstance(exc, InvalidRequest) else None
+            return status, ErrorBody(message=str(exc), type=type_, param=param, code=code)
+    if isinstance(exc, ApplianceError):
+        return 500, ErrorBody(message=str(exc), type="server_error")
+    log.exception("unhandled error", exc_info=exc)
+    return 500, ErrorBody(message="internal error; the server log has details", type="server_error")
+
+
 def appliance_error(retry_after: int) -> object:
     def handle(_: Request[Any, Any, Any], exc: ApplianceError) -> Response[ErrorResponse]:
-        if isinstance(exc, InvalidRequest):
-            return error_response(400, str(exc), kind="invalid_request_error", param=exc.param)
-        if isinstance(exc, NotFound):
-            return error_response(404, str(exc), kind="invalid_request_error", code="not_found")
-        if isinstance(exc, EngineBusy | EngineNotReady):
-            code = "engine_busy" if isinstance(exc, EngineBusy) else "model_not_ready"
-            return error_response(503, str(exc), kind="server_error", code=code,
-                                  headers={"Retry-After": str(retry_after)})  # fmt: skip
-        if isinstance(exc, ClientGone):
-            log.info("%s", exc)
-            return error_response(499, str(exc), kind="invalid_request_error", code="client_gone")
-        log.error("request failed: %s", exc)
-        return error_response(500, str(exc), kind="server_error")
+        status, body = describe(exc)
+        log.log(logging.ERROR if status >= 500 else logging.INFO, "%s: %s", status, exc)
+        headers = {"Retry-After": str(retry_after)} if isinstance(exc, EngineBusy) else None
+        return Response(ErrorResponse(body), status_code=status, headers=headers)
 
     return handle
 
@@ -57,8 +72,8 @@ def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorR
 
 
 def internal_error(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorResponse]:
-    log.exception("unhandled error", exc_info=exc)
-    return error_response(500, "internal error; the server log has details", kind="server_error")
+    status, body = describe(exc)
+    return Response(ErrorResponse(body), status_code=status)
 
 
 def _validation_message(exc: ValidationException) -> tuple[str, str | None]:

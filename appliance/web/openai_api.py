@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from litestar import Controller, Request, get, post
@@ -13,6 +14,7 @@ from litestar.response import Stream
 from appliance.llm.types import DoneEvent, Event, TokenEvent
 from appliance.web.deps import JSONBody, LlmDep, ServicesDep
 from appliance.web.disconnect import until_disconnect
+from appliance.web.errors import describe
 from appliance.web.schemas import (
     AssistantMessage,
     ChatCompletion,
@@ -21,11 +23,13 @@ from appliance.web.schemas import (
     Choice,
     ChunkChoice,
     Delta,
+    ErrorResponse,
     ModelCard,
     ModelList,
     Usage,
 )
-from appliance.web.sse import SSE_HEADERS, sse
+from appliance.web.sse import sse
+from appliance.web.streaming import event_stream, first_event
 
 
 class OpenAIController(Controller):
@@ -44,14 +48,14 @@ class OpenAIController(Controller):
         llm_settings: LlmDep,
     ) -> ChatCompletion | Stream:
         params = data.params(llm_settings, data.max_completion_tokens)
-        events = aiter(services.chat.complete(data.chat_messages(), params))
-        first = await anext(events)  # errors become HTTP errors, not a broken stream
+        events = services.chat.complete(data.chat_messages(), params)
+        first = await first_event(request, events)
         model = services.engine.info().model
         if data.stream:
             usage = data.stream_options is not None and data.stream_options.include_usage
-            chunks = _chunks(first, events, model, include_usage=usage)
-            return Stream(chunks, media_type="text/event-stream", headers=SSE_HEADERS)
-        return await until_disconnect(request, _collect(first, events, model))
+            return event_stream(_chunks(first, events, model, include_usage=usage))
+        async with aclosing(events):
+            return await until_disconnect(request, _collect(first, events, model))
 
 
 async def _collect(first: Event, events: AsyncIterator[Event], model: str) -> ChatCompletion:
@@ -69,23 +73,29 @@ async def _collect(first: Event, events: AsyncIterator[Event], model: str) -> Ch
 
 
 async def _chunks(
-    first: Event, events: AsyncIterator[Event], model: str, *, include_usage: bool
-) -> AsyncIterator[bytes]:
+    first: Event, events: AsyncGenerator[Event, None], model: str, *, include_usage: bool
+) -> AsyncGenerator[bytes, None]:
+    """OpenAI's chunks; a failure part way is sent as `data: {"error": ...}`, as OpenAI does."""
     cid, created = _completion_id(), int(time.time())
 
-    def chunk(delta: Delta, finish: str | None = None) -> bytes:
-        choice = ChunkChoice(index=0, delta=delta, finish_reason=finish)
-        return sse(ChatCompletionChunk(id=cid, created=created, model=model, choices=[choice]))
+    def chunk(delta: Delta, finish: str | None = None, usage: Usage | None = None) -> bytes:
+        choices = [] if usage else [ChunkChoice(index=0, delta=delta, finish_reason=finish)]
+        return sse(ChatCompletionChunk(id=cid, created=created, model=model, choices=choices,
+                                       usage=usage))  # fmt: skip
 
     yield chunk(Delta(role="assistant", content=""))
     event = first
-    while isinstance(event, TokenEvent):
-        yield chunk(Delta(content=event.text))
-        event = await anext(events)
+    async with aclosing(events):
+        try:
+            while isinstance(event, TokenEvent):
+                yield chunk(Delta(content=event.text))
+                event = await anext(events)
+        except Exception as exc:
+            yield sse(ErrorResponse(describe(exc)[1]))
+            return
     yield chunk(Delta(), event.finish_reason)
     if include_usage:
-        yield sse(ChatCompletionChunk(id=cid, created=created, model=model, choices=[],
-                                      usage=_usage(event)))  # fmt: skip
+        yield chunk(Delta(), usage=_usage(event))
     yield sse(b"[DONE]")
 
 

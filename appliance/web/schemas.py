@@ -25,7 +25,7 @@ class Sampling(msgspec.Struct, kw_only=True):
     top_p: TopP | None = None
     max_tokens: MaxTokens | None = None
     stop: Stop | None = None
-    seed: int | None = None
+    seed: Annotated[int, Meta(ge=0, lt=2**32 - 1)] | None = None
 
     def params(self, defaults: LlmSettings, max_tokens: int | None = None) -> SamplingParams:
         stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())

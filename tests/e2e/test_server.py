@@ -75,7 +75,7 @@ def test_errors_arrive_in_openai_shape(oai: openai.OpenAI) -> None:
 
 
 def test_disconnect_mid_stream_frees_the_engine(server: Server, oai: openai.OpenAI) -> None:
-    before = server.ready()["cancelled"]
+    before = server.wait_until("idle", lambda s: not s["busy"] and s["queued"] == 0)["cancelled"]
     body = {
         "messages": [{"role": "user", "content": LONG_PROMPT}],
         "max_tokens": 1500,
@@ -121,24 +121,62 @@ def test_full_queue_answers_503_with_retry_after(server: Server) -> None:
     with httpx.stream("POST", url, json={**long, "stream": True}) as running:
         lines = running.iter_lines()  # keep a reference: dropping it closes the connection
         next(lines)  # the engine thread is busy with this one
-        waiting = threading.Thread(target=httpx.post, args=(url,), kwargs={"json": short})
+        replies: list[httpx.Response] = []
+        waiting = threading.Thread(
+            target=lambda: replies.append(httpx.post(url, json=short, timeout=120))
+        )
         waiting.start()
         server.wait_until("one queued", lambda s: s["queued"] == 1)
         refused = httpx.post(url, json=short)
         lines.close()
-    waiting.join(timeout=60)
+    waiting.join(timeout=120)
+    assert [r.status_code for r in replies] == [200]  # the queued one was served after all
     assert refused.status_code == 503
     assert refused.headers["Retry-After"] == "2"
     assert refused.json()["error"]["code"] == "engine_busy"
 
 
 def test_disconnect_before_a_non_streamed_answer_frees_the_engine(server: Server) -> None:
-    before = server.ready()["cancelled"]
     body = {"messages": [{"role": "user", "content": LONG_PROMPT}], "max_tokens": 1500}
     url = f"{server.base_url}/v1/chat/completions"
-    server.wait_until("idle", lambda s: not s["busy"])
+    before = server.wait_until("idle", lambda s: not s["busy"] and s["queued"] == 0)["cancelled"]
     with pytest.raises(httpx.ReadTimeout):
         # The short read timeout is how this client walks away mid-answer.
         httpx.post(url, json=body, timeout=httpx.Timeout(30, read=0.5))
     state = server.wait_until("idle", lambda s: not s["busy"] and s["queued"] == 0)
     assert state["cancelled"] == before + 1  # type: ignore[operator]
+
+
+def test_one_answer_at_a_time_per_conversation(server: Server) -> None:
+    conv = httpx.post(f"{server.base_url}/api/conversations", json={}).json()
+    url = f"{server.base_url}/api/conversations/{conv['id']}/messages"
+    long = {"content": LONG_PROMPT, "max_tokens": 1500}
+    with httpx.stream("POST", url, json=long) as first:
+        lines = first.iter_lines()
+        assert next(lines) == "event: start"
+        second = httpx.post(url, json={"content": "And another?"})
+        deleted = httpx.delete(f"{server.base_url}/api/conversations/{conv['id']}")
+        lines.close()
+    assert second.status_code == 409
+    assert second.json()["error"]["code"] == "conflict"
+    assert deleted.status_code == 409
+    server.wait_until("idle", lambda s: not s["busy"])
+
+
+def test_leaving_while_queued_stores_nothing_and_costs_nothing(server: Server) -> None:
+    chat = f"{server.base_url}/v1/chat/completions"
+    long = {"messages": [{"role": "user", "content": LONG_PROMPT}], "max_tokens": 1500}
+    conv = httpx.post(f"{server.base_url}/api/conversations", json={}).json()
+    page = f"{server.base_url}/api/conversations/{conv['id']}/messages"
+    before = server.wait_until("idle", lambda s: not s["busy"] and s["queued"] == 0)
+    with httpx.stream("POST", chat, json={**long, "stream": True}) as running:
+        lines = running.iter_lines()
+        next(lines)  # the engine is busy with this one
+        with pytest.raises(httpx.ReadTimeout):  # queued behind it, then the client walks away
+            httpx.post(page, json={"content": "Hello?"}, timeout=httpx.Timeout(30, read=0.5))
+        lines.close()
+    after = server.wait_until("idle", lambda s: not s["busy"] and s["queued"] == 0)
+    assert after["cancelled"] == before["cancelled"] + 2  # type: ignore[operator]
+    assert after["completed"] == before["completed"]
+    shown = httpx.get(f"{server.base_url}/api/conversations/{conv['id']}").json()
+    assert shown["messages"] == []

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import aclosing
+from pathlib import Path
 
+import msgspec
 import pytest
 
-from appliance.errors import EngineBusy, InvalidRequest
+from appliance.config import LlmSettings
+from appliance.errors import EngineBusy, InvalidRequest, ModelError
 from appliance.llm.engine import ThreadedEngine
+from appliance.llm.llamacpp import LlamaCppBackend
 from appliance.llm.types import (
     ChatMessage,
     DoneEvent,
@@ -79,20 +84,46 @@ def test_prompt_longer_than_context_is_refused(engine: ThreadedEngine) -> None:
 def test_leaving_the_stream_cancels_and_frees_the_engine(engine: ThreadedEngine) -> None:
     before = engine.info().cancelled
 
-    async def take_three_then_leave() -> int:
-        seen = 0
-        async for event in engine.submit(request(LONG_PROMPT, max_tokens=1500)):
-            seen += isinstance(event, TokenEvent)
-            if seen == 3:
-                break
-        return seen
+    async def scenario() -> DoneEvent:
+        generation = engine.submit(request(LONG_PROMPT, max_tokens=1500))
+        async with aclosing(aiter(generation)) as stream:  # type: ignore[type-var]
+            seen = 0
+            async for event in stream:
+                seen += isinstance(event, TokenEvent)
+                if seen == 3:
+                    break  # leaving the block closes the stream, as a departing client does
+        # Within the same event loop: the queue holds one request, and a stuck engine would
+        # run the long generation (~1,500 tokens) before this one.
+        events = [event async for event in engine.submit(request("Hi", max_tokens=4))]
+        assert engine.info().cancelled == before + 1
+        assert isinstance(events[-1], DoneEvent)
+        return events[-1]
 
-    assert asyncio.run(take_three_then_leave()) == 3
-    # The next request is served (the queue holds one, so a stuck engine would refuse it).
-    done = run(engine, request("Hi", max_tokens=4))[-1]
-    assert isinstance(done, DoneEvent)
-    assert done.finish_reason in ("length", "stop")
-    assert engine.info().cancelled == before + 1
+    assert asyncio.run(scenario()).finish_reason in ("length", "stop")
+
+
+def test_a_model_that_fails_to_load_refuses_waiting_requests(
+    model_path: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(model_path.read_bytes()[:3_000_000])  # past the header, data cut
+    llm = msgspec.convert({"n_ctx": 256, "n_threads": 1}, LlmSettings)
+    failing = ThreadedEngine(LlamaCppBackend(broken, "broken", llm), queue_size=2)
+
+    async def scenario() -> None:
+        waiting = failing.submit(request("Hi"))  # queued before the load ends
+        failing.start()
+        with pytest.raises(ModelError, match="failed to load"):
+            [event async for event in waiting]
+        with pytest.raises(ModelError, match="failed to load"):
+            failing.submit(request("Hi"))
+
+    try:
+        asyncio.run(scenario())
+        assert failing.info().ready is False
+        assert "broken.gguf" in (failing.info().load_error or "")
+    finally:
+        failing.stop()
 
 
 def test_full_queue_refuses_with_engine_busy(engine: ThreadedEngine) -> None:

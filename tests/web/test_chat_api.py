@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from appliance.config import Settings
-from appliance.services import Services
+from appliance.store.conversations import ConversationStore
+from appliance.store.db import Database
 from appliance.web import conversations
 from tests.web.conftest import Client, running_app, sse_events
 
@@ -68,13 +69,14 @@ def test_regenerate_replaces_the_last_answer(client: Client) -> None:
 
 
 def test_unsafe_model_output_is_stored_raw_but_served_inert(
-    served: tuple[Client, Services],
+    client: Client, settings: Settings
 ) -> None:
-    client, services = served
     conv = client.post("/api/conversations", json={}).json()
-    # An answer as a model could write it (the 135M model cannot be steered to write it).
-    services.chat.conversations.add_message(conv["id"], "user", "hi")
-    services.chat.conversations.add_message(
+    # An answer as a model could write it (the 135M model cannot be steered to write it),
+    # written through a second connection to the same database file.
+    store = ConversationStore(Database(settings.data_path / "appliance.db"))
+    store.add_message(conv["id"], "user", "hi")
+    store.add_message(
         conv["id"], "assistant", '<script>alert(1)</script> <img src=x onerror="alert(2)">'
     )
     answer = client.get(f"/api/conversations/{conv['id']}").json()["messages"][1]
@@ -129,7 +131,16 @@ def test_health_and_readiness(client: Client) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["ready"] is True
-    assert ready.json()["gpu_offload_supported"] in (True, False)
+    body = ready.json()
+    if not body["gpu_offload_supported"]:
+        assert body["gpu_layers"] == 0  # a CPU build offloads nothing, whatever is configured
+
+
+def test_page_is_served_under_a_strict_content_security_policy(client: Client) -> None:
+    headers = client.get("/").headers
+    assert "default-src 'self'" in headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    assert headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_streamed_answer_is_rendered_as_it_grows(

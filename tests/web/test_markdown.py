@@ -34,3 +34,8 @@ def test_code_blocks_and_formatting() -> None:
     assert "<strong>bold</strong>" in html
     assert '<pre><code class="language-python">' in html
     assert "print('&lt;b&gt;')" in html
+
+
+def test_images_are_not_rendered_so_nothing_is_fetched_from_elsewhere() -> None:
+    html = render("![logo](https://example.com/track.png?q=secret)")
+    assert "<img" not in html

@@ -59,6 +59,7 @@ async function loadConversations() {
 }
 
 async function deleteConversation(id) {
+  if (state.streaming) return;
   if (!confirm("Delete this conversation?")) return;
   await api(`/api/conversations/${id}`, { method: "DELETE" });
   if (id === state.current) newChat();
@@ -66,6 +67,7 @@ async function deleteConversation(id) {
 }
 
 function newChat() {
+  if (state.streaming) return;
   state.current = null;
   history.replaceState(null, "", "/");
   $("title").textContent = "New chat";
@@ -122,6 +124,7 @@ function answerActions(message) {
   actions.append(copy, again);
   if (message.finish_reason === "cancelled") actions.append(el("span", "note", "stopped"));
   if (message.finish_reason === "length") actions.append(el("span", "note", "cut at the length limit"));
+  if (message.finish_reason === "error") actions.append(el("span", "note", "failed part way"));
   return actions;
 }
 
@@ -132,12 +135,25 @@ function markLastAnswer() {
 
 async function copyText(text, button) {
   try {
-    await navigator.clipboard.writeText(text);
+    if (navigator.clipboard && window.isSecureContext) await navigator.clipboard.writeText(text);
+    else copyBySelection(text); // plain http on the intranet has no clipboard API
     button.textContent = "Copied";
   } catch (_) {
     button.textContent = "Copy failed";
   }
   setTimeout(() => { button.textContent = "Copy"; }, 1500);
+}
+
+function copyBySelection(text) {
+  const area = el("textarea");
+  area.value = text;
+  area.setAttribute("readonly", "");
+  area.className = "offscreen";
+  document.body.append(area);
+  area.select();
+  const copied = document.execCommand("copy");
+  area.remove();
+  if (!copied) throw new Error("copy refused");
 }
 
 // ---- streaming ----------------------------------------------------------------------------
@@ -154,6 +170,7 @@ async function send(text) {
 }
 
 async function regenerate() {
+  if (state.streaming) return;
   const answers = document.querySelectorAll(".msg.assistant");
   if (answers.length) answers[answers.length - 1].remove();
   await stream(`/api/conversations/${state.current}/regenerate`, "{}", null);
@@ -238,6 +255,7 @@ async function* sseEvents(response) {
 
 function setStreaming(on) {
   state.streaming = on;
+  document.body.classList.toggle("busy", on);
   $("send").hidden = on;
   $("stop").hidden = !on;
   $("input").disabled = on;
