@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import aclosing, contextmanager
 from typing import Literal
 
@@ -85,28 +85,22 @@ class ChatService:
         finally:
             generation.cancel()
 
-    async def reply(
+    def reply(
         self, conversation_id: str, content: str, params: SamplingParams
     ) -> AsyncGenerator[ChatEvent, None]:
         """Answer a new user message; it is stored only once the engine has taken the request."""
         if not content.strip():
             raise InvalidRequest("the message is empty; type a question", param="content")
         history = (*self._history(conversation_id), ChatMessage("user", content))
-        with self._one_answer_at_a_time(conversation_id):
-            generation = self.engine.submit(GenerationRequest(messages=history, params=params))
-            try:
-                first = await _first(generation)
-                if len(history) == 1:
-                    self._store.rename(conversation_id, _title(content))
-                user = self._store.add_message(conversation_id, "user", content)
-                yield Started(conversation_id=conversation_id, user_message=user)
-                async with aclosing(self._answer(conversation_id, first)) as answer:
-                    async for event in answer:
-                        yield event
-            finally:
-                generation.cancel()
 
-    async def regenerate(
+        def accept() -> Message:
+            if len(history) == 1:
+                self._store.rename(conversation_id, _title(content))
+            return self._store.add_message(conversation_id, "user", content)
+
+        return self._respond(conversation_id, history, params, accept)
+
+    def regenerate(
         self, conversation_id: str, params: SamplingParams
     ) -> AsyncGenerator[ChatEvent, None]:
         """Answer the last user message again, replacing the previous answer once accepted."""
@@ -115,12 +109,25 @@ class ChatService:
             history = history[:-1]
         if not history or history[-1].role != "user":
             raise InvalidRequest("there is no question to answer again", param="conversation")
+
+        def accept() -> None:
+            self._store.drop_trailing_assistant(conversation_id)
+
+        return self._respond(conversation_id, history, params, accept)
+
+    async def _respond(
+        self,
+        conversation_id: str,
+        history: tuple[ChatMessage, ...],
+        params: SamplingParams,
+        accept: Callable[[], Message | None],
+    ) -> AsyncGenerator[ChatEvent, None]:
+        """Generate from `history`; `accept` records the turn once the engine has started."""
         with self._one_answer_at_a_time(conversation_id):
             generation = self.engine.submit(GenerationRequest(messages=history, params=params))
             try:
                 first = await _first(generation)
-                self._store.drop_trailing_assistant(conversation_id)
-                yield Started(conversation_id=conversation_id, user_message=None)
+                yield Started(conversation_id=conversation_id, user_message=accept())
                 async with aclosing(self._answer(conversation_id, first)) as answer:
                     async for event in answer:
                         yield event

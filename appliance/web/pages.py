@@ -8,8 +8,8 @@ from litestar import Response, get
 from litestar.handlers import HTTPRouteHandler
 from litestar.response import File
 
+from appliance.llm.types import EngineInfo
 from appliance.web.deps import ServicesDep
-from appliance.web.schemas import Readiness
 
 
 def index_handler(webui: Path) -> HTTPRouteHandler:
@@ -28,12 +28,7 @@ async def healthz() -> dict[str, str]:
 
 
 @get("/readyz")
-async def readyz(services: ServicesDep) -> Response[Readiness]:
-    """The model is loaded and requests can be served (503 until then)."""
+async def readyz(services: ServicesDep) -> Response[EngineInfo]:
+    """The model is loaded and requests can be served (503 until then, or if loading failed)."""
     info = services.engine.info()
-    body = Readiness(
-        ready=info.ready, model=info.model, load_error=info.load_error, queued=info.queued,
-        busy=info.busy, gpu_offload_supported=info.gpu_offload_supported,
-        gpu_layers=info.gpu_layers, completed=info.completed, cancelled=info.cancelled,
-    )  # fmt: skip
-    return Response(body, status_code=200 if info.ready else 503)
+    return Response(info, status_code=200 if info.ready else 503)

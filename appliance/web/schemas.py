@@ -193,18 +193,6 @@ class ConversationView(msgspec.Struct, kw_only=True):
     messages: list[MessageView] | None = None
 
 
-class Readiness(msgspec.Struct, kw_only=True):
-    ready: bool
-    model: str
-    load_error: str | None
-    queued: int
-    busy: bool
-    gpu_offload_supported: bool
-    gpu_layers: int
-    completed: int
-    cancelled: int
-
-
 def message_view(message: Message, html: str | None) -> MessageView:
     return MessageView(
         id=message.id, role=message.role, content=message.content, html=html,
