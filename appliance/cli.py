@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -86,13 +87,32 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
         level=settings.web.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    services = build_services(settings)
-    app = create_app(settings, services)
     host, port = host or settings.web.host, settings.web.port if port is None else port
-    log.info("appliance %s: chat page on http://%s:%d/", __version__, host, port)
-    uvicorn.run(app, host=host, port=port, loop="uvloop", http="httptools", log_config=None,
-                log_level=settings.web.log_level, timeout_graceful_shutdown=5)  # fmt: skip
+    sock = _listen(host, port)  # before loading anything: a taken port fails fast and clearly
+    services = build_services(settings)
+    config = uvicorn.Config(
+        create_app(settings, services), loop="uvloop", http="httptools", log_config=None,
+        log_level=settings.web.log_level, timeout_graceful_shutdown=5,
+    )  # fmt: skip
+    log.info("appliance %s: chat page on http://%s:%d/", __version__, host,
+             sock.getsockname()[1])  # fmt: skip
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        raise ApplianceError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+            "choose another --port or web.port, or stop what is using it"
+        ) from None
+    return sock
 
 
 def _models(settings: Settings) -> int:

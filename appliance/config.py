@@ -33,7 +33,12 @@ class LlmSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
         int, Meta(ge=128, description="Context window in tokens (prompt plus answer).")
     ] = 4096
     n_threads: Annotated[
-        int, Meta(ge=0, description="CPU threads for generation; 0 lets llama.cpp choose.")
+        int,
+        Meta(
+            ge=0,
+            description="CPU threads for generation; 0 lets llama-cpp-python choose "
+            "(half the logical CPUs).",
+        ),
     ] = 0
     n_threads_batch: Annotated[
         int, Meta(ge=0, description="CPU threads for prompt processing; 0 uses `n_threads`.")

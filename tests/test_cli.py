@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import struct
 import subprocess
 import sys
@@ -130,4 +131,15 @@ def test_unwritable_data_dir_is_a_clear_startup_error(tmp_path: Path) -> None:
     done = appliance("serve", "--port", "0", APPLIANCE_DATA_DIR=str(blocker / "data"))
     assert done.returncode == 1
     assert "cannot open the database" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_taken_port_is_a_clear_startup_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = appliance("serve", "--port", str(port), APPLIANCE_DATA_DIR=str(tmp_path))
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
