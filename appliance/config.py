@@ -41,7 +41,12 @@ class LlmSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
         ),
     ] = 0
     n_threads_batch: Annotated[
-        int, Meta(ge=0, description="CPU threads for prompt processing; 0 uses `n_threads`.")
+        int,
+        Meta(
+            ge=0,
+            description="CPU threads for prompt processing; 0 uses `n_threads`, or all "
+            "logical CPUs when that is 0 too.",
+        ),
     ] = 0
     n_gpu_layers: Annotated[
         int,
@@ -131,6 +136,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise SettingsError(f"config file {path} does not exist; pass an existing file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise SettingsError(
+            f"config file {path} cannot be read ({exc.strerror}); make it readable by this user"
+        ) from None
 
 
 def _env_overrides(environ: Mapping[str, str]) -> Iterator[tuple[tuple[str, ...], str]]:

@@ -4,10 +4,14 @@ from pathlib import Path
 
 import pytest
 
+from appliance import config
 from appliance.config import Settings, SettingsError, load_settings, reference
 
 
-def test_defaults_without_file_or_environment() -> None:
+def test_defaults_without_file_or_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(config, "DEFAULT_CONFIG_PATH", tmp_path / "absent.toml")
     settings = load_settings(None, {})
     assert settings == Settings()
     assert settings.web.port == 8080
@@ -53,6 +57,11 @@ def test_bad_settings_name_their_path(
 def test_missing_config_file_is_reported(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="does not exist"):
         load_settings(tmp_path / "nope.toml", {})
+
+
+def test_unreadable_config_file_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="cannot be read"):
+        load_settings(tmp_path, {})  # a folder where the file should be
 
 
 def test_every_setting_is_documented() -> None:

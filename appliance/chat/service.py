@@ -146,11 +146,19 @@ class ChatService:
             self._answering.discard(conversation_id)
 
     def _history(self, conversation_id: str) -> tuple[ChatMessage, ...]:
+        """The stored turns, with consecutive turns of one role joined into one.
+
+        A question whose answer was never stored (the process died mid-answer) would otherwise
+        put two user turns in a row, which many chat templates refuse for good.
+        """
         self._store.get(conversation_id)
-        return tuple(
-            ChatMessage(m.role, m.content)  # type: ignore[arg-type]  # roles are checked by SQLite
-            for m in self._store.messages(conversation_id)
-        )
+        turns: list[ChatMessage] = []
+        for m in self._store.messages(conversation_id):
+            if turns and turns[-1].role == m.role:
+                turns[-1] = ChatMessage(turns[-1].role, f"{turns[-1].content}\n\n{m.content}")
+            else:
+                turns.append(ChatMessage(m.role, m.content))  # type: ignore[arg-type]
+        return tuple(turns)
 
     async def _answer(self, conversation_id: str, first: _First) -> AsyncGenerator[ChatEvent, None]:
         """Stream the answer, and store it however the stream ends (a stopped one in part)."""

@@ -94,13 +94,16 @@ class ThreadedEngine:
 
     def __init__(self, backend: Backend, queue_size: int) -> None:
         self._backend = backend
-        self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=queue_size)
-        self._jobs: dict[str, _Job] = {}
+        # Unbounded on purpose: the limit counts only requests someone still waits for, so
+        # clients that left (their jobs cancelled, dropped when reached) take no place.
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._queue_size = queue_size
+        self._jobs: dict[str, _Job] = {}  # accepted and not finished, the current one included
+        self._current: _Job | None = None
         self._ids = itertools.count(1)
         self._ready = threading.Event()
         self._load_error: str | None = None
         self._report = LoadReport(gpu_offload_supported=False, gpu_layers=0)
-        self._busy = False
         self._completed = self._cancelled = 0
         self._thread = threading.Thread(target=self._run, name="llm-engine", daemon=True)
 
@@ -121,14 +124,16 @@ class ThreadedEngine:
         """Queue a request (it waits while the model loads); EngineBusy when the queue is full."""
         if self._load_error is not None:
             raise ModelError(self._load_error)
+        if self._waiting() >= self._queue_size:
+            raise EngineBusy("the engine is busy with other requests; retry shortly")
         job = _Job(f"gen-{next(self._ids)}", request)
         self._jobs[job.id] = job
-        try:
-            self._queue.put_nowait(job)
-        except queue.Full:
-            del self._jobs[job.id]
-            raise EngineBusy("the engine is busy with other requests; retry shortly") from None
+        self._queue.put(job)
         return job
+
+    def _waiting(self) -> int:
+        current = self._current
+        return sum(j is not current and not j.cancelled.is_set() for j in list(self._jobs.values()))
 
     def cancel(self, generation_id: str) -> None:
         job = self._jobs.get(generation_id)
@@ -140,8 +145,9 @@ class ThreadedEngine:
             model=self._backend.model_id,
             ready=self._ready.is_set(),
             load_error=self._load_error,
-            queued=self._queue.qsize(),
-            busy=self._busy,
+            queued=self._waiting(),
+            busy=self._current is not None,
+            pending=len(self._jobs),
             gpu_offload_supported=self._report.gpu_offload_supported,
             gpu_layers=self._report.gpu_layers,
             completed=self._completed,
@@ -158,11 +164,11 @@ class ThreadedEngine:
             return
         self._ready.set()
         while (job := self._queue.get()) is not None:
-            self._busy = True
+            self._current = job
             try:
                 self._serve(job)
             finally:
-                self._busy = False
+                self._current = None
                 self._jobs.pop(job.id, None)
 
     def _refuse_all(self, error: ModelError) -> None:
@@ -174,6 +180,12 @@ class ThreadedEngine:
 
     def _serve(self, job: _Job) -> None:
         last: Event | None = None
+        if job.cancelled.is_set():  # its client left while it waited: don't touch the model
+            last = DoneEvent(finish_reason="cancelled", prompt_tokens=0, completion_tokens=0)
+            job.push(last)
+            job.push(None)
+            self._cancelled += 1
+            return
         try:
             for event in self._backend.generate(job.request, job.cancelled.is_set):
                 job.push(event)

@@ -27,7 +27,7 @@ from appliance.llm.types import (
 
 log = logging.getLogger(__name__)
 
-# create_chat_completion's defaults, so answers match llama-cpp-python's own for the same seed.
+# create_chat_completion's sampling defaults, so answers follow llama-cpp-python's own.
 _TOP_K, _MIN_P, _REPEAT_PENALTY = 40, 0.05, 1.0
 
 
@@ -117,6 +117,7 @@ class LlamaCppBackend:
         if p.seed is not None and p.temperature > 0:
             # Reusing a cached prompt prefix changes logits in the last bits, and sampling
             # amplifies that: a seeded request re-evaluates its prompt so it is reproducible.
+            # At temperature 0 decoding is greedy and takes nothing from the seed.
             self._llama.reset()
         done = DoneEvent(finish_reason="cancelled", prompt_tokens=len(tokens), completion_tokens=0)
         if self._prefill(tokens, cancelled):
@@ -135,7 +136,10 @@ class LlamaCppBackend:
         start = 0
         while start < min(len(cached), len(tokens) - 1) and cached[start] == tokens[start]:
             start += 1
-        llama.n_tokens = start  # eval() drops whatever the cache holds past this point
+        if start < llama.n_tokens and not llama._ctx.kv_cache_seq_rm(-1, start, -1):
+            llama.reset()  # recurrent memory (Mamba, RWKV, hybrids) cannot be cut part way
+            start = 0
+        llama.n_tokens = start
         for i in range(start, len(tokens) - 1, llama.n_batch):
             if cancelled():
                 return False

@@ -58,8 +58,9 @@ class EngineInfo(msgspec.Struct, frozen=True, kw_only=True):
     model: str
     ready: bool
     load_error: str | None
-    queued: int
+    queued: int  # waiting for the engine, their clients still there
     busy: bool
+    pending: int  # accepted and not yet finished, cancelled ones not yet dropped included
     gpu_offload_supported: bool
     gpu_layers: int
     completed: int

@@ -84,9 +84,9 @@ async def _sse(
 ) -> AsyncGenerator[bytes, None]:
     """The events; a `render` event with the answer so far as HTML a few times a second; and
     an `error` event (OpenAI's error body) if the answer fails part way."""
-    yield _encode(first)
     text, rendered_at = "", time.monotonic()
     async with aclosing(events):
+        yield _encode(first)
         try:
             async for event in events:
                 yield _encode(event)

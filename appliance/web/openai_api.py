@@ -83,9 +83,9 @@ async def _chunks(
         return sse(ChatCompletionChunk(id=cid, created=created, model=model, choices=choices,
                                        usage=usage))  # fmt: skip
 
-    yield chunk(Delta(role="assistant", content=""))
     event = first
     async with aclosing(events):
+        yield chunk(Delta(role="assistant", content=""))
         try:
             while isinstance(event, TokenEvent):
                 yield chunk(Delta(content=event.text))

@@ -10,6 +10,7 @@ from appliance.config import Settings
 from appliance.store.conversations import ConversationStore
 from appliance.store.db import Database
 from appliance.web import conversations
+from tests.conftest import make_settings
 from tests.web.conftest import Client, running_app, sse_events
 
 
@@ -126,14 +127,16 @@ def test_page_and_assets_are_served_locally(client: Client) -> None:
         assert client.get(asset).status_code == 200
 
 
-def test_health_and_readiness(client: Client) -> None:
-    assert client.get("/healthz").json() == {"status": "ok"}
-    ready = client.get("/readyz")
-    assert ready.status_code == 200
-    assert ready.json()["ready"] is True
-    body = ready.json()
-    if not body["gpu_offload_supported"]:
-        assert body["gpu_layers"] == 0  # a CPU build offloads nothing, whatever is configured
+def test_health_and_readiness(tmp_path: Path) -> None:
+    with running_app(make_settings(tmp_path, n_gpu_layers=-1)) as client:  # ask for all layers
+        assert client.get("/healthz").json() == {"status": "ok"}
+        ready = client.get("/readyz")
+        assert ready.status_code == 200
+        body = ready.json()
+        assert body["ready"] is True
+        assert body["pending"] == 0
+        # What went to the GPU is what this build can do, not what was asked for.
+        assert (body["gpu_layers"] > 0) == body["gpu_offload_supported"]
 
 
 def test_page_is_served_under_a_strict_content_security_policy(client: Client) -> None:

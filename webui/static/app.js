@@ -220,8 +220,8 @@ async function stream(url, body, userText) {
       answer.replaceWith(renderMessage({ role: "assistant", content, html: null, finish_reason: "cancelled" }));
       markLastAnswer();
       stopped = true;
-    } else if (error.name !== "AbortError") {
-      showError(error.message);
+    } else {
+      if (error.name !== "AbortError") showError(error.message);
       if (userText !== null && !$("input").value) $("input").value = userText; // lose nothing
     }
   } finally {
