@@ -125,11 +125,12 @@ class LlamaCppBackend:
         yield done
 
     def _prefill(self, tokens: list[int], cancelled: Callable[[], bool]) -> bool:
-        """Evaluate all but the last prompt token in batches, stopping early when cancelled.
+        """Evaluate the prompt's full batches, stopping early when cancelled.
 
         llama-cpp-python evaluates a prompt in one uninterruptible call; done here batch by
         batch, a client that leaves during a long prompt frees the engine within one batch.
-        `generate` then finds the prefix cached and evaluates only the last token.
+        `generate` then finds that prefix cached and evaluates the last, partial batch in one
+        decode, as it would have (a prompt of one batch costs nothing extra here).
         """
         llama = self._llama
         cached = llama.input_ids[: llama.n_tokens].tolist()
@@ -140,10 +141,11 @@ class LlamaCppBackend:
             llama.reset()  # recurrent memory (Mamba, RWKV, hybrids) cannot be cut part way
             start = 0
         llama.n_tokens = start
-        for i in range(start, len(tokens) - 1, llama.n_batch):
+        end = start + (len(tokens) - 1 - start) // llama.n_batch * llama.n_batch
+        for i in range(start, end, llama.n_batch):
             if cancelled():
                 return False
-            llama.eval(tokens[i : min(i + llama.n_batch, len(tokens) - 1)])
+            llama.eval(tokens[i : i + llama.n_batch])
         return not cancelled()
 
     def _decode(

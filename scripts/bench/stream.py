@@ -2,7 +2,7 @@
 """Streaming speed: the appliance's /v1/chat/completions against llama-cpp-python called directly.
 
 Same model, prompt, threads, n_ctx, max_tokens, seed and greedy sampling on both sides, run
-alternately in one process tree so both see the same machine. Prints medians and the ratios:
+alternately (with a rest between runs) in one process tree so both see the same machine. Prints medians and the ratios:
 target >= 0.97x raw tokens/s and <= 25 ms added time-to-first-token.
 
     .venv/bin/python scripts/bench/stream.py [--runs 7] [--max-tokens 128] [--threads 2]
@@ -107,6 +107,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--n-ctx", type=int, default=4096)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--gap", type=float, default=1.0,
+        help="seconds of rest before each run: llama.cpp's OpenMP threads spin for a while "
+        "after a generation and would slow whichever side runs next",
+    )  # fmt: skip
     args = parser.parse_args()
     model = str(bundled_model())
     llm = Llama(model_path=model, n_ctx=args.n_ctx, n_threads=args.threads,
@@ -121,7 +126,9 @@ def main() -> None:
                 ours: list[Sample] = []
                 for i in range(args.runs):
                     prompt = PROMPT.format(i=i)  # a new prompt each run: real prompt processing
+                    time.sleep(args.gap)
                     raw.append(timed(raw_pieces(llm, prompt, args)))
+                    time.sleep(args.gap)
                     ours.append(timed(appliance_pieces(client, prompt, args)))
         finally:
             proc.terminate()
