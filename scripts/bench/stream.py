@@ -2,8 +2,9 @@
 """Streaming speed: the appliance's /v1/chat/completions against llama-cpp-python called directly.
 
 Same model, prompt, threads, n_ctx, max_tokens, seed and greedy sampling on both sides, run
-alternately (with a rest between runs) in one process tree so both see the same machine. Prints medians and the ratios:
-target >= 0.97x raw tokens/s and <= 25 ms added time-to-first-token.
+alternately (with a rest between runs) in one process tree so both see the same machine.
+Prints medians and the ratios: target >= 0.97x raw tokens/s and <= 25 ms added
+time-to-first-token.
 
     .venv/bin/python scripts/bench/stream.py [--runs 7] [--max-tokens 128] [--threads 2]
 """
