@@ -24,9 +24,13 @@ def model_path() -> Path:
     return bundled_model()
 
 
+def llm_settings(**llm: object) -> LlmSettings:
+    """The suite's model settings: a small context and the suite's thread count."""
+    return msgspec.convert({"n_ctx": 2048, "n_threads": THREADS, **llm}, LlmSettings)
+
+
 def make_settings(data_dir: Path, **llm: object) -> Settings:
-    base = {"n_ctx": 2048, "n_threads": THREADS, "queue_size": 2, **llm}
-    return Settings(data_dir=str(data_dir), llm=msgspec.convert(base, LlmSettings))
+    return Settings(data_dir=str(data_dir), llm=llm_settings(queue_size=2, **llm))
 
 
 @pytest.fixture
@@ -36,8 +40,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture(scope="session")
 def engine(model_path: Path) -> Iterator[ThreadedEngine]:
-    llm = msgspec.convert({"n_ctx": 2048, "n_threads": THREADS}, LlmSettings)
-    eng = ThreadedEngine(LlamaCppBackend(model_path, "smollm2", llm), queue_size=1)
+    eng = ThreadedEngine(LlamaCppBackend(model_path, "smollm2", llm_settings()), queue_size=1)
     eng.start()
     assert eng.wait_ready(60), eng.info().load_error
     yield eng

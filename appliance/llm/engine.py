@@ -12,7 +12,7 @@ import itertools
 import logging
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Protocol
 
 import msgspec
@@ -180,14 +180,14 @@ class ThreadedEngine:
 
     def _serve(self, job: _Job) -> None:
         last: Event | None = None
-        if job.cancelled.is_set():  # its client left while it waited: don't touch the model
-            last = DoneEvent(finish_reason="cancelled", prompt_tokens=0, completion_tokens=0)
-            job.push(last)
-            job.push(None)
-            self._cancelled += 1
-            return
+        events: Iterable[Event] = (
+            # Its client left while it waited: answer without touching the model.
+            [DoneEvent(finish_reason="cancelled", prompt_tokens=0, completion_tokens=0)]
+            if job.cancelled.is_set()
+            else self._backend.generate(job.request, job.cancelled.is_set)
+        )
         try:
-            for event in self._backend.generate(job.request, job.cancelled.is_set):
+            for event in events:
                 job.push(event)
                 last = event
         except Exception as exc:

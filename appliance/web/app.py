@@ -12,7 +12,7 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.static_files import create_static_files_router
 
-from appliance.config import LlmSettings, Settings
+from appliance.config import Settings
 from appliance.errors import ApplianceError
 from appliance.services import Services
 from appliance.web import pages
@@ -64,7 +64,6 @@ def create_app(settings: Settings, services: Services) -> Litestar:
             "services": Provide(lambda: services, use_cache=True, sync_to_thread=False),
             "llm_settings": Provide(lambda: settings.llm, use_cache=True, sync_to_thread=False),
         },
-        signature_namespace={"Services": Services, "LlmSettings": LlmSettings},
         exception_handlers={
             ApplianceError: appliance_error(settings.web.retry_after),  # type: ignore[dict-item]
             HTTPException: http_error,

@@ -22,12 +22,10 @@ from appliance.web.schemas import ErrorBody, ErrorResponse
 log = logging.getLogger(__name__)
 
 
-def error_response(
-    status: int, message: str, *, kind: str, param: str | None = None, code: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> Response[ErrorResponse]:  # fmt: skip
-    body = ErrorResponse(ErrorBody(message=message, type=kind, param=param, code=code))
-    return Response(body, status_code=status, headers=headers)
+def _response(
+    status: int, body: ErrorBody, headers: dict[str, str] | None = None
+) -> Response[ErrorResponse]:
+    return Response(ErrorResponse(body), status_code=status, headers=headers)
 
 
 # What each error means over HTTP: status, OpenAI error type, and a stable code.
@@ -58,7 +56,7 @@ def appliance_error(retry_after: int) -> object:
         status, body = describe(exc)
         log.log(logging.ERROR if status >= 500 else logging.INFO, "%s: %s", status, exc)
         headers = {"Retry-After": str(retry_after)} if isinstance(exc, EngineBusy) else None
-        return Response(ErrorResponse(body), status_code=status, headers=headers)
+        return _response(status, body, headers)
 
     return handle
 
@@ -66,14 +64,13 @@ def appliance_error(retry_after: int) -> object:
 def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorResponse]:
     if isinstance(exc, ValidationException):
         message, param = _validation_message(exc)
-        return error_response(400, message, kind="invalid_request_error", param=param)
+        return _response(400, ErrorBody(message, "invalid_request_error", param=param))
     kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
-    return error_response(exc.status_code, exc.detail, kind=kind, headers=exc.headers)
+    return _response(exc.status_code, ErrorBody(exc.detail, kind), exc.headers)
 
 
 def internal_error(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorResponse]:
-    status, body = describe(exc)
-    return Response(ErrorResponse(body), status_code=status)
+    return _response(*describe(exc))
 
 
 def _validation_message(exc: ValidationException) -> tuple[str, str | None]:

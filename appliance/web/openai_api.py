@@ -50,7 +50,7 @@ class OpenAIController(Controller):
         params = data.params(llm_settings, data.max_completion_tokens)
         events = services.chat.complete(data.chat_messages(), params)
         first = await first_event(request, events)
-        model = services.engine.info().model
+        model = services.model_ids[0]
         if data.stream:
             usage = data.stream_options is not None and data.stream_options.include_usage
             return event_stream(_chunks(first, events, model, include_usage=usage))

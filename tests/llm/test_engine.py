@@ -6,10 +6,8 @@ import asyncio
 from contextlib import aclosing
 from pathlib import Path
 
-import msgspec
 import pytest
 
-from appliance.config import LlmSettings
 from appliance.errors import EngineBusy, InvalidRequest, ModelError
 from appliance.llm.engine import ThreadedEngine
 from appliance.llm.llamacpp import LlamaCppBackend
@@ -21,7 +19,7 @@ from appliance.llm.types import (
     SamplingParams,
     TokenEvent,
 )
-from tests.conftest import LONG_PROMPT
+from tests.conftest import LONG_PROMPT, llm_settings
 
 
 def request(prompt: str, **params: object) -> GenerationRequest:
@@ -107,8 +105,7 @@ def test_a_model_that_fails_to_load_refuses_waiting_requests(
 ) -> None:
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(model_path.read_bytes()[:3_000_000])  # past the header, data cut
-    llm = msgspec.convert({"n_ctx": 256, "n_threads": 1}, LlmSettings)
-    failing = ThreadedEngine(LlamaCppBackend(broken, "broken", llm), queue_size=2)
+    failing = ThreadedEngine(LlamaCppBackend(broken, "broken", llm_settings()), queue_size=2)
 
     async def scenario() -> None:
         waiting = failing.submit(request("Hi"))  # queued before the load ends

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import msgspec
 import pytest
 
-from appliance.config import LlmSettings
 from appliance.llm.llamacpp import LlamaCppBackend
 from appliance.llm.types import ChatMessage, DoneEvent, GenerationRequest, SamplingParams
-from tests.conftest import THREADS
+from tests.conftest import llm_settings
 
 
 @pytest.fixture(scope="module")
 def backend(model_path: Path) -> LlamaCppBackend:
-    llm = msgspec.convert({"n_ctx": 2048, "n_threads": THREADS}, LlmSettings)
-    b = LlamaCppBackend(model_path, "smollm2", llm)
+    b = LlamaCppBackend(model_path, "smollm2", llm_settings())
     b.load()
     return b
 

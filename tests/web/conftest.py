@@ -10,7 +10,6 @@ import pytest
 from litestar.testing import TestClient
 
 from appliance.config import Settings
-from appliance.services import Services
 from appliance.web.app import create_app
 from appliance.wiring import build_services
 
@@ -19,28 +18,16 @@ Client = TestClient  # type: ignore[type-arg]
 
 @contextmanager
 def running_app(settings: Settings) -> Iterator[Client]:
-    with served_app(settings) as (client, _):
+    services = build_services(settings)
+    with TestClient(create_app(settings, services)) as client:
+        assert services.engine.wait_ready(60)  # type: ignore[attr-defined]
         yield client
 
 
-@contextmanager
-def served_app(settings: Settings) -> Iterator[tuple[Client, Services]]:
-    services = build_services(settings)
-    with TestClient(create_app(settings, services)) as client:
-        engine = services.engine
-        assert engine.wait_ready(60)  # type: ignore[attr-defined]
-        yield client, services
-
-
 @pytest.fixture
-def served(settings: Settings) -> Iterator[tuple[Client, Services]]:
-    with served_app(settings) as pair:
-        yield pair
-
-
-@pytest.fixture
-def client(served: tuple[Client, Services]) -> Client:
-    return served[0]
+def client(settings: Settings) -> Iterator[Client]:
+    with running_app(settings) as c:
+        yield c
 
 
 def sse_events(lines: Iterator[str]) -> list[tuple[str, dict[str, object]]]:
