@@ -1,4 +1,4 @@
-"""The `appliance` command line: serve, models, config."""
+"""The `appliance` command line: serve, models, ingest, documents, config."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import logging
 import os
 import socket
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -35,6 +37,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (overrides web.host)")
     serve.add_argument("--port", type=int, help="port to listen on (overrides web.port)")
     sub.add_parser("models", help="list the GGUF models on offer, read from their metadata")
+    ingest = sub.add_parser(
+        "ingest", help="index the watched folder (or a folder inside it) once, with progress",
+        description="Brings the document index up to date with the watched folder "
+        "(documents.watch_dir) and exits. Not needed while `serve` runs: it watches the folder.",
+    )  # fmt: skip
+    ingest.add_argument("path", nargs="?", type=Path,
+                        help="the watched folder or a folder or file inside it "
+                        "(default: the whole watched folder)")  # fmt: skip
+    sub.add_parser("documents", help="list the document catalog: status, chunks, errors")
     config = sub.add_parser("config", help="show the effective settings or their reference")
     config_sub = config.add_subparsers(dest="action", required=True, metavar="ACTION")
     config_sub.add_parser("show", help="print the effective settings as TOML")
@@ -50,6 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(settings, args.host, args.port)
         if args.command == "models":
             return _models(settings)
+        if args.command == "ingest":
+            return _ingest(settings, args.path)
+        if args.command == "documents":
+            return _documents(settings)
         print(reference() if args.action == "reference" else _toml(settings), end="")
         return 0
     except SettingsError as exc:
@@ -115,6 +130,107 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _ingest(settings: Settings, target: Path | None) -> int:
+    from appliance.store.db import Database
+    from appliance.store.lock import IndexLock
+    from appliance.wiring import build_pipeline
+
+    logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
+    root = settings.watch_path
+    under = _inside_watched(root, target)
+    lock = IndexLock(settings.data_path / "index.lock")
+    db = Database(settings.data_path / "appliance.db")
+    try:
+        pipeline = build_pipeline(settings, db)
+        started = time.monotonic()
+        with _ProgressBar() as bar:
+            done = pipeline.reconcile(bar.update, under=under)
+        took = time.monotonic() - started
+        print(f"{done.files_done} files read, {done.chunks} chunks stored "
+              f"({done.embedded} embedded, the rest reused) in {took:.1f} s; "
+              f"{done.failed} failed (`appliance documents` says why)")  # fmt: skip
+        return 1 if done.failed else 0
+    finally:
+        db.close()
+        lock.release()
+
+
+def _inside_watched(root: Path, target: Path | None) -> str:
+    """`target` relative to the watched folder ("" for all of it); outside it is an error."""
+    if target is None:
+        return ""
+    full = target.expanduser().resolve()
+    try:
+        rel = full.relative_to(root).as_posix()
+    except ValueError:
+        raise ApplianceError(
+            f"{target} is outside the watched folder {root}; copy the files into it, or point "
+            f"documents.watch_dir (APPLIANCE_DOCUMENTS__WATCH_DIR) at {full}"
+        ) from None
+    if not full.exists():
+        raise ApplianceError(f"{target} does not exist")
+    return "" if rel == "." else rel
+
+
+class _ProgressBar:
+    """files, chunks, chunks/s and ETA on stderr; the ETA follows bytes read."""
+
+    def __enter__(self) -> _ProgressBar:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._started = time.monotonic()
+        self._bar = Progress(
+            TextColumn("{task.fields[files]} files"), BarColumn(),
+            TextColumn("{task.fields[chunks]} chunks · {task.fields[rate]} chunks/s · ETA"),
+            TimeRemainingColumn(), TextColumn("{task.fields[path]}"),
+            console=_stderr_console(), transient=False,
+        )  # fmt: skip
+        self._bar.start()
+        self._task = self._bar.add_task("ingest", total=None, files="0/0", chunks=0, rate="-",
+                                        path="")  # fmt: skip
+        return self
+
+    def update(self, p: Any) -> None:
+        rate = p.chunks / max(time.monotonic() - self._started, 1e-6)
+        self._bar.update(self._task, total=max(p.bytes_total, 1), completed=p.bytes_done,
+                         files=f"{p.files_done}/{p.files_total}", chunks=p.chunks,
+                         rate=f"{rate:.1f}", path=p.path[-40:])  # fmt: skip
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _documents(settings: Settings) -> int:
+    from appliance.store.catalog import Catalog
+    from appliance.store.db import Database
+
+    db = Database(settings.data_path / "appliance.db")
+    try:
+        docs = Catalog(db).documents()
+    finally:
+        db.close()
+    print(f"watched folder: {settings.watch_path}")
+    rows = [("STATUS", "CHUNKS", "PAGES", "INDEXED", "PATH", "ERROR")]
+    for d in docs:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.indexed_at or 0))
+        when = when if d.indexed_at else "-"
+        rows.append((d.status, str(d.chunks), str(d.pages or "-"), when, d.path, d.error or ""))
+    _table(rows)
+    return 0
+
+
+def _table(rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
 def _models(settings: Settings) -> int:
     from appliance.llm.models import discover
 
@@ -127,9 +243,7 @@ def _models(settings: Settings) -> int:
         rows.append((item.id, item.architecture, item.quantization,
                      _human(item.parameters, 1000, ""), str(item.context_length),
                      _human(item.size_bytes, 1024, "iB"), item.path))  # fmt: skip
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    _table(rows)
     for problem in problems:
         print(f"unusable: {problem}", file=sys.stderr)
     return 0

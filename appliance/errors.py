@@ -31,3 +31,11 @@ class Conflict(ApplianceError):
 
 class StoreError(ApplianceError):
     """The database under the data directory cannot be opened or written."""
+
+
+class ExtractError(ApplianceError):
+    """A document cannot be read (damaged, encrypted, empty, too big); the message says why."""
+
+
+class IndexBusy(ApplianceError):
+    """Another process (a running server, or an `appliance ingest`) is indexing the folder."""

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from appliance.chat.service import ChatService
+from appliance.ingest.library import DocumentLibrary
 from appliance.llm.engine import Engine
 
 
@@ -13,6 +14,7 @@ from appliance.llm.engine import Engine
 class Services:
     chat: ChatService
     engine: Engine
+    documents: DocumentLibrary
     model_ids: tuple[str, ...]
     on_startup: tuple[Callable[[], None], ...] = field(default=())
     on_shutdown: tuple[Callable[[], None], ...] = field(default=())

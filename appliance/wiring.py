@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from appliance.chat.service import ChatService
 from appliance.config import Settings
-from appliance.errors import ModelError
-from appliance.llm.engine import ThreadedEngine
+from appliance.embed.embedder import Embedder
+from appliance.errors import ApplianceError, ModelError
+from appliance.ingest.chunk import Chunker
+from appliance.ingest.library import DocumentLibrary
+from appliance.ingest.pipeline import IngestPipeline
+from appliance.ingest.types import Limits
+from appliance.ingest.watch import FolderWatcher
+from appliance.llm.engine import Engine, ThreadedEngine
 from appliance.llm.llamacpp import LlamaCppBackend
 from appliance.llm.models import load_model_info
 from appliance.services import Services
+from appliance.store.catalog import Catalog
 from appliance.store.conversations import ConversationStore
 from appliance.store.db import Database
+from appliance.store.lock import IndexLock
 
 log = logging.getLogger(__name__)
 
 
 def build_services(settings: Settings) -> Services:
-    """Check the model file and open the database; the model itself loads on start-up."""
+    """Check the model file, open the stores and the index; the LLM itself loads on start-up."""
     model = load_model_info(settings.llm)
     if not model.has_chat_template and not settings.llm.chat_template:
         raise ModelError(
@@ -31,10 +41,80 @@ def build_services(settings: Settings) -> Services:
     db = Database(settings.data_path / "appliance.db")
     backend = LlamaCppBackend(Path(model.path), model.id, settings.llm)
     engine = ThreadedEngine(backend, settings.llm.queue_size)
+    lock = IndexLock(settings.data_path / "index.lock")
+    pipeline = build_pipeline(settings, db, yield_cpu=_yield_to(engine))
+    watcher = FolderWatcher(pipeline, settings.documents.settle_ms / 1000,
+                            watch=settings.documents.watch)  # fmt: skip
+    library = DocumentLibrary(Catalog(db), str(settings.watch_path),
+                              indexing=lambda: not watcher.idle.is_set())  # fmt: skip
     return Services(
         chat=ChatService(engine, ConversationStore(db)),
         engine=engine,
+        documents=library,
         model_ids=(model.id,),
-        on_startup=(engine.start,),
-        on_shutdown=(engine.stop, db.close),
+        on_startup=(engine.start, watcher.start),
+        on_shutdown=(watcher.stop, engine.stop, lock.release, db.close),
     )
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    from appliance.embed.models import read_model_card, resolve_model_dir
+
+    card = read_model_card(resolve_model_dir(settings.embed.model))
+    embed = settings.embed
+    if embed.backend == "sentence-transformers":
+        from appliance.embed.sbert import SentenceTransformerEmbedder
+
+        return SentenceTransformerEmbedder(card, embed.threads, embed.batch_size)
+    from appliance.embed.export import onnx_file
+    from appliance.embed.onnx import OnnxEmbedder
+
+    path = onnx_file(card.path, settings.data_path / "cache" / "onnx", embed.quantize)
+    return OnnxEmbedder(card, path, embed.threads, embed.batch_size)
+
+
+def build_pipeline(settings: Settings, db: Database,
+                   yield_cpu: Callable[[], None] = lambda: None) -> IngestPipeline:  # fmt: skip
+    """The index of the watched folder; the caller holds the IndexLock."""
+    from appliance.store.chroma import ChromaIndex
+
+    docs = settings.documents
+    embedder = build_embedder(settings)
+    limit = embedder.max_tokens - 2  # the model adds a start and an end token
+    if docs.chunk_tokens > limit:
+        raise ApplianceError(f"setting documents.chunk_tokens: {docs.chunk_tokens} is over the "
+                             f"embedding model's limit of {limit} tokens; lower it")  # fmt: skip
+    if docs.chunk_overlap >= docs.chunk_tokens:
+        raise ApplianceError("setting documents.chunk_overlap: must be less than chunk_tokens")
+    index = ChromaIndex(settings.data_path / "chroma", embedder.name)
+    for name in index.drop_others():
+        log.info("dropped the vectors of a former embedding model (%s)", name)
+    root = settings.watch_path
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ApplianceError(f"cannot create the watched folder {root}: {exc.strerror}; "
+                             "create it, or set documents.watch_dir") from None  # fmt: skip
+    log.info("documents: watching %s; embeddings %s", root, embedder.name)
+    return IngestPipeline(
+        root, Catalog(db), index, embedder,
+        Chunker(embedder.token_spans, docs.chunk_tokens, docs.chunk_overlap),
+        max_file_bytes=docs.max_file_mb * 2**20,
+        limits=Limits(max_unpacked_bytes=docs.max_unpacked_mb * 2**20),
+        yield_cpu=yield_cpu,
+    )  # fmt: skip
+
+
+def _yield_to(engine: Engine, longest_s: float = 10.0) -> Callable[[], None]:
+    """Ingestion waits while a chat is generating (one core can't do both at full speed), but
+    never longer than `longest_s` at a time, so steady chat traffic can't starve it."""
+
+    def wait() -> None:
+        deadline = time.monotonic() + longest_s
+        while time.monotonic() < deadline:
+            info = engine.info()
+            if not info.busy and info.pending == 0:
+                return
+            time.sleep(0.05)
+
+    return wait

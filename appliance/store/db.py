@@ -32,6 +32,34 @@ _MIGRATIONS = (
     CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
     CREATE INDEX conversations_by_update ON conversations(updated_at);
     """,
+    """
+    CREATE TABLE documents (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        path TEXT NOT NULL UNIQUE,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        sha256 TEXT,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'indexed', 'failed', 'skipped')),
+        chunks INTEGER NOT NULL DEFAULT 0,
+        pages INTEGER,
+        error TEXT,
+        indexed_at REAL
+    );
+    CREATE INDEX documents_by_sha ON documents(sha256);
+    CREATE TABLE chunks (
+        id TEXT PRIMARY KEY,
+        document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+        ord INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        page INTEGER,
+        heading TEXT,
+        hash TEXT NOT NULL,
+        tokens INTEGER NOT NULL
+    );
+    CREATE INDEX chunks_by_document ON chunks(document_id, ord);
+    CREATE INDEX chunks_by_hash ON chunks(hash);
+    CREATE TABLE index_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
 )
 
 

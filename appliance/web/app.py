@@ -17,6 +17,7 @@ from appliance.errors import ApplianceError
 from appliance.services import Services
 from appliance.web import pages
 from appliance.web.conversations import ConversationController
+from appliance.web.documents import list_documents
 from appliance.web.errors import appliance_error, http_error, internal_error
 from appliance.web.openai_api import OpenAIController
 
@@ -54,10 +55,12 @@ def create_app(settings: Settings, services: Services) -> Litestar:
     return Litestar(
         route_handlers=[
             pages.index_handler(webui),
+            pages.documents_handler(webui),
             pages.healthz,
             pages.readyz,
             create_static_files_router("/static", directories=[webui / "static"]),
             ConversationController,
+            list_documents,
             OpenAIController,
         ],
         dependencies={

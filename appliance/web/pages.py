@@ -1,4 +1,4 @@
-"""The chat page, its static assets, and the health probes."""
+"""The chat and documents pages, and the health probes."""
 
 from __future__ import annotations
 
@@ -15,10 +15,21 @@ from appliance.web.deps import ServicesDep
 def index_handler(webui: Path) -> HTTPRouteHandler:
     @get("/", include_in_schema=False)
     async def index() -> File:
-        return File(webui / "index.html", content_disposition_type="inline",
-                    media_type="text/html; charset=utf-8")  # fmt: skip
+        return _page(webui / "index.html")
 
     return index
+
+
+def documents_handler(webui: Path) -> HTTPRouteHandler:
+    @get("/documents", include_in_schema=False)
+    async def documents() -> File:
+        return _page(webui / "documents.html")
+
+    return documents
+
+
+def _page(path: Path) -> File:
+    return File(path, content_disposition_type="inline", media_type="text/html; charset=utf-8")
 
 
 @get("/healthz")

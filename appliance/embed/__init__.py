@@ -1,0 +1,1 @@
+"""Text to vectors: one Embedder protocol, onnxruntime and sentence-transformers behind it."""

@@ -1,0 +1,55 @@
+"""The sentence-transformers embedder (torch): the reference the ONNX one is checked against."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from appliance.embed.embedder import Vectors, normalise
+from appliance.embed.models import ModelCard
+from appliance.embed.tokens import ModelTokenizer
+
+
+class SentenceTransformerEmbedder:
+    """Loads the folder with sentence-transformers on the CPU, from local files only."""
+
+    def __init__(self, card: ModelCard, threads: int, batch_size: int) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import torch
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+        torch.set_num_threads(threads)
+        self._card = card
+        self._tokens = ModelTokenizer(card.path, card.max_tokens)
+        self._batch_size = batch_size
+        self._model = SentenceTransformer(str(card.path), device="cpu", local_files_only=True)
+        self._name = f"sentence-transformers:{card.path.name}"
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dim(self) -> int:
+        return self._card.dim
+
+    @property
+    def max_tokens(self) -> int:
+        return self._card.max_tokens
+
+    def count_tokens(self, text: str) -> int:
+        return self._tokens.count(text)
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        return self._tokens.spans(text)
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self._model.encode(list(texts), batch_size=self._batch_size,
+                                     convert_to_numpy=True, show_progress_bar=False)  # fmt: skip
+        return normalise(np.asarray(vectors))

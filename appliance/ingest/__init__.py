@@ -1,0 +1,1 @@
+"""The watched folder: extractors per file type, chunking, the ingest pipeline."""

@@ -1,0 +1,246 @@
+"""IngestPipeline: keeps the index (catalog + vectors) equal to the watched folder, file by file."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import msgspec
+import numpy as np
+
+from appliance.embed.embedder import Embedder, Vectors
+from appliance.errors import ExtractError
+from appliance.ingest.chunk import Chunk, Chunker
+from appliance.ingest.extract import SUPPORTED, extract
+from appliance.ingest.types import Limits
+from appliance.store.catalog import Catalog, ChunkRow, Document, FileState, Status
+from appliance.store.vectors import VectorIndex
+
+log = logging.getLogger(__name__)
+CHUNKER_VERSION = "1"  # bump when chunking changes, so every document is chunked anew
+_EMBED_BATCH = 64  # chunks embedded between two chances for a chat to take the CPU
+_IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".swp", "~")
+
+
+class Progress(msgspec.Struct):
+    """Where a reconcile pass is; `bytes_*` drive the ETA (chunk counts are known only late)."""
+
+    files_total: int = 0
+    files_done: int = 0
+    bytes_total: int = 0
+    bytes_done: int = 0
+    chunks: int = 0
+    embedded: int = 0
+    failed: int = 0
+    path: str = ""
+
+
+class IngestPipeline:
+    """One thread drives it (the watcher, or `appliance ingest`); readers use the catalog."""
+
+    def __init__(self, root: Path, catalog: Catalog, index: VectorIndex, embedder: Embedder,
+                 chunker: Chunker, *, max_file_bytes: int, limits: Limits,
+                 yield_cpu: Callable[[], None] = lambda: None) -> None:  # fmt: skip
+        self.root = root
+        self._catalog = catalog
+        self._index = index
+        self._embedder = embedder
+        self._chunker = chunker
+        self._max_bytes = max_file_bytes
+        self._limits = limits
+        self._yield_cpu = yield_cpu
+        self.progress = Progress()
+        self._signature = f"{embedder.name}|{chunker.signature}|v{CHUNKER_VERSION}"
+
+    # -- whole-folder passes -------------------------------------------------------------------
+
+    def reconcile(self, on_progress: Callable[[Progress], None] = lambda p: None,
+                  under: str = "") -> Progress:  # fmt: skip
+        """Repairs what a crash left, then makes the index equal the folder (or one subfolder
+        of it: `under`, relative to the watched folder)."""
+        self.repair()
+        on_disk = dict(self._walk(self.root / under))
+        known = {d.path: d for d in self._catalog.documents() if _inside(d.path, under)}
+        todo = [p for p, s in on_disk.items() if _changed(known.get(p), s.st_size, s.st_mtime_ns)]
+        self.progress = Progress(files_total=len(todo),
+                                 bytes_total=sum(on_disk[p].st_size for p in todo))  # fmt: skip
+        for path in todo:  # before removals: a renamed file still finds its old row
+            self.progress.path = path
+            on_progress(self.progress)
+            self.sync_safely(path)
+            self.progress.files_done += 1
+            self.progress.bytes_done += on_disk[path].st_size
+        for path in sorted(known.keys() - on_disk.keys()):
+            if not (self.root / path).exists():
+                self.remove(path)
+        self.progress.path = ""
+        on_progress(self.progress)
+        return self.progress
+
+    def repair(self) -> None:
+        """Settings changed or a crash between the two stores: make them agree again."""
+        if self._catalog.meta("signature") != self._signature:
+            log.info("embedding model or chunking changed: every document is indexed again")
+            self._catalog.requeue_all()
+            self._catalog.set_meta("signature", self._signature)
+        owners = self._catalog.owners()
+        stored = self._index.ids()
+        if orphans := sorted(stored - owners.keys()):
+            log.info("removing %d vectors no document owns (left by an interrupted run)",
+                     len(orphans))  # fmt: skip
+            self._index.delete(orphans)
+        for path in sorted({owners[i] for i in owners.keys() - stored}):
+            doc = self._catalog.get(path)
+            if doc is not None:
+                self._catalog.mark_pending(FileState(path, doc.size, doc.mtime_ns))
+
+    # -- one path ------------------------------------------------------------------------------
+
+    def sync(self, path: str) -> str:
+        """Brings one relative path up to date: a file, a folder (recursively) or a gone path."""
+        full = self.root / path
+        if _ignored(path):
+            return "ignored"
+        if full.is_dir():
+            for sub, _ in self._walk(full):
+                self.sync(sub)
+            return "folder"
+        if not full.is_file():
+            return self.remove(path)
+        try:
+            return self._sync_file(path, full)
+        except OSError as exc:
+            return self._fail(FileState(path, 0, 0), f"cannot be read: {exc.strerror or exc}")
+
+    def sync_safely(self, path: str) -> str:
+        """`sync`, for loops that must go on: a bad file is already reported by `sync`; this
+        catches what it did not foresee (a full disk, say), logs it, and returns "error"."""
+        try:
+            return self.sync(path)
+        except Exception:
+            log.exception("indexing %s failed", path)
+            return "error"
+
+    def remove(self, path: str) -> str:
+        dropped = self._catalog.remove(path)
+        self._index.delete(dropped)
+        return "removed"
+
+    def _sync_file(self, path: str, full: Path) -> str:
+        size, mtime = _stat(full)
+        state = FileState(path, size, mtime)
+        doc = self._catalog.get(path)
+        if not _changed(doc, size, mtime):
+            return "unchanged"
+        suffix = full.suffix.lower()
+        if suffix not in SUPPORTED:
+            return self._settle(state, "skipped", f"unsupported file type {suffix or '(none)'}; "
+                                f"supported: {', '.join(sorted(SUPPORTED))}")  # fmt: skip
+        if size > self._max_bytes:
+            return self._fail(state, f"the file is {size / 2**20:.1f} MB, over the limit of "
+                              f"{self._max_bytes / 2**20:.0f} MB; raise documents.max_file_mb "
+                              "or split the file")  # fmt: skip
+        data = full.read_bytes()
+        state = FileState(path, size, mtime, hashlib.sha256(data).hexdigest())
+        if doc is not None and doc.status != "pending" and doc.sha256 == state.sha256:
+            self._catalog.touch(state)
+            return "unchanged"
+        if self._moved(state):
+            return "moved"
+        self._catalog.mark_pending(state)
+        try:
+            return self._index_content(state, data)
+        except ExtractError as exc:
+            return self._fail(state, str(exc))
+
+    def _moved(self, state: FileState) -> bool:
+        """Same bytes as an indexed file that is gone: a rename, so nothing is re-embedded."""
+        assert state.sha256 is not None  # noqa: S101
+        for twin in self._catalog.with_sha(state.sha256):
+            if twin.path != state.path and not (self.root / twin.path).exists():
+                self._index.delete(self._catalog.move(twin.path, state))
+                return True
+        return False
+
+    def _index_content(self, state: FileState, data: bytes) -> str:
+        extracted = extract(state.path, data, self._limits)
+        chunks = self._chunker.chunks(extracted.blocks)
+        if not chunks:
+            raise ExtractError("no text found in the file")
+        rows = [ChunkRow(id=uuid.uuid4().hex, ord=n, text=c.text, page=c.page,
+                         heading=c.heading, hash=c.hash, tokens=c.tokens)
+                for n, c in enumerate(chunks)]  # fmt: skip
+        vectors = self._vectors(chunks)
+        # Vectors first, then the catalog in one transaction, then the old vectors: a crash at
+        # any point leaves only vectors that no chunk row owns, which `repair` deletes.
+        self._index.upsert([r.id for r in rows], vectors)
+        self._index.delete(self._catalog.replace_chunks(state, extracted.pages, rows))
+        self.progress.chunks += len(rows)
+        return "indexed"
+
+    def _vectors(self, chunks: list[Chunk]) -> Vectors:
+        """Vectors for each chunk: reused where the same text is already indexed."""
+        hashes = [c.hash for c in chunks]
+        known = self._catalog.ids_by_hash(sorted(set(hashes)))
+        stored = self._index.vectors(list(known.values()))
+        by_hash = {h: stored[i] for h, i in known.items() if i in stored}
+        missing = list({c.hash: c.text for c in chunks if c.hash not in by_hash}.items())
+        for start in range(0, len(missing), _EMBED_BATCH):
+            part = missing[start : start + _EMBED_BATCH]
+            self._yield_cpu()
+            for (h, _), row in zip(part, self._embedder.embed([t for _, t in part]), strict=True):
+                by_hash[h] = row
+            self.progress.embedded += len(part)
+        return _stack([by_hash[h] for h in hashes], self._embedder.dim)
+
+    def _fail(self, state: FileState, reason: str) -> str:
+        log.warning("%s: %s", state.path, reason)
+        self.progress.failed += 1
+        return self._settle(state, "failed", reason)
+
+    def _settle(self, state: FileState, status: Status, reason: str) -> str:
+        self._index.delete(self._catalog.settle(state, status, reason))
+        return status
+
+    def _walk(self, folder: Path) -> Iterator[tuple[str, os.stat_result]]:
+        """Every file under `folder` that is not ignored, as (relative path, stat)."""
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = sorted(d for d in dirnames if not _ignored(d))
+            for name in sorted(filenames):
+                full = Path(dirpath) / name
+                rel = full.relative_to(self.root).as_posix()
+                if not _ignored(name):
+                    try:
+                        yield rel, full.stat()
+                    except OSError:
+                        continue  # gone between listing and stat: the next event handles it
+
+
+def _ignored(path: str) -> bool:
+    """Hidden files, Office lock files and partial downloads are never indexed."""
+    return any(part.startswith((".", "~$")) or part.endswith(_IGNORED_SUFFIXES)
+               for part in path.split("/"))  # fmt: skip
+
+
+def _inside(path: str, folder: str) -> bool:
+    return not folder or path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _changed(doc: Document | None, size: int, mtime_ns: int) -> bool:
+    return doc is None or doc.status == "pending" or (doc.size, doc.mtime_ns) != (size, mtime_ns)
+
+
+def _stat(full: Path) -> tuple[int, int]:
+    st = full.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+def _stack(rows: list[Vectors], dim: int) -> Vectors:
+    if not rows:
+        return np.zeros((0, dim), dtype=np.float32)
+    out: Vectors = np.stack(rows).astype(np.float32)
+    return out

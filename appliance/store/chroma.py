@@ -1,0 +1,86 @@
+"""Chroma as the VectorIndex: a local PersistentClient, telemetry off, our vectors only."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import chromadb
+import numpy as np
+from chromadb.config import Settings as ChromaSettings
+
+from appliance.errors import StoreError
+from appliance.store.vectors import Vectors
+
+_PAGE = 5000  # ids per request when listing or writing many (Chroma caps batch sizes)
+
+
+class ChromaIndex:
+    """One collection per embedder, so vectors of different models never meet."""
+
+    def __init__(self, path: Path, embedder_name: str) -> None:
+        self.collection_name = "chunks-" + hashlib.sha256(embedder_name.encode()).hexdigest()[:16]
+        try:
+            self._client = chromadb.PersistentClient(
+                path=str(path),
+                settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
+            )
+            # embedding_function=None: Chroma must never embed by itself (its default model
+            # would be downloaded); this holds on every open, the first and after a restart.
+            self._collection = self._client.get_or_create_collection(
+                self.collection_name, embedding_function=None,
+                metadata={"hnsw:space": "cosine", "embedder": embedder_name},
+            )  # fmt: skip
+        except Exception as exc:
+            raise StoreError(f"cannot open the vector index under {path}: {exc}") from None
+
+    def drop_others(self) -> list[str]:
+        """Deletes collections of other embedders (their vectors can't be searched any more)."""
+        dropped = []
+        for collection in self._client.list_collections():
+            if collection.name != self.collection_name:
+                self._client.delete_collection(collection.name)
+                dropped.append(collection.name)
+        return dropped
+
+    def upsert(self, ids: Sequence[str], vectors: Vectors) -> None:
+        for start in range(0, len(ids), _PAGE):
+            self._collection.upsert(ids=list(ids[start : start + _PAGE]),
+                                    embeddings=vectors[start : start + _PAGE])  # fmt: skip
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, Vectors]:
+        found: dict[str, Vectors] = {}
+        for start in range(0, len(ids), _PAGE):
+            got = self._collection.get(ids=list(ids[start : start + _PAGE]),
+                                       include=["embeddings"])  # fmt: skip
+            rows = got["embeddings"]
+            if rows is None:
+                continue
+            for id_, row in zip(got["ids"], rows, strict=True):
+                found[id_] = np.asarray(row, dtype=np.float32)
+        return found
+
+    def delete(self, ids: Sequence[str]) -> None:
+        for start in range(0, len(ids), _PAGE):
+            self._collection.delete(ids=list(ids[start : start + _PAGE]))
+
+    def ids(self) -> set[str]:
+        out: set[str] = set()
+        while True:
+            page = self._collection.get(include=[], limit=_PAGE, offset=len(out))["ids"]
+            out.update(page)
+            if len(page) < _PAGE:
+                return out
+
+    def query(self, vector: Vectors, k: int) -> list[tuple[str, float]]:
+        if k <= 0 or self._collection.count() == 0:
+            return []
+        got = self._collection.query(query_embeddings=vector.reshape(1, -1), n_results=k,
+                                     include=["distances"])  # fmt: skip
+        distances = got["distances"] or [[]]
+        return list(zip(got["ids"][0], (float(d) for d in distances[0]), strict=True))
+
+    def close(self) -> None:
+        # PersistentClient has no close; dropping the references lets the system cache go.
+        del self._collection
