@@ -69,7 +69,7 @@ def build_embedder(settings: Settings) -> Embedder:
     from appliance.embed.export import onnx_file
     from appliance.embed.onnx import OnnxEmbedder
 
-    path = onnx_file(card.path, settings.data_path / "cache" / "onnx", embed.quantize)
+    path = onnx_file(card.path, settings.embed_cache_path, embed.quantize)
     return OnnxEmbedder(card, path, embed.threads, embed.batch_size)
 
 

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 import pytest
 
-from appliance.config import LlmSettings, Settings
+from appliance.config import EmbedSettings, LlmSettings, Settings
+from appliance.embed.embedder import Embedder
 from appliance.llm.engine import ThreadedEngine
 from appliance.llm.llamacpp import LlamaCppBackend
 from appliance.llm.models import bundled_model
+from appliance.wiring import build_embedder
 
 # Keep llama.cpp to the threads the suite is sized for (2-core machines, one core of compute).
 THREADS = int(os.environ.get("TEST_LLM_THREADS", "2"))
 LONG_PROMPT = "Write a long story about a dragon."
+# The ONNX export of the embedding model, shared by every test's data dir (made once, ~4 s).
+EMBED_CACHE = Path(tempfile.gettempdir()) / f"appliance-tests-onnx-{os.getuid()}"
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +35,8 @@ def llm_settings(**llm: object) -> LlmSettings:
 
 
 def make_settings(data_dir: Path, **llm: object) -> Settings:
-    return Settings(data_dir=str(data_dir), llm=llm_settings(queue_size=2, **llm))
+    return Settings(data_dir=str(data_dir), llm=llm_settings(queue_size=2, **llm),
+                    embed=EmbedSettings(cache_dir=str(EMBED_CACHE)))
 
 
 @pytest.fixture
@@ -45,3 +51,18 @@ def engine(model_path: Path) -> Iterator[ThreadedEngine]:
     assert eng.wait_ready(60), eng.info().load_error
     yield eng
     eng.stop()
+
+
+def embedder_settings(**embed: object) -> Settings:
+    return msgspec.convert({"embed": {"cache_dir": str(EMBED_CACHE), **embed}}, Settings)
+
+
+@pytest.fixture(scope="session")
+def onnx_embedder() -> Embedder:
+    """The default embedder: bundled all-MiniLM-L6-v2, ONNX int8 (exported once per machine)."""
+    return build_embedder(embedder_settings())
+
+
+@pytest.fixture(scope="session")
+def st_embedder() -> Embedder:
+    return build_embedder(embedder_settings(backend="sentence-transformers"))

@@ -45,4 +45,6 @@ class HashingEmbedder:
                 word = text[start:end].lower().encode()
                 bucket = int.from_bytes(hashlib.blake2b(word, digest_size=4).digest(), "big")
                 out[row, bucket % self._dim] += 1.0
+            if not out[row].any():
+                out[row, 0] = 1.0  # no words: still a unit vector, as the real models give
         return normalise(out)

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import THREADS
+from tests.conftest import EMBED_CACHE, THREADS
 
 
 def free_port() -> int:
@@ -52,6 +52,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "APPLIANCE_LLM__N_CTX": "2048",
         "APPLIANCE_LLM__QUEUE_SIZE": "1",
         "APPLIANCE_WEB__LOG_LEVEL": "warning",
+        "APPLIANCE_EMBED__CACHE_DIR": str(EMBED_CACHE),
+        "APPLIANCE_DOCUMENTS__SETTLE_MS": "300",
     }
     log = data / "server.log"
     with log.open("wb") as out:

@@ -1,0 +1,79 @@
+"""Word .docx: a zip-bomb check, then paragraphs and table rows under their heading trail."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from collections.abc import Iterator
+
+import docx
+from docx.document import Document
+from docx.table import Table
+from docx.text.paragraph import Paragraph
+
+from appliance.errors import ExtractError
+from appliance.ingest.extract.blocks import HeadingTrail
+from appliance.ingest.types import Block, Extracted, Limits
+
+NOT_ZIP = "not a valid .docx (not a zip archive); save it again from Word"
+_HEADING = re.compile(r"Heading ([1-9])")
+_RATIO_CHECKED_ABOVE = 1024 * 1024  # small XML parts compress very well and are harmless
+
+
+def read(data: bytes, limits: Limits) -> Extracted:
+    """Paragraphs and table rows (cells joined by " | ") in document order."""
+    _check_archive(data, limits)
+    return Extracted(list(_blocks(docx.Document(io.BytesIO(data)))))
+
+
+def _check_archive(data: bytes, limits: Limits) -> None:
+    """Refuse a zip that would unpack past the limits, before anything inflates it."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+    except zipfile.BadZipFile as exc:
+        raise ExtractError(NOT_ZIP) from exc
+    if sum(member.file_size for member in members) > limits.max_unpacked_bytes:
+        size = f"{limits.max_unpacked_bytes / 2**20:g} MB"
+        raise ExtractError(f"the .docx unpacks to more than {size} (a zip bomb?); it was not read")
+    if any(_ratio(member) > limits.max_ratio for member in members):
+        raise ExtractError(
+            f"a part of the .docx unpacks to more than {limits.max_ratio} times its packed size "
+            "(a zip bomb?); it was not read"
+        )
+
+
+def _ratio(member: zipfile.ZipInfo) -> float:
+    if member.file_size <= _RATIO_CHECKED_ABOVE:
+        return 0
+    return member.file_size / max(member.compress_size, 1)
+
+
+def _blocks(document: Document) -> Iterator[Block]:
+    trail = HeadingTrail()
+    for item in document.iter_inner_content():
+        if isinstance(item, Table):
+            yield from (Block(row, heading=trail.text) for row in _rows(item))
+            continue
+        level = _heading_level(item)
+        if level is not None:
+            trail.enter(level, item.text)
+        yield Block(item.text, heading=trail.text)
+
+
+def _heading_level(paragraph: Paragraph) -> int | None:
+    """0 for "Title", 1..9 for "Heading 1".."Heading 9", None for body text."""
+    name = paragraph.style.name if paragraph.style is not None else None
+    if name == "Title":
+        return 0
+    match = _HEADING.fullmatch(name or "")
+    return int(match[1]) if match else None
+
+
+def _rows(table: Table) -> Iterator[str]:
+    for row in table.rows:
+        # A cell spanning several grid columns comes back once per column: keep it once.
+        cells = row.cells
+        unique = [cell for i, cell in enumerate(cells) if i == 0 or cell is not cells[i - 1]]
+        yield " | ".join(text for cell in unique if (text := cell.text.strip()))
