@@ -1,0 +1,71 @@
+"""The VectorIndex contract, held by Chroma (real) and the in-memory fake."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from appliance.store.chroma import ChromaIndex
+from appliance.store.fake import MemoryIndex
+from appliance.store.vectors import VectorIndex
+
+
+def unit(*values: float) -> np.ndarray:
+    v = np.array(values, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+@pytest.fixture(params=["memory", "chroma"])
+def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorIndex]:
+    made: VectorIndex = MemoryIndex() if request.param == "memory" else ChromaIndex(
+        tmp_path / "chroma", "test-embedder")
+    yield made
+    made.close()
+
+
+def test_upsert_query_delete(index: VectorIndex) -> None:
+    index.upsert(["a", "b", "c"], np.stack([unit(1, 0, 0), unit(0, 1, 0), unit(1, 1, 0)]))
+    assert index.ids() == {"a", "b", "c"}
+    hits = index.query(unit(1, 0.1, 0), k=2)
+    assert [h[0] for h in hits] == ["a", "c"]
+    assert hits[0][1] < hits[1][1]
+    index.delete(["a", "unknown"])
+    assert index.ids() == {"b", "c"}
+    assert index.query(unit(1, 0, 0), k=5)[0][0] == "c"
+
+
+def test_vectors_come_back_as_stored_and_upsert_replaces(index: VectorIndex) -> None:
+    index.upsert(["a"], np.stack([unit(1, 2, 3)]))
+    index.upsert(["a"], np.stack([unit(3, 2, 1)]))
+    got = index.vectors(["a", "missing"])
+    assert list(got) == ["a"]
+    assert np.allclose(got["a"], unit(3, 2, 1), atol=1e-6)
+
+
+def test_an_empty_index_answers_nothing(index: VectorIndex) -> None:
+    assert index.query(unit(1, 0, 0), k=3) == []
+    assert index.ids() == set()
+    index.delete([])
+    index.upsert([], np.zeros((0, 3), dtype=np.float32))
+
+
+def test_chroma_reopens_with_our_vectors_only_and_no_telemetry(tmp_path: Path) -> None:
+    first = ChromaIndex(tmp_path, "model-a")
+    first.upsert(["x"], np.stack([unit(1, 0, 0)]))
+    first.close()
+    again = ChromaIndex(tmp_path, "model-a")
+    assert again.ids() == {"x"}
+    collection = again._collection
+    assert collection._embedding_function is None  # Chroma never embeds (nor downloads) itself
+    assert again._client.get_settings().anonymized_telemetry is False
+
+
+def test_a_new_embedder_gets_its_own_collection_and_the_old_one_goes(tmp_path: Path) -> None:
+    ChromaIndex(tmp_path, "model-a").upsert(["x"], np.stack([unit(1, 0, 0)]))
+    other = ChromaIndex(tmp_path, "model-b")
+    assert other.ids() == set()
+    assert len(other.drop_others()) == 1
+    assert ChromaIndex(tmp_path, "model-a").ids() == set()
