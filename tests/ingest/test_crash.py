@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 from appliance.embed.embedder import Embedder
@@ -33,7 +34,7 @@ def fill(root: Path, rng: random.Random) -> None:
 def indexed(db: Path) -> int:
     if not db.exists():
         return 0
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
         try:
             sql = "SELECT COUNT(*) FROM documents WHERE status = 'indexed'"
             return int(conn.execute(sql).fetchone()[0])
