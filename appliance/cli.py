@@ -218,7 +218,7 @@ def _documents(settings: Settings) -> int:
     print(f"watched folder: {settings.watch_path}")
     rows = [("STATUS", "CHUNKS", "PAGES", "INDEXED", "PATH", "ERROR")]
     for d in docs:
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.indexed_at or 0))
+        when = time.strftime("%Y-%m-%dT%H:%M", time.localtime(d.indexed_at or 0))
         when = when if d.indexed_at else "-"
         rows.append((d.status, str(d.chunks), str(d.pages or "-"), when, d.path, d.error or ""))
     _table(rows)

@@ -24,3 +24,14 @@ def test_web_layer_imports_no_ml_library() -> None:
 def test_importing_the_package_does_no_work() -> None:
     loaded = imported_by("appliance")
     assert not [m for m in loaded if m.startswith("appliance.")]
+
+
+def test_the_ingest_use_case_depends_on_protocols_not_adapters() -> None:
+    loaded = imported_by("appliance.ingest.pipeline")
+    assert not [m for m in loaded if m.split(".")[0] in (*ML_LIBRARIES, "torch")]
+
+
+def test_the_onnx_embedder_runs_without_torch() -> None:
+    loaded = imported_by("appliance.embed.onnx")
+    assert "onnxruntime" in loaded
+    assert not [m for m in loaded if m.split(".")[0] in ("torch", "sentence_transformers")]
