@@ -68,6 +68,8 @@ class IngestPipeline:
         todo = [p for p, s in on_disk.items() if _changed(known.get(p), s.st_size, s.st_mtime_ns)]
         self.progress = Progress(files_total=len(todo),
                                  bytes_total=sum(on_disk[p].st_size for p in todo))  # fmt: skip
+        for path in todo:
+            self.queue(path)
         for path in todo:  # before removals: a renamed file still finds its old row
             self.progress.path = path
             on_progress(self.progress)
@@ -115,6 +117,17 @@ class IngestPipeline:
             return self._sync_file(path, full)
         except OSError as exc:
             return self._fail(FileState(path, 0, 0), f"cannot be read: {exc.strerror or exc}")
+
+    def queue(self, path: str) -> None:
+        """Shows a file as pending (on the documents page) until `sync` gets to it."""
+        full = self.root / path
+        if _ignored(path) or full.suffix.lower() not in SUPPORTED:
+            return
+        try:
+            if full.is_file():
+                self._catalog.mark_pending(FileState(path, *_stat(full)))
+        except OSError:
+            return  # gone already: its sync will remove it
 
     def sync_safely(self, path: str) -> str:
         """`sync`, for loops that must go on: a bad file is already reported by `sync`; this

@@ -64,6 +64,7 @@ class FolderWatcher:
         if path and path != ".":
             self.idle.clear()
             self._waiting[path] = (_signature(self._pipeline.root / path), time.monotonic())
+            self._pipeline.queue(path)
 
     def _flush(self) -> None:
         """Syncs the paths whose size and mtime stayed put for `settle_s`; files before gone
