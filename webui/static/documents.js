@@ -12,7 +12,8 @@ function cell(text, className) {
 }
 
 function when(seconds) {
-  return seconds ? new Date(seconds * 1000).toLocaleString() : "–";
+  const options = { dateStyle: "short", timeStyle: "short" };
+  return seconds ? new Date(seconds * 1000).toLocaleString(undefined, options) : "–";
 }
 
 function render(view) {
@@ -25,7 +26,8 @@ function render(view) {
     const tr = document.createElement("tr");
     tr.className = `status-${d.status}`;
     tr.append(cell(d.path, "path"), cell(d.status, "status"), cell(String(d.chunks), "num"),
-              cell(d.pages == null ? "–" : String(d.pages), "num"), cell(when(d.indexed_at)),
+              cell(d.pages == null ? "–" : String(d.pages), "num pages"),
+              cell(when(d.indexed_at), "when"),
               cell(d.error || "", "reason"));
     return tr;
   });
