@@ -87,7 +87,7 @@ class IngestPipeline:
         """Settings changed or a crash between the two stores: make them agree again."""
         if self._catalog.meta("signature") != self._signature:
             log.info("embedding model or chunking changed: every document is indexed again")
-            self._catalog.requeue_all()
+            self._catalog.requeue()
             self._catalog.set_meta("signature", self._signature)
         owners = self._catalog.owners()
         stored = self._index.ids()
@@ -96,9 +96,7 @@ class IngestPipeline:
                      len(orphans))  # fmt: skip
             self._index.delete(orphans)
         for path in sorted({owners[i] for i in owners.keys() - stored}):
-            doc = self._catalog.get(path)
-            if doc is not None:
-                self._catalog.mark_pending(FileState(path, doc.size, doc.mtime_ns))
+            self._catalog.requeue(path)
 
     # -- one path ------------------------------------------------------------------------------
 
@@ -159,7 +157,7 @@ class IngestPipeline:
                               "or split the file")  # fmt: skip
         data = full.read_bytes()
         state = FileState(path, size, mtime, hashlib.sha256(data).hexdigest())
-        if doc is not None and doc.status != "pending" and doc.sha256 == state.sha256:
+        if doc is not None and doc.sha256 == state.sha256:  # a requeue clears the sha
             self._catalog.touch(state)
             return "unchanged"
         if self._moved(state):

@@ -91,15 +91,21 @@ class Catalog:
                 (file.path, file.size, file.mtime_ns),
             )
 
-    def requeue_all(self) -> None:
+    def requeue(self, path: str | None = None) -> None:
+        """Marks one file (or all) to be read again even if its bytes did not change."""
         with self._db.transaction() as conn:
-            conn.execute("UPDATE documents SET status = 'pending' WHERE status != 'skipped'")
+            conn.execute(
+                "UPDATE documents SET status = 'pending', sha256 = NULL "
+                "WHERE status != 'skipped' AND (? IS NULL OR path = ?)", (path, path))  # fmt: skip
 
     def touch(self, file: FileState) -> None:
-        """Same content under a new mtime: nothing to re-read."""
+        """Same bytes as last read (only the mtime moved): the earlier outcome stands."""
         with self._db.transaction() as conn:
-            conn.execute("UPDATE documents SET size = ?, mtime_ns = ? WHERE path = ?",
-                         (file.size, file.mtime_ns, file.path))  # fmt: skip
+            conn.execute(
+                "UPDATE documents SET size = ?, mtime_ns = ?, status = CASE WHEN error IS NULL"
+                " THEN 'indexed' ELSE 'failed' END WHERE path = ?",
+                (file.size, file.mtime_ns, file.path),
+            )
 
     def settle(self, file: FileState, status: Status, error: str | None) -> list[str]:
         """Ends a file as failed or skipped, without chunks; returns the chunk ids dropped."""

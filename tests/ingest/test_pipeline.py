@@ -88,8 +88,13 @@ def test_a_rename_or_a_copy_embeds_nothing_again(world: World) -> None:
     assert set(world.catalog.owners()) == ids  # the same chunks, under the new name
     world.write("copy.md", HANDBOOK)
     assert world.pipeline.sync("copy.md") == "indexed"
+    chunk_ids = set(world.catalog.owners())
     os.utime(world.root / "renamed.md", ns=(1, 1))
+    world.pipeline.queue("renamed.md")  # as the watcher does on the event
+    assert world.status()["renamed.md"] == "pending"
     assert world.pipeline.sync("renamed.md") == "unchanged"
+    assert world.status()["renamed.md"] == "indexed"
+    assert set(world.catalog.owners()) == chunk_ids  # not even re-chunked
     assert world.embedder.embedded == before
     assert_index_equals_folder(world)
 

@@ -63,6 +63,6 @@ def test_pending_and_requeue(catalog: Catalog) -> None:
     catalog.mark_pending(FileState("a.md", 5, 7))
     catalog.settle(FileState("b.bin", 1, 1), "skipped", "unsupported")
     catalog.replace_chunks(FileState("c.md", 1, 1, "s"), None, rows("x", ["one"]))
-    catalog.requeue_all()
+    catalog.requeue()
     assert {d.path: d.status for d in catalog.documents()} == {
         "a.md": "pending", "b.bin": "skipped", "c.md": "pending"}  # fmt: skip
