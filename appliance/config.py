@@ -147,8 +147,8 @@ class DocumentsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     watch: Annotated[
         bool,
         Meta(
-            description="Watch the folder while serving; false indexes only at start and on "
-            "`appliance ingest`."
+            description="Watch the folder while serving; false: `serve` indexes it only at "
+            "start (and `appliance ingest` while no server runs)."
         ),
     ] = True
     settle_ms: Annotated[

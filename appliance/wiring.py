@@ -90,6 +90,10 @@ def build_pipeline(settings: Settings, db: Database,
     for name in index.drop_others():
         log.info("dropped the vectors of a former embedding model (%s)", name)
     root = settings.watch_path
+    if settings.data_path.is_relative_to(root):
+        raise ApplianceError(f"setting documents.watch_dir: {root} holds data_dir "
+                             f"({settings.data_path}); the index would index itself. Use "
+                             "a folder beside it")  # fmt: skip
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

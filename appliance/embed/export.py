@@ -18,7 +18,7 @@ INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 def onnx_file(model_dir: Path, cache_dir: Path, quantize: bool) -> Path:
     """The cached ONNX file for these weights, exported on first use."""
-    key = _weights_key(model_dir)
+    key = weights_key(model_dir)
     name = f"{model_dir.name}-{key}-{'int8' if quantize else 'fp32'}-v{EXPORT_VERSION}.onnx"
     target = cache_dir / name
     if target.is_file():
@@ -40,7 +40,8 @@ def onnx_file(model_dir: Path, cache_dir: Path, quantize: bool) -> Path:
     return target
 
 
-def _weights_key(model_dir: Path) -> str:
+def weights_key(model_dir: Path) -> str:
+    """A short hash of the model's weights: names its export, and its vectors."""
     digest = hashlib.sha256()
     weights = sorted(model_dir.glob("*.safetensors")) or sorted(model_dir.glob("*.bin"))
     if not weights:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from appliance.embed.embedder import Vectors, normalise
+from appliance.embed.export import weights_key
 from appliance.embed.models import ModelCard
 from appliance.embed.tokens import ModelTokenizer
 
@@ -27,7 +28,7 @@ class SentenceTransformerEmbedder:
         self._tokens = ModelTokenizer(card.path, card.max_tokens)
         self._batch_size = batch_size
         self._model = SentenceTransformer(str(card.path), device="cpu", local_files_only=True)
-        self._name = f"sentence-transformers:{card.path.name}"
+        self._name = f"sentence-transformers:{card.path.name}-{weights_key(card.path)}"
 
     @property
     def name(self) -> str:

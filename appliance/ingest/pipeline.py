@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import msgspec
 import numpy as np
@@ -16,6 +18,7 @@ from appliance.embed.embedder import Embedder, Vectors
 from appliance.errors import ExtractError
 from appliance.ingest.chunk import Chunk, Chunker
 from appliance.ingest.extract import SUPPORTED, extract
+from appliance.ingest.folder import WatchedFolder, ignored, inside
 from appliance.ingest.types import Limits
 from appliance.store.catalog import Catalog, ChunkRow, Document, FileState, Status
 from appliance.store.vectors import VectorIndex
@@ -23,7 +26,7 @@ from appliance.store.vectors import VectorIndex
 log = logging.getLogger(__name__)
 CHUNKER_VERSION = "1"  # bump when chunking changes, so every document is chunked anew
 _EMBED_BATCH = 64  # chunks embedded between two chances for a chat to take the CPU
-_IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".swp", "~")
+_WRITE_BATCH = 512  # chunks stored per vector-index call in a full pass (Chroma: ~7 ms a call)
 
 
 class Progress(msgspec.Struct):
@@ -39,6 +42,15 @@ class Progress(msgspec.Struct):
     path: str = ""
 
 
+class _Write(NamedTuple):
+    """A file's new chunks, embedded, waiting to be stored."""
+
+    state: FileState
+    pages: int | None
+    rows: list[ChunkRow]
+    vectors: Vectors
+
+
 class IngestPipeline:
     """One thread drives it (the watcher, or `appliance ingest`); readers use the catalog."""
 
@@ -46,6 +58,7 @@ class IngestPipeline:
                  chunker: Chunker, *, max_file_bytes: int, limits: Limits,
                  yield_cpu: Callable[[], None] = lambda: None) -> None:  # fmt: skip
         self.root = root
+        self.folder = WatchedFolder(root)
         self._catalog = catalog
         self._index = index
         self._embedder = embedder
@@ -54,34 +67,61 @@ class IngestPipeline:
         self._limits = limits
         self._yield_cpu = yield_cpu
         self.progress = Progress()
+        self._writes: list[_Write] = []
+        self._batched = False  # during a full pass, several files share one index call
+        self._cancelled = False
         self._signature = f"{embedder.name}|{chunker.signature}|v{CHUNKER_VERSION}"
 
     # -- whole-folder passes -------------------------------------------------------------------
 
     def reconcile(self, on_progress: Callable[[Progress], None] = lambda p: None,
                   under: str = "") -> Progress:  # fmt: skip
-        """Repairs what a crash left, then makes the index equal the folder (or one subfolder
-        of it: `under`, relative to the watched folder)."""
+        """Repairs what a crash left, then makes the index equal the folder (or the part of it
+        at `under`, a relative path)."""
         self.repair()
-        on_disk = dict(self._walk(self.root / under))
-        known = {d.path: d for d in self._catalog.documents() if _inside(d.path, under)}
+        on_disk = dict(self.folder.walk(under))
+        known = {d.path: d for d in self._catalog.documents() if inside(d.path, under)}
         todo = [p for p, s in on_disk.items() if _changed(known.get(p), s.st_size, s.st_mtime_ns)]
         self.progress = Progress(files_total=len(todo),
                                  bytes_total=sum(on_disk[p].st_size for p in todo))  # fmt: skip
         for path in todo:
             self.queue(path)
-        for path in todo:  # before removals: a renamed file still finds its old row
-            self.progress.path = path
-            on_progress(self.progress)
-            self.sync_safely(path)
-            self.progress.files_done += 1
-            self.progress.bytes_done += on_disk[path].st_size
-        for path in sorted(known.keys() - on_disk.keys()):
-            if not (self.root / path).exists():
-                self.remove(path)
+        self._read_all(todo, on_disk, on_progress)
+        self._remove_gone(known.keys() - on_disk.keys(), under)
         self.progress.path = ""
         on_progress(self.progress)
         return self.progress
+
+    def cancel(self) -> None:
+        """Ends a running pass after the file at hand (for shutdown); what is left stays
+        pending and is read at the next start."""
+        self._cancelled = True
+
+    def _read_all(self, todo: list[str], on_disk: dict[str, os.stat_result],
+                  on_progress: Callable[[Progress], None]) -> None:  # fmt: skip
+        self._batched = True
+        try:
+            for path in todo:  # before removals: a renamed file still finds its old row
+                if self._cancelled:
+                    break
+                self.progress.path = path
+                on_progress(self.progress)
+                self.sync_safely(path)
+                self.progress.files_done += 1
+                self.progress.bytes_done += on_disk[path].st_size
+        finally:
+            self._batched = False
+            self._flush_writes()
+
+    def _remove_gone(self, gone: set[str], under: str) -> None:
+        if gone and not under and not any(self.root.iterdir()):
+            log.warning("the watched folder %s is empty while %d documents are indexed: "
+                        "leaving them (a share not mounted yet?); delete files one by one, "
+                        "or empty data_dir, to remove them", self.root, len(gone))  # fmt: skip
+            return
+        for path in sorted(gone):
+            if self.folder.kind(path) != "file" and not self._cancelled:
+                self.remove(path)
 
     def repair(self) -> None:
         """Settings changed or a crash between the two stores: make them agree again."""
@@ -102,15 +142,17 @@ class IngestPipeline:
 
     def sync(self, path: str) -> str:
         """Brings one relative path up to date: a file, a folder (recursively) or a gone path."""
-        full = self.root / path
-        if _ignored(path):
+        if ignored(path):
             return "ignored"
-        if full.is_dir():
-            for sub, _ in self._walk(full):
-                self.sync(sub)
+        kind = self.folder.kind(path)
+        if kind == "folder":
+            for sub, _ in self.folder.walk(path):
+                self.sync_safely(sub)
             return "folder"
-        if not full.is_file():
-            return self.remove(path)
+        if kind != "file":  # gone, or a link (never followed): nothing of it stays indexed
+            self.remove(path)
+            return "removed" if kind == "missing" else "ignored"
+        full = self.root / path
         try:
             return self._sync_file(path, full)
         except OSError as exc:
@@ -118,22 +160,24 @@ class IngestPipeline:
 
     def queue(self, path: str) -> None:
         """Shows a file as pending (on the documents page) until `sync` gets to it."""
-        full = self.root / path
-        if _ignored(path) or full.suffix.lower() not in SUPPORTED:
+        if ignored(path) or Path(path).suffix.lower() not in SUPPORTED:
             return
-        try:
-            if full.is_file():
-                self._catalog.mark_pending(FileState(path, *_stat(full)))
-        except OSError:
-            return  # gone already: its sync will remove it
+        if self.folder.kind(path) == "file":
+            try:
+                self._catalog.mark_pending(FileState(path, *_stat(self.root / path)))
+            except OSError:
+                return  # gone already: its sync will remove it
 
     def sync_safely(self, path: str) -> str:
-        """`sync`, for loops that must go on: a bad file is already reported by `sync`; this
-        catches what it did not foresee (a full disk, say), logs it, and returns "error"."""
+        """`sync`, for loops that must go on. A bad file is reported by `sync` itself; what it
+        did not foresee (a full disk, a bug) is logged and the file listed as failed."""
         try:
             return self.sync(path)
-        except Exception:
+        except Exception as exc:
             log.exception("indexing %s failed", path)
+            with contextlib.suppress(Exception):  # the catalog itself may be what fails
+                self._fail(FileState(path, 0, 0), f"could not be indexed ({exc}); the server "
+                           "log has the details; it is tried again at the next start")  # fmt: skip
             return "error"
 
     def remove(self, path: str) -> str:
@@ -172,7 +216,7 @@ class IngestPipeline:
         """Same bytes as an indexed file that is gone: a rename, so nothing is re-embedded."""
         assert state.sha256 is not None  # noqa: S101
         for twin in self._catalog.with_sha(state.sha256):
-            if twin.path != state.path and not (self.root / twin.path).exists():
+            if twin.path != state.path and self.folder.kind(twin.path) != "file":
                 self._index.delete(self._catalog.move(twin.path, state))
                 return True
         return False
@@ -185,13 +229,25 @@ class IngestPipeline:
         rows = [ChunkRow(id=uuid.uuid4().hex, ord=n, text=c.text, page=c.page,
                          heading=c.heading, hash=c.hash, tokens=c.tokens)
                 for n, c in enumerate(chunks)]  # fmt: skip
-        vectors = self._vectors(chunks)
-        # Vectors first, then the catalog in one transaction, then the old vectors: a crash at
-        # any point leaves only vectors that no chunk row owns, which `repair` deletes.
-        self._index.upsert([r.id for r in rows], vectors)
-        self._index.delete(self._catalog.replace_chunks(state, extracted.pages, rows))
+        self._writes.append(_Write(state, extracted.pages, rows, self._vectors(chunks)))
         self.progress.chunks += len(rows)
+        if not self._batched or sum(len(w.rows) for w in self._writes) >= _WRITE_BATCH:
+            self._flush_writes()
         return "indexed"
+
+    def _flush_writes(self) -> None:
+        """Vectors first, then each file's catalog rows in a transaction, then the replaced
+        vectors: a crash at any point leaves only vectors no chunk row owns, which `repair`
+        deletes; the files whose rows were not written are still pending and read again."""
+        writes, self._writes = self._writes, []
+        if not writes:
+            return
+        self._index.upsert([r.id for w in writes for r in w.rows],
+                           np.concatenate([w.vectors for w in writes]))  # fmt: skip
+        dropped: list[str] = []
+        for write in writes:
+            dropped += self._catalog.replace_chunks(write.state, write.pages, write.rows)
+        self._index.delete(dropped)
 
     def _vectors(self, chunks: list[Chunk]) -> Vectors:
         """Vectors for each chunk: reused where the same text is already indexed."""
@@ -216,30 +272,6 @@ class IngestPipeline:
     def _settle(self, state: FileState, status: Status, reason: str) -> str:
         self._index.delete(self._catalog.settle(state, status, reason))
         return status
-
-    def _walk(self, folder: Path) -> Iterator[tuple[str, os.stat_result]]:
-        """Every file under `folder` that is not ignored, as (relative path, stat)."""
-        for dirpath, dirnames, filenames in os.walk(folder):
-            dirnames[:] = sorted(d for d in dirnames if not _ignored(d))
-            for name in sorted(filenames):
-                full = Path(dirpath) / name
-                rel = full.relative_to(self.root).as_posix()
-                if not _ignored(name):
-                    try:
-                        yield rel, full.stat()
-                    except OSError:
-                        continue  # gone between listing and stat: the next event handles it
-
-
-def _ignored(path: str) -> bool:
-    """Hidden files, Office lock files and partial downloads are never indexed."""
-    return any(part.startswith((".", "~$")) or part.endswith(_IGNORED_SUFFIXES)
-               for part in path.split("/"))  # fmt: skip
-
-
-def _inside(path: str, folder: str) -> bool:
-    return not folder or path == folder or path.startswith(folder.rstrip("/") + "/")
-
 
 def _changed(doc: Document | None, size: int, mtime_ns: int) -> bool:
     return doc is None or doc.status == "pending" or (doc.size, doc.mtime_ns) != (size, mtime_ns)

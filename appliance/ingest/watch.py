@@ -1,10 +1,12 @@
-"""FolderWatcher: a reconcile pass at start, then each change once the file has settled."""
+"""FolderWatcher: watches the folder, runs a reconcile pass at start, then syncs each changed
+file once it has settled."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import watchfiles
@@ -13,6 +15,7 @@ from appliance.ingest.pipeline import IngestPipeline
 
 log = logging.getLogger(__name__)
 _TICK_MS = 200  # how often settled files are looked for while nothing else happens
+_RETRY_S = 5.0  # pause before watching again after the watch itself failed
 
 
 class FolderWatcher:
@@ -26,45 +29,71 @@ class FolderWatcher:
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
         # relative path -> (last seen (size, mtime) or None if gone, when that was first seen)
         self._waiting: dict[str, tuple[tuple[int, int] | None, float]] = {}
-        self.idle = threading.Event()  # set while nothing waits (tests and the CLI wait on it)
+        self.idle = threading.Event()  # set while nothing waits to be read
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        self._pipeline.cancel()
         self._thread.join(timeout=30)
 
     def _run(self) -> None:
-        root = self._pipeline.root
-        try:
-            self._pipeline.reconcile()
-        except Exception:
-            log.exception("the start-up pass over %s failed; changes are still watched", root)
         if not self._watch:
+            self._reconcile()
             self.idle.set()
             return
-        for changes in watchfiles.watch(root, stop_event=self._stop, yield_on_timeout=True,
-                                        rust_timeout=_TICK_MS, debounce=_TICK_MS, step=50,
-                                        ignore_permission_denied=True,
-                                        watch_filter=None):  # fmt: skip
-            for _, changed in changes:
-                self._note(self._relative(root, Path(changed)))
+        while not self._stop.is_set():
+            try:
+                self._follow()
+            except Exception:
+                # e.g. the inotify watch limit, or the folder vanished: try again shortly
+                log.exception("watching %s failed; trying again in %.0f s",
+                              self._pipeline.root, _RETRY_S)  # fmt: skip
+                self._stop.wait(_RETRY_S)
+
+    def _follow(self) -> None:
+        """The watch starts first, so changes made during the start-up pass are not missed."""
+        changes = self._changes()
+        self._take(next(changes))
+        self._reconcile()
+        for batch in changes:
+            self._take(batch)
             self._flush()
             if not self._waiting:
                 self.idle.set()
 
-    def _relative(self, root: Path, path: Path) -> str:
+    def _changes(self) -> Iterator[set[tuple[watchfiles.Change, str]]]:
+        return watchfiles.watch(self._pipeline.root, stop_event=self._stop,
+                                yield_on_timeout=True, rust_timeout=_TICK_MS, debounce=_TICK_MS,
+                                step=50, ignore_permission_denied=True,
+                                watch_filter=None)  # fmt: skip
+
+    def _reconcile(self) -> None:
         try:
-            return path.relative_to(root).as_posix()
-        except ValueError:
-            return ""
+            self._pipeline.reconcile()
+        except Exception:
+            log.exception("the pass over %s failed; changes are still followed",
+                          self._pipeline.root)  # fmt: skip
+
+    def _take(self, batch: set[tuple[watchfiles.Change, str]]) -> None:
+        root = self._pipeline.root
+        for _, changed in batch:
+            try:
+                path = Path(changed).relative_to(root).as_posix()
+            except ValueError:
+                continue
+            if path != ".":
+                self._note(path)
 
     def _note(self, path: str) -> None:
-        if path and path != ".":
-            self.idle.clear()
-            self._waiting[path] = (_signature(self._pipeline.root / path), time.monotonic())
+        self.idle.clear()
+        self._waiting[path] = (_signature(self._pipeline.root / path), time.monotonic())
+        try:
             self._pipeline.queue(path)
+        except Exception:
+            log.exception("cannot list %s as pending", path)  # it is still read when settled
 
     def _flush(self) -> None:
         """Syncs the paths whose size and mtime stayed put for `settle_s`; files before gone
@@ -78,10 +107,17 @@ class FolderWatcher:
             elif now - since >= self._settle_s:
                 ready.append(path)
         for path in sorted(ready, key=lambda p: self._waiting[p][0] is None):
+            if self._stop.is_set():
+                return
             del self._waiting[path]
-            self._sync(path)
+            self._settled(path)
 
-    def _sync(self, path: str) -> None:
+    def _settled(self, path: str) -> None:
+        if self._pipeline.folder.kind(path) == "folder":
+            # a folder moved or copied in: each file in it settles on its own
+            for sub, _ in self._pipeline.folder.walk(path):
+                self._note(sub)
+            return
         log.info("%s: %s", path, self._pipeline.sync_safely(path))
 
 
@@ -90,4 +126,4 @@ def _signature(path: Path) -> tuple[int, int] | None:
         st = path.stat()
     except OSError:
         return None
-    return (st.st_size, st.st_mtime_ns) if not path.is_dir() else (0, 0)
+    return (0, 0) if path.is_dir() else (st.st_size, st.st_mtime_ns)

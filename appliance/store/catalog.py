@@ -87,7 +87,7 @@ class Catalog:
             conn.execute(
                 "INSERT INTO documents (path, size, mtime_ns, status) VALUES (?, ?, ?, 'pending')"
                 " ON CONFLICT(path) DO UPDATE SET size = excluded.size,"
-                " mtime_ns = excluded.mtime_ns, status = 'pending'",
+                " mtime_ns = excluded.mtime_ns, status = 'pending', error = NULL",
                 (file.path, file.size, file.mtime_ns),
             )
 

@@ -39,7 +39,7 @@ class ChromaIndex:
         """Deletes collections of other embedders (their vectors can't be searched any more)."""
         dropped = []
         for collection in self._client.list_collections():
-            if collection.name != self.collection_name:
+            if collection.name.startswith("chunks-") and collection.name != self.collection_name:
                 self._client.delete_collection(collection.name)
                 dropped.append(collection.name)
         return dropped

@@ -23,8 +23,9 @@ class IndexLock:
             holder = self._file.read().strip() or "another process"
             self._file.close()
             raise IndexBusy(
-                f"the document index in {path.parent} is in use by {holder}; a running "
-                "`appliance serve` indexes the watched folder itself (see its documents page)"
+                f"the document index in {path.parent} is in use by {holder} (a running "
+                "`appliance serve`, which indexes the watched folder itself, or an "
+                "`appliance ingest`); wait for it to finish or stop it, then try again"
             ) from None
         self._file.seek(0)
         self._file.truncate()

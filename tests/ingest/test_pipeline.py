@@ -178,18 +178,85 @@ def test_a_folder_renamed_or_deleted_is_followed(world: World) -> None:
     assert_index_equals_folder(world)
 
 
-def test_changed_chunk_settings_rechunk_everything_reusing_vectors(tmp_path: Path,
-                                                                   onnx_embedder: Embedder
-                                                                   ) -> None:  # fmt: skip
+def test_a_restart_reads_nothing_again_but_new_chunk_settings_rechunk_all(
+    tmp_path: Path, onnx_embedder: Embedder
+) -> None:
     world = make_world(tmp_path, onnx_embedder, size=64)
     world.write("long.md", long_text(30))
     world.pipeline.reconcile()
     first = world.doc("long.md").chunks
     world.db.close()
+    same = make_world(tmp_path, onnx_embedder, size=64)
+    assert same.pipeline.reconcile().files_total == 0
+    assert same.embedder.embedded == 0
+    same.db.close()
     again = make_world(tmp_path, onnx_embedder, size=128)
     again.pipeline.reconcile()
     assert 0 < again.doc("long.md").chunks < first
     assert_index_equals_folder(again)
+
+
+def test_a_rename_while_down_is_found_by_the_start_up_pass(tmp_path: Path,
+                                                           onnx_embedder: Embedder) -> None:
+    world = make_world(tmp_path, onnx_embedder)
+    world.write("a.md", HANDBOOK)
+    world.pipeline.reconcile()
+    world.db.close()
+    (world.root / "a.md").rename(world.root / "b.md")
+    again = make_world(tmp_path, onnx_embedder)
+    again.pipeline.reconcile()
+    assert again.status() == {"b.md": "indexed"}
+    assert again.embedder.embedded == 0
+    assert_index_equals_folder(again)
+
+
+def test_one_file_can_be_ingested_alone(world: World) -> None:
+    world.write("a.md", HANDBOOK)
+    world.write("b.md", "Not asked for.")
+    done = world.pipeline.reconcile(under="a.md")
+    assert done.files_done == 1
+    assert world.status() == {"a.md": "indexed"}
+
+
+def test_links_are_not_followed(world: World, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the admin password is hunter2")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "x.md").write_text("outside the folder")
+    (world.root / "link.txt").symlink_to(secret)
+    (world.root / "linked-folder").symlink_to(tmp_path / "elsewhere")
+    world.write("real.md", HANDBOOK)
+    world.pipeline.reconcile()
+    assert world.pipeline.sync("link.txt") == "ignored"
+    assert world.pipeline.sync("linked-folder/x.md") == "ignored"
+    assert world.status() == {"real.md": "indexed"}
+
+
+def test_an_empty_folder_does_not_wipe_the_index(world: World) -> None:
+    world.write("a.md", HANDBOOK)
+    world.pipeline.reconcile()
+    (world.root / "a.md").rename(world.root.parent / "a.md")  # as if the share were unmounted
+    world.pipeline.reconcile()
+    assert world.status() == {"a.md": "indexed"}
+
+
+def test_an_unforeseen_failure_lists_the_file_as_failed(world: World,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    world.write("a.md", HANDBOOK)
+    world.write("b.md", "Fine.")
+
+    def broken(texts: object) -> object:
+        raise RuntimeError("the embedder broke")
+
+    monkeypatch.setattr(world.embedder, "embed", broken)
+    done = world.pipeline.reconcile()
+    assert done.failed == 2
+    doc = world.doc("a.md")
+    assert doc.status == "failed"
+    assert "the embedder broke" in (doc.error or "")
+    monkeypatch.undo()
+    world.pipeline.reconcile()  # tried again at the next pass
+    assert world.status() == {"a.md": "indexed", "b.md": "indexed"}
 
 
 def test_repair_drops_stray_vectors_and_refills_missing_ones(world: World) -> None:

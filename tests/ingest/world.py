@@ -9,6 +9,7 @@ from pathlib import Path
 
 from appliance.embed.embedder import Embedder, Vectors
 from appliance.ingest.chunk import Chunker
+from appliance.ingest.folder import ignored
 from appliance.ingest.pipeline import IngestPipeline
 from appliance.ingest.types import Limits
 from appliance.store.catalog import Catalog
@@ -85,8 +86,8 @@ def assert_index_equals_folder(world: World) -> None:
     """Every file has its row; every indexed row matches its bytes and owns exactly its chunks,
     each with one vector; no vector without a chunk; no row without a file."""
     on_disk = {p.relative_to(world.root).as_posix(): p for p in world.root.rglob("*")
-               if p.is_file() and not any(part.startswith((".", "~$"))
-                                          for part in p.relative_to(world.root).parts)}  # fmt: skip
+               if p.is_file() and not p.is_symlink()
+               and not ignored(p.relative_to(world.root).as_posix())}  # fmt: skip
     docs = {d.path: d for d in world.catalog.documents()}
     assert set(docs) == set(on_disk)
     owners = world.catalog.owners()
