@@ -11,7 +11,7 @@ import msgspec
 
 from appliance.ingest.types import Block
 
-Spans = Callable[[str], list[tuple[int, int]]]
+Spans = list[tuple[int, int]]  # character (start, end) of each token
 
 
 class Chunk(msgspec.Struct, frozen=True):
@@ -28,7 +28,7 @@ class Chunk(msgspec.Struct, frozen=True):
 class Chunker:
     """`spans` is the embedding model's tokenizer: sizes are in the tokens it will see."""
 
-    def __init__(self, spans: Spans, size: int, overlap: int) -> None:
+    def __init__(self, spans: Callable[[str], Spans], size: int, overlap: int) -> None:
         if not 0 <= overlap < size:
             raise ValueError("overlap must be at least 0 and less than size")
         self._spans = spans
@@ -43,62 +43,69 @@ class Chunker:
     def chunks(self, blocks: list[Block]) -> list[Chunk]:
         out: list[Chunk] = []
         for (page, heading), section in groupby(blocks, key=lambda b: (b.page, b.heading)):
-            for text in self._pack([b.text for b in section]):
-                out.append(Chunk(text, page, heading, len(self._spans(text))))
+            for text, tokens in self._pack([b.text for b in section]):
+                out.append(Chunk(text, page, heading, tokens))
         return out
 
-    def _pack(self, texts: list[str]) -> Iterator[str]:
-        """Whole paragraphs while they fit; a paragraph too long alone is cut in windows."""
+    def _pack(self, texts: list[str]) -> Iterator[tuple[str, int]]:
+        """Whole paragraphs while they fit; a paragraph too long alone is cut in windows.
+        Each paragraph is tokenized once; a chunk's tokens are its paragraphs' tokens."""
         current: list[str] = []
         used = 0
-        for piece, tokens in self._pieces(texts):
-            if current and used + tokens > self._size:
-                yield "\n\n".join(current)
-                tail = self._tail("\n\n".join(current))
-                current, used = ([tail], len(self._spans(tail))) if tail else ([], 0)
-                if current and used + tokens > self._size:
-                    current, used = [], 0
+        last: Spans = []
+        for piece, spans in self._pieces(texts):
+            if current and used + len(spans) > self._size:
+                yield "\n\n".join(current), used
+                tail, tail_spans = self._tail(current[-1], last)
+                fits = tail and len(tail_spans) + len(spans) <= self._size
+                current, used = ([tail], len(tail_spans)) if fits else ([], 0)
             current.append(piece)
-            used += tokens
+            used += len(spans)
+            last = spans
         if current:
-            yield "\n\n".join(current)
+            yield "\n\n".join(current), used
 
-    def _pieces(self, texts: list[str]) -> Iterator[tuple[str, int]]:
+    def _pieces(self, texts: list[str]) -> Iterator[tuple[str, Spans]]:
         for text in texts:
             spans = self._spans(text)
             if len(spans) <= self._size:
-                yield text, len(spans)
+                yield text, spans
             else:
                 yield from self._windows(text, spans)
 
-    def _windows(self, text: str, spans: list[tuple[int, int]]) -> Iterator[tuple[str, int]]:
+    def _windows(self, text: str, spans: Spans) -> Iterator[tuple[str, Spans]]:
         """Windows of `size` tokens, stepping `size - overlap`, cut between words."""
         start = 0
         while start < len(spans):
             end = min(start + self._size, len(spans))
             if end < len(spans):
                 end = _word_boundary(spans, start, end)
-            yield text[spans[start][0] : spans[end - 1][1]], end - start
+            yield _cut(text, spans, start, end)
             if end == len(spans):
                 return
             start = max(end - self._overlap, start + 1)
             while start < end and spans[start][0] == spans[start - 1][1]:
                 start += 1  # don't start inside a word (a "##piece" glued to the previous)
 
-    def _tail(self, text: str) -> str:
-        """The last `overlap` tokens of a chunk, starting at a word, carried into the next."""
-        if not self._overlap:
-            return ""
-        spans = self._spans(text)
-        if len(spans) <= self._overlap:
-            return ""
-        start = len(spans) - self._overlap
-        while start < len(spans) and spans[start][0] == spans[start - 1][1]:
+    def _tail(self, text: str, spans: Spans) -> tuple[str, Spans]:
+        """The last `overlap` tokens of a paragraph, from a word start, to open the next chunk."""
+        if not self._overlap or not spans:
+            return "", []
+        start = max(len(spans) - self._overlap, 0)
+        while 0 < start < len(spans) and spans[start][0] == spans[start - 1][1]:
             start += 1
-        return text[spans[start][0] :].strip() if start < len(spans) else ""
+        if start >= len(spans):
+            return "", []
+        return _cut(text, spans, start, len(spans))
 
 
-def _word_boundary(spans: list[tuple[int, int]], start: int, end: int) -> int:
+def _cut(text: str, spans: Spans, start: int, end: int) -> tuple[str, Spans]:
+    """Tokens start..end of `text`, with their spans made relative to the piece."""
+    offset = spans[start][0]
+    return text[offset : spans[end - 1][1]], [(a - offset, b - offset) for a, b in spans[start:end]]
+
+
+def _word_boundary(spans: Spans, start: int, end: int) -> int:
     """The largest cut ≤ `end` (and > `start`) that falls between two words, else `end`."""
     for cut in range(end, start, -1):
         if cut >= len(spans) or spans[cut][0] > spans[cut - 1][1]:

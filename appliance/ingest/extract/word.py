@@ -52,12 +52,15 @@ def _ratio(member: zipfile.ZipInfo) -> float:
 
 def _blocks(document: Document) -> Iterator[Block]:
     trail = HeadingTrail()
+    levels: dict[str | None, int | None] = {}  # by style id: python-docx's lookup is slow
     for item in document.iter_inner_content():
         if isinstance(item, Table):
             yield from (Block(row, heading=trail.text) for row in _rows(item))
             continue
-        level = _heading_level(item)
-        if level is not None:
+        style_id = item._p.style  # the style id, read without python-docx's lookup
+        if style_id not in levels:
+            levels[style_id] = _heading_level(item)
+        if (level := levels[style_id]) is not None:
             trail.enter(level, item.text)
         yield Block(item.text, heading=trail.text)
 
