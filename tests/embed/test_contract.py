@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from appliance.embed.embedder import Embedder
+from appliance.embed.export import onnx_file
 from appliance.embed.fake import HashingEmbedder
+from appliance.embed.models import resolve_model_dir
 
 TEXTS = [
     "Employees get 25 days of paid leave per year.",
@@ -69,3 +73,12 @@ def test_onnx_int8_keeps_the_reference_vectors(onnx_embedder: Embedder,
     cos = np.sum(onnx_embedder.embed(texts) * st_embedder.embed(texts), axis=1)
     assert cos.min() > 0.97, cos
     assert onnx_embedder.name != st_embedder.name  # their vectors are never mixed in one index
+
+
+def test_the_onnx_export_is_made_once_from_local_weights(tmp_path: Path) -> None:
+    model = resolve_model_dir("")
+    made = onnx_file(model, tmp_path, quantize=True)
+    stamp = made.stat().st_mtime_ns
+    assert onnx_file(model, tmp_path, quantize=True) == made
+    assert made.stat().st_mtime_ns == stamp  # reused, not exported again
+    assert [p.name for p in tmp_path.iterdir()] == [made.name]  # no leftovers
