@@ -125,9 +125,11 @@ class IngestPipeline:
 
     def repair(self) -> None:
         """Settings changed or a crash between the two stores: make them agree again."""
-        if self._catalog.meta("signature") != self._signature:
-            log.info("embedding model or chunking changed: every document is indexed again")
-            self._catalog.requeue()
+        before = self._catalog.meta("signature")
+        if before != self._signature:
+            if before is not None:
+                log.info("embedding model or chunking changed: every document is read again")
+                self._catalog.requeue()
             self._catalog.set_meta("signature", self._signature)
         owners = self._catalog.owners()
         stored = self._index.ids()
