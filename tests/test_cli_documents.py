@@ -64,3 +64,10 @@ def test_too_large_chunks_for_the_embedding_model_are_a_clear_error(tmp_path: Pa
     assert done.returncode == 1
     assert "documents.chunk_tokens" in done.stderr
     assert "254" in done.stderr
+
+
+def test_a_watched_folder_holding_the_data_dir_is_refused(tmp_path: Path) -> None:
+    done = appliance("ingest", APPLIANCE_DOCUMENTS__WATCH_DIR=str(tmp_path), **env(tmp_path))
+    assert done.returncode == 1
+    assert "documents.watch_dir" in done.stderr
+    assert "holds data_dir" in done.stderr

@@ -102,3 +102,14 @@ def test_a_folder_moved_in_and_out(watched: World, tmp_path: Path) -> None:
     (watched.root / "team").rename(tmp_path / "gone")
     wait_for("folder out", settled(watched, {"before-start.md": "indexed"}))
     assert_index_equals_folder(watched)
+
+
+def test_without_watching_the_folder_is_read_once_at_start(tmp_path: Path,
+                                                          onnx_embedder: Embedder) -> None:
+    world = make_world(tmp_path, onnx_embedder)
+    world.write("a.md", "Read at start.")
+    watcher = FolderWatcher(world.pipeline, SETTLE_S, watch=False)
+    watcher.start()
+    assert watcher.idle.wait(30)
+    watcher.stop()
+    assert world.status() == {"a.md": "indexed"}
