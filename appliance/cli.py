@@ -38,9 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (overrides web.port)")
     sub.add_parser("models", help="list the GGUF models on offer, read from their metadata")
     ingest = sub.add_parser(
-        "ingest", help="index the watched folder (or a folder inside it) once, with progress",
+        "ingest", help="index the watched folder (or a part of it) once, with progress",
         description="Brings the document index up to date with the watched folder "
-        "(documents.watch_dir) and exits. Not needed while `serve` runs: it watches the folder.",
+        "(documents.watch_dir) and exits: 0 when every file read was indexed, 1 when some "
+        "failed (`appliance documents` says why). Not needed while `serve` runs: it watches "
+        "the folder.",
     )  # fmt: skip
     ingest.add_argument("path", nargs="?", type=Path,
                         help="the watched folder or a folder or file inside it "
