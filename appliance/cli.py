@@ -91,7 +91,11 @@ def _toml(settings: Settings) -> str:
 
 
 def _toml_value(value: object) -> str:
-    return msgspec.json.encode(value).decode()  # JSON scalars and arrays are valid TOML
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return msgspec.json.encode(value).decode()  # JSON strings and numbers are valid TOML
 
 
 def _serve(settings: Settings, host: str | None, port: int | None) -> int:

@@ -11,6 +11,9 @@ import msgspec
 from msgspec import Meta
 
 DEFAULT_CONFIG_PATH = Path("/etc/appliance/appliance.toml")
+# Presidio's entity names, plus STREET_ADDRESS (ours); dates only with a digit in them.
+PII_ENTITIES = ("PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN",
+                "IP_ADDRESS", "LOCATION", "STREET_ADDRESS", "DATE_TIME")  # fmt: skip
 ENV_PREFIX = "APPLIANCE_"
 
 
@@ -187,6 +190,61 @@ class DocumentsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     ] = 200
 
 
+class CustomRecognizer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A pattern to redact besides the built-in kinds, e.g. employee ids."""
+
+    name: str  # the entity type it reports, e.g. "EMPLOYEE_ID"
+    pattern: str  # a Python regular expression
+    score: float = 0.9
+
+
+class PiiSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    prompts: Annotated[
+        Literal["off", "redact", "pseudonymize"],
+        Meta(
+            description="Personal data in messages before the model sees them: `pseudonymize` "
+            "replaces it with placeholders that stay the same within a conversation "
+            "(`<PERSON_1>`) and puts the values back in the answer shown to the user; "
+            "`redact` replaces it with its type (`<PERSON>`); `off` passes it on. What is "
+            "stored is redacted in every case."
+        ),
+    ] = "pseudonymize"
+    documents: Annotated[
+        Literal["off", "redact"],
+        Meta(
+            description="Personal data in documents, before they are embedded and indexed. "
+            "Changing it re-indexes every document."
+        ),
+    ] = "off"
+    output: Annotated[
+        Literal["off", "redact"],
+        Meta(
+            description="Personal data in the model's answers before the user sees them "
+            "(placeholders of `pseudonymize` are still put back)."
+        ),
+    ] = "off"
+    entities: Annotated[
+        list[str],
+        Meta(
+            description="Kinds of personal data looked for (Presidio entity names); in the "
+            'environment as JSON, e.g. `["PERSON", "EMAIL_ADDRESS"]`.'
+        ),
+    ] = msgspec.field(default_factory=lambda: list(PII_ENTITIES))
+    threshold: Annotated[
+        float, Meta(ge=0, le=1, description="Lowest detection score that counts.")
+    ] = 0.4
+    language: Annotated[
+        str, Meta(description="Language of the texts; `en` (the spaCy model shipped offline).")
+    ] = "en"
+    custom: Annotated[
+        list[CustomRecognizer],
+        Meta(
+            description="Extra patterns, as TOML tables: `[[pii.custom]]` with `name`, "
+            "`pattern` (a regex) and `score`."
+        ),
+    ] = msgspec.field(default_factory=list)
+
+
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     data_dir: Annotated[
         str,
@@ -199,6 +257,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     llm: LlmSettings = msgspec.field(default_factory=LlmSettings)
     embed: EmbedSettings = msgspec.field(default_factory=EmbedSettings)
     documents: DocumentsSettings = msgspec.field(default_factory=DocumentsSettings)
+    pii: PiiSettings = msgspec.field(default_factory=PiiSettings)
     web: WebSettings = msgspec.field(default_factory=WebSettings)
 
     @property
@@ -255,7 +314,17 @@ def _env_overrides(environ: Mapping[str, str]) -> Iterator[tuple[tuple[str, ...]
     for name, value in environ.items():
         if name.startswith(ENV_PREFIX):
             keys = tuple(k.lower() for k in name[len(ENV_PREFIX) :].split("__"))
-            yield keys, value
+            yield keys, _env_value(value)
+
+
+def _env_value(value: str) -> Any:
+    """Lists and tables come as JSON (`["PERSON", "EMAIL_ADDRESS"]`); the rest as text."""
+    if value.lstrip().startswith(("[", "{")):
+        try:
+            return msgspec.json.decode(value)
+        except msgspec.DecodeError:
+            raise SettingsError(f"environment value {value!r} is not valid JSON") from None
+    return value
 
 
 def _set_path(raw: dict[str, Any], keys: tuple[str, ...], value: str) -> None:
@@ -315,7 +384,8 @@ def _reference_section(struct: type[msgspec.Struct], section: str) -> list[str]:
             nested += ["", *_reference_section(field.type.cls, field.name)]
             continue
         env = ENV_PREFIX + (f"{section.upper()}__" if section else "") + field.name.upper()
-        out.append(f"| `{field.name}` | `{field.default!r}` | `{env}` | {_meaning(field)} |")
+        default = field.default_factory() if field.default is msgspec.NODEFAULT else field.default
+        out.append(f"| `{field.name}` | `{default!r}` | `{env}` | {_meaning(field)} |")
     return out + nested
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,8 @@ from appliance.ingest.watch import FolderWatcher
 from appliance.llm.engine import Engine, ThreadedEngine
 from appliance.llm.llamacpp import LlamaCppBackend
 from appliance.llm.models import load_model_info
+from appliance.pii.policy import Policy, Privacy
+from appliance.pii.redactor import Redactor
 from appliance.services import Services
 from appliance.store.catalog import Catalog
 from appliance.store.conversations import ConversationStore
@@ -107,6 +110,28 @@ def build_pipeline(settings: Settings, db: Database,
         limits=Limits(max_unpacked_bytes=docs.max_unpacked_mb * 2**20),
         yield_cpu=yield_cpu,
     )  # fmt: skip
+
+
+def build_redactor(settings: Settings) -> Redactor:
+    from appliance.pii.presidio import CustomPattern, PresidioRedactor
+
+    pii = settings.pii
+    custom = []
+    for n, item in enumerate(pii.custom):
+        try:
+            re.compile(item.pattern)
+        except re.error as exc:
+            raise ApplianceError(f"setting pii.custom[{n}].pattern: {exc}; fix the regular "
+                                 "expression") from None  # fmt: skip
+        custom.append(CustomPattern(item.name, item.pattern, item.score))
+    return PresidioRedactor(pii.language, pii.threshold, pii.entities, custom)
+
+
+def build_privacy(settings: Settings, redactor: Redactor | None = None) -> Privacy:
+    pii = settings.pii
+    return Privacy(redactor or build_redactor(settings),
+                   Policy(prompts=pii.prompts, documents=pii.documents, output=pii.output),
+                   [*pii.entities, *(c.name for c in pii.custom)])  # fmt: skip
 
 
 def _yield_to(engine: Engine, longest_s: float = 10.0) -> Callable[[], None]:

