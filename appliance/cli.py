@@ -1,4 +1,4 @@
-"""The `appliance` command line: serve, models, ingest, documents, config."""
+"""The `appliance` command line: serve, models, ingest, documents, redact, config."""
 
 from __future__ import annotations
 
@@ -48,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
                         help="the watched folder or a folder or file inside it "
                         "(default: the whole watched folder)")  # fmt: skip
     sub.add_parser("documents", help="list the document catalog: status, chunks, errors")
+    redact = sub.add_parser(
+        "redact", help="print a text file with its personal data replaced by its type",
+        description="Reads FILE (or standard input for -), prints it redacted as the "
+        "appliance stores it, then the entities found (type, start, end, score) on stderr.",
+    )  # fmt: skip
+    redact.add_argument("file", help="a UTF-8 text file, or - for standard input")
     config = sub.add_parser("config", help="show the effective settings or their reference")
     config_sub = config.add_subparsers(dest="action", required=True, metavar="ACTION")
     config_sub.add_parser("show", help="print the effective settings as TOML")
@@ -67,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _ingest(settings, args.path)
         if args.command == "documents":
             return _documents(settings)
+        if args.command == "redact":
+            return _redact(settings, args.file)
         print(reference() if args.action == "reference" else _toml(settings), end="")
         return 0
     except SettingsError as exc:
@@ -101,6 +109,7 @@ def _toml_value(value: object) -> str:
 def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     import uvicorn  # only `serve` pays for the server imports
 
+    from appliance.pii.logs import redact_logs
     from appliance.web.app import create_app
     from appliance.wiring import build_services
 
@@ -111,6 +120,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     host, port = host or settings.web.host, settings.web.port if port is None else port
     sock = _listen(host, port)  # before loading anything: a taken port fails fast and clearly
     services = build_services(settings)
+    redact_logs(services.chat.privacy.stored)  # no log line carries personal data
     config = uvicorn.Config(
         create_app(settings, services), loop="uvloop", http="httptools", log_config=None,
         log_level=settings.web.log_level, timeout_graceful_shutdown=5,
@@ -210,6 +220,21 @@ def _stderr_console() -> Any:
     from rich.console import Console
 
     return Console(stderr=True)
+
+
+def _redact(settings: Settings, name: str) -> int:
+    from appliance.wiring import build_redactor
+
+    try:
+        text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ApplianceError(f"cannot read {name}: {exc}; give a UTF-8 text file or -") from None
+    redactor = build_redactor(settings)
+    entities = redactor.analyze(text)
+    print(redactor.redact(text, entities), end="" if text.endswith("\n") else "\n")
+    for e in entities:
+        print(f"{e.type}\t{e.start}\t{e.end}\t{e.score:.2f}", file=sys.stderr)
+    return 0
 
 
 def _documents(settings: Settings) -> int:

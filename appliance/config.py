@@ -202,13 +202,13 @@ class PiiSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     prompts: Annotated[
         Literal["off", "redact", "pseudonymize"],
         Meta(
-            description="Personal data in messages before the model sees them: `pseudonymize` "
-            "replaces it with placeholders that stay the same within a conversation "
-            "(`<PERSON_1>`) and puts the values back in the answer shown to the user; "
-            "`redact` replaces it with its type (`<PERSON>`); `off` passes it on. What is "
-            "stored is redacted in every case."
+            description="Personal data in messages before the model sees them: `off` passes "
+            "it on (the model runs on this box); `pseudonymize` replaces it with placeholders "
+            "that stay the same within a conversation (`<PERSON_1>`) and puts the values back "
+            "in the answer shown to the user; `redact` replaces it with its type "
+            "(`<PERSON>`). What is stored has placeholders in every case."
         ),
-    ] = "pseudonymize"
+    ] = "off"
     documents: Annotated[
         Literal["off", "redact"],
         Meta(

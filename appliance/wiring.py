@@ -50,8 +50,9 @@ def build_services(settings: Settings) -> Services:
                             watch=settings.documents.watch)  # fmt: skip
     library = DocumentLibrary(Catalog(db), str(settings.watch_path),
                               indexing=lambda: not watcher.idle.is_set())  # fmt: skip
+    privacy = build_privacy(settings)
     return Services(
-        chat=ChatService(engine, ConversationStore(db)),
+        chat=ChatService(engine, ConversationStore(db), privacy),
         engine=engine,
         documents=library,
         model_ids=(model.id,),
@@ -109,6 +110,8 @@ def build_pipeline(settings: Settings, db: Database,
         max_file_bytes=docs.max_file_mb * 2**20,
         limits=Limits(max_unpacked_bytes=docs.max_unpacked_mb * 2**20),
         yield_cpu=yield_cpu,
+        redact=build_privacy(settings).document_text if settings.pii.documents == "redact"
+        else None,
     )  # fmt: skip
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import aclosing, contextmanager
 from typing import Literal
@@ -20,6 +21,7 @@ from appliance.llm.types import (
     SamplingParams,
     TokenEvent,
 )
+from appliance.pii.policy import Privacy, Span
 from appliance.store.conversations import Conversation, ConversationStore, Message
 
 log = logging.getLogger(__name__)
@@ -27,17 +29,25 @@ log = logging.getLogger(__name__)
 _TITLE_CHARS = 60
 
 
+class Shown(msgspec.Struct, frozen=True, kw_only=True):
+    """A stored message as its owner sees it: placeholders put back; `pii` marks the spans
+    that were personal data (the model saw placeholders or types there)."""
+
+    message: Message
+    pii: list[Span]
+
+
 class Started(msgspec.Struct, frozen=True, kw_only=True):
     """The engine accepted the request; `user_message` is None when regenerating."""
 
     conversation_id: str
-    user_message: Message | None
+    user_message: Shown | None
 
 
 class Finished(msgspec.Struct, frozen=True, kw_only=True):
     """The answer is complete and stored as `message`."""
 
-    message: Message
+    message: Shown
     finish_reason: Literal["stop", "length", "cancelled"]
 
 
@@ -46,29 +56,42 @@ _First = tuple[Event, AsyncIterator[Event]]
 
 
 class ChatService:
-    def __init__(self, engine: Engine, conversations: ConversationStore) -> None:
+    def __init__(self, engine: Engine, conversations: ConversationStore,
+                 privacy: Privacy) -> None:  # fmt: skip
         self.engine = engine
         self._store = conversations
+        self.privacy = privacy
         self._answering: set[str] = set()  # conversations with an answer in flight
 
     # ---- conversations ----------------------------------------------------------------
 
     def conversations(self) -> list[Conversation]:
-        return self._store.recent()
+        return [self._titled(c) for c in self._store.recent()]
 
     def start(self, title: str) -> Conversation:
-        return self._store.create(title)
+        return self._store.create(self.privacy.stored(title) if title else title)
 
-    def show(self, conversation_id: str) -> tuple[Conversation, list[Message]]:
-        return self._store.get(conversation_id), self._store.messages(conversation_id)
+    def show(self, conversation_id: str) -> tuple[Conversation, list[Shown]]:
+        conversation = self._titled(self._store.get(conversation_id))
+        return conversation, [self._shown(m) for m in self._store.messages(conversation_id)]
 
     def rename(self, conversation_id: str, title: str) -> Conversation:
-        return self._store.rename(conversation_id, title)
+        stored = self.privacy.stored(title, conversation_id)
+        return self._titled(self._store.rename(conversation_id, stored))
 
     def delete(self, conversation_id: str) -> None:
         if conversation_id in self._answering:
             raise Conflict("this conversation is still answering; press Stop first")
         self._store.delete(conversation_id)
+        self.privacy.forget(conversation_id)
+
+    def _shown(self, message: Message) -> Shown:
+        content, spans = self.privacy.shown(message.conversation_id, message.content)
+        return Shown(message=msgspec.structs.replace(message, content=content), pii=spans)
+
+    def _titled(self, conversation: Conversation) -> Conversation:
+        title, _ = self.privacy.shown(conversation.id, conversation.title)
+        return msgspec.structs.replace(conversation, title=title)
 
     # ---- answers ------------------------------------------------------------------------
 
@@ -78,12 +101,23 @@ class ChatService:
         """A stateless completion (the OpenAI API): engine events, nothing stored."""
         if not messages:
             raise InvalidRequest("messages must not be empty", param="messages")
-        generation = self.engine.submit(GenerationRequest(messages=messages, params=params))
+        key = f"request-{uuid.uuid4().hex}"  # pseudonyms live as long as the request
+        masked = tuple(ChatMessage(m.role, self.privacy.prepare(key, m.content).model_text)
+                       for m in messages)  # fmt: skip
+        shown = self.privacy.answer_filter(key)
+        generation = self.engine.submit(GenerationRequest(messages=masked, params=params))
         try:
             async for event in generation:
+                if isinstance(event, TokenEvent):
+                    if text := shown.feed(event.text):
+                        yield TokenEvent(text)
+                    continue
+                if rest := shown.flush():
+                    yield TokenEvent(rest)
                 yield event
         finally:
             generation.cancel()
+            self.privacy.forget(key)
 
     def reply(
         self, conversation_id: str, content: str, params: SamplingParams
@@ -91,12 +125,15 @@ class ChatService:
         """Answer a new user message; it is stored only once the engine has taken the request."""
         if not content.strip():
             raise InvalidRequest("the message is empty; type a question", param="content")
-        history = (*self._history(conversation_id), ChatMessage("user", content))
+        earlier = self._history(conversation_id)
+        prepared = self.privacy.prepare(conversation_id, content)
+        history = (*earlier, ChatMessage("user", prepared.model_text))
 
-        def accept() -> Message:
+        def accept() -> Shown:
             if len(history) == 1:
-                self._store.rename(conversation_id, _title(content))
-            return self._store.add_message(conversation_id, "user", content)
+                self._store.rename(conversation_id, _title(prepared.stored_text))
+            stored = self._store.add_message(conversation_id, "user", prepared.stored_text)
+            return self._shown(stored)
 
         return self._respond(conversation_id, history, params, accept)
 
@@ -120,7 +157,7 @@ class ChatService:
         conversation_id: str,
         history: tuple[ChatMessage, ...],
         params: SamplingParams,
-        accept: Callable[[], Message | None],
+        accept: Callable[[], Shown | None],
     ) -> AsyncGenerator[ChatEvent, None]:
         """Generate from `history`; `accept` records the turn once the engine has started."""
         with self._one_answer_at_a_time(conversation_id):
@@ -154,23 +191,28 @@ class ChatService:
         self._store.get(conversation_id)
         turns: list[ChatMessage] = []
         for m in self._store.messages(conversation_id):
+            content = self.privacy.for_model(conversation_id, m.content)
             if turns and turns[-1].role == m.role:
-                turns[-1] = ChatMessage(turns[-1].role, f"{turns[-1].content}\n\n{m.content}")
+                turns[-1] = ChatMessage(turns[-1].role, f"{turns[-1].content}\n\n{content}")
             else:
-                turns.append(ChatMessage(m.role, m.content))  # type: ignore[arg-type]
+                turns.append(ChatMessage(m.role, content))  # type: ignore[arg-type]
         return tuple(turns)
 
     async def _answer(self, conversation_id: str, first: _First) -> AsyncGenerator[ChatEvent, None]:
         """Stream the answer, and store it however the stream ends (a stopped one in part)."""
         event, rest = first
         parts: list[str] = []
+        shown = self.privacy.answer_filter(conversation_id)
         done: DoneEvent | None = None
         failed = True
         try:
             while isinstance(event, TokenEvent):
                 parts.append(event.text)
-                yield event
+                if text := shown.feed(event.text):
+                    yield TokenEvent(text)
                 event = await anext(rest)
+            if text := shown.flush():
+                yield TokenEvent(text)
             done = event
             failed = False
         except BaseException as exc:
@@ -180,14 +222,15 @@ class ChatService:
             reason = done.finish_reason if done else ("error" if failed else "cancelled")
             message = self._store_answer(conversation_id, "".join(parts), reason, done)
         if message is not None and done is not None:
-            yield Finished(message=message, finish_reason=done.finish_reason)
+            yield Finished(message=self._shown(message), finish_reason=done.finish_reason)
 
     def _store_answer(
         self, conversation_id: str, text: str, reason: str, done: DoneEvent | None
     ) -> Message | None:
         try:
             return self._store.add_message(
-                conversation_id, "assistant", text, finish_reason=reason,
+                conversation_id, "assistant", self.privacy.stored(text, conversation_id),
+                finish_reason=reason,
                 prompt_tokens=done.prompt_tokens if done else None,
                 completion_tokens=done.completion_tokens if done else None,
             )  # fmt: skip

@@ -19,7 +19,7 @@ from appliance.errors import ExtractError
 from appliance.ingest.chunk import Chunk, Chunker
 from appliance.ingest.extract import SUPPORTED, extract
 from appliance.ingest.folder import WatchedFolder, ignored, inside
-from appliance.ingest.types import Limits
+from appliance.ingest.types import Block, Limits
 from appliance.store.catalog import Catalog, ChunkRow, Document, FileState, Status
 from appliance.store.vectors import VectorIndex
 
@@ -56,7 +56,8 @@ class IngestPipeline:
 
     def __init__(self, root: Path, catalog: Catalog, index: VectorIndex, embedder: Embedder,
                  chunker: Chunker, *, max_file_bytes: int, limits: Limits,
-                 yield_cpu: Callable[[], None] = lambda: None) -> None:  # fmt: skip
+                 yield_cpu: Callable[[], None] = lambda: None,
+                 redact: Callable[[str], str] | None = None) -> None:  # fmt: skip
         self.root = root
         self.folder = WatchedFolder(root)
         self._catalog = catalog
@@ -66,11 +67,13 @@ class IngestPipeline:
         self._max_bytes = max_file_bytes
         self._limits = limits
         self._yield_cpu = yield_cpu
+        self._redact = redact  # the documents' PII policy, applied before chunking
         self.progress = Progress()
         self._writes: list[_Write] = []
         self._batched = False  # during a full pass, several files share one index call
         self._cancelled = False
-        self._signature = f"{embedder.name}|{chunker.signature}|v{CHUNKER_VERSION}"
+        self._signature = (f"{embedder.name}|{chunker.signature}|v{CHUNKER_VERSION}"
+                           f"|pii={'redact' if redact else 'off'}")  # fmt: skip
 
     # -- whole-folder passes -------------------------------------------------------------------
 
@@ -225,7 +228,7 @@ class IngestPipeline:
 
     def _index_content(self, state: FileState, data: bytes) -> str:
         extracted = extract(state.path, data, self._limits)
-        chunks = self._chunker.chunks(extracted.blocks)
+        chunks = self._chunker.chunks(self._redacted(extracted.blocks))
         if not chunks:
             raise ExtractError("no text found in the file")
         rows = [ChunkRow(id=uuid.uuid4().hex, ord=n, text=c.text, page=c.page,
@@ -250,6 +253,14 @@ class IngestPipeline:
         for write in writes:
             dropped += self._catalog.replace_chunks(write.state, write.pages, write.rows)
         self._index.delete(dropped)
+
+    def _redacted(self, blocks: list[Block]) -> list[Block]:
+        redact = self._redact
+        if redact is None:
+            return blocks
+        headings = {b.heading: redact(b.heading) for b in blocks if b.heading}
+        return [Block(redact(b.text), b.page, headings[b.heading] if b.heading else None)
+                for b in blocks]
 
     def _vectors(self, chunks: list[Chunk]) -> Vectors:
         """Vectors for each chunk: reused where the same text is already indexed."""

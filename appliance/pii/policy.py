@@ -49,25 +49,39 @@ class Privacy:
     # ---- messages ---------------------------------------------------------------------------
 
     def prepare(self, key: str, text: str) -> Prepared:
-        """A user's message for the model and for storage, by the prompt policy."""
+        """A user's message for the model (by the prompt policy) and for storage (always with
+        placeholders, which its owner sees restored while the conversation's mapping lives)."""
         entities = self.redactor.analyze(text)
-        redacted = self.redactor.redact(text, entities)
-        if self.policy.prompts == "off":
-            return Prepared(text, redacted, entities)
-        if self.policy.prompts == "redact":
-            return Prepared(redacted, redacted, entities)
         masked = self.redactor.pseudonymize(text, entities, self._pseudonyms(key).assign)
+        if self.policy.prompts == "off":
+            return Prepared(text, masked, entities)
+        if self.policy.prompts == "redact":
+            return Prepared(self.redactor.redact(text, entities), masked, entities)
         return Prepared(masked, masked, entities)
 
-    def stored(self, text: str) -> str:
-        """Text as it may be stored: placeholders kept, personal data redacted."""
-        return self.redactor.redact(text, self.redactor.analyze(text))
+    def for_model(self, key: str, stored: str) -> str:
+        """An earlier, stored turn as the model sees it under the prompt policy."""
+        if self.policy.prompts == "pseudonymize":
+            return stored
+        if self.policy.prompts == "redact":
+            return self._marker.sub(lambda m: f"<{m[1]}>", stored)
+        mapping = self._mappings.get(key)
+        return mapping.restore(stored) if mapping else stored
+
+    def stored(self, text: str, key: str | None = None) -> str:
+        """Text as it may be stored: personal data replaced by the placeholders of the
+        conversation `key`, or by its type without one. Placeholders already in it stay."""
+        entities = self.redactor.analyze(text)
+        if key is None:
+            return self.redactor.redact(text, entities)
+        return self.redactor.pseudonymize(text, entities, self._pseudonyms(key).assign)
 
     def answer_filter(self, key: str) -> AnswerFilter:
         """Turns the model's streamed answer into what this user is shown."""
         mapping = self._mappings.get(key)
         redact = self.stored if self.policy.output == "redact" else None
-        return AnswerFilter(redact, Restorer(mapping) if mapping else None)
+        restore = Restorer(mapping) if mapping and self.policy.prompts == "pseudonymize" else None
+        return AnswerFilter(redact, restore)
 
     def shown(self, key: str, text: str) -> tuple[str, list[Span]]:
         """Stored text as its owner sees it (placeholders put back, where still known), with

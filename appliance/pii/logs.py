@@ -1,0 +1,30 @@
+"""A logging filter that redacts personal data from every log line before it is written."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+
+class RedactingFilter(logging.Filter):
+    """Install on the handlers: records of every logger (ours, uvicorn's, libraries') pass."""
+
+    def __init__(self, redact: Callable[[str], str]) -> None:
+        super().__init__()
+        self._redact = redact
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            return True  # a malformed record: logging reports it itself
+        record.msg, record.args = self._redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self._redact(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+def redact_logs(redact: Callable[[str], str]) -> None:
+    """Every handler of the root logger gets the filter (call after logging is set up)."""
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter(redact))
