@@ -117,6 +117,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
         level=settings.web.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)  # lines per recognizer
     host, port = host or settings.web.host, settings.web.port if port is None else port
     sock = _listen(host, port)  # before loading anything: a taken port fails fast and clearly
     services = build_services(settings)

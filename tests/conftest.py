@@ -15,7 +15,8 @@ from appliance.embed.embedder import Embedder
 from appliance.llm.engine import ThreadedEngine
 from appliance.llm.llamacpp import LlamaCppBackend
 from appliance.llm.models import bundled_model
-from appliance.wiring import build_embedder
+from appliance.pii.redactor import Redactor
+from appliance.wiring import build_embedder, build_redactor
 
 # Keep llama.cpp to the threads the suite is sized for (2-core machines, one core of compute).
 THREADS = int(os.environ.get("TEST_LLM_THREADS", "2"))
@@ -66,3 +67,9 @@ def onnx_embedder() -> Embedder:
 @pytest.fixture(scope="session")
 def st_embedder() -> Embedder:
     return build_embedder(embedder_settings(backend="sentence-transformers"))
+
+
+@pytest.fixture(scope="session")
+def redactor() -> Redactor:
+    """Presidio with the offline spaCy model, default pii settings (loads in ~3 s)."""
+    return build_redactor(msgspec.convert({}, Settings))

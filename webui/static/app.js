@@ -97,10 +97,36 @@ function renderMessage(message) {
   node.append(el("div", "who", message.role === "user" ? "You" : "Assistant"));
   const body = el("div", "body");
   if (message.role === "assistant" && message.html !== null) setHtml(body, message.html);
-  else body.textContent = message.content;
+  else markPii(body, message.content, message.pii || []);
   node.append(body);
   if (message.role === "assistant") node.append(answerActions(message));
   return node;
+}
+
+// Personal data in a message: marked, with what the model saw instead as a tooltip.
+const PII_SEEN = { off: "the model saw it as written", redact: "the model saw only its type",
+                   pseudonymize: "the model saw a placeholder" };
+
+function markPii(body, text, spans) {
+  let at = 0;
+  for (const span of spans) {
+    body.append(text.slice(at, span.start));
+    const mark = el("mark", "pii", text.slice(span.start, span.end));
+    const kind = span.type.toLowerCase().replaceAll("_", " ");
+    mark.title = `${kind}: ${PII_SEEN[state.privacy?.prompts] || ""}; stored as a placeholder`;
+    body.append(mark);
+    at = span.end;
+  }
+  body.append(text.slice(at));
+}
+
+function privacyNotice(policy) {
+  state.privacy = policy;
+  const model = { off: "Personal data in your messages reaches the model as written (it runs here)",
+                  redact: "Personal data in your messages is replaced by its type before the model sees it",
+                  pseudonymize: "Personal data in your messages is replaced by placeholders before the model sees it; answers show the real values to you" };
+  $("privacy").textContent = `${model[policy.prompts]}. Stored conversations keep placeholders` +
+    (policy.output === "redact" ? "; answers are redacted too." : ".");
 }
 
 function setHtml(body, html) {
@@ -290,6 +316,7 @@ async function start() {
   bind();
   fetch("/v1/models").then((r) => r.json()).then((m) => { $("model").textContent = m.data[0].id; })
     .catch(() => {});
+  fetch("/api/privacy").then((r) => r.json()).then(privacyNotice).catch(() => {});
   const id = location.hash.slice(1);
   if (id) {
     try { await openConversation(id); return; } catch (error) { showError(error.message); }
