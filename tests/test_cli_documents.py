@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from appliance.store.lock import IndexLock
@@ -71,3 +73,19 @@ def test_a_watched_folder_holding_the_data_dir_is_refused(tmp_path: Path) -> Non
     assert done.returncode == 1
     assert "documents.watch_dir" in done.stderr
     assert "holds data_dir" in done.stderr
+
+
+def test_redact_reads_a_file_or_standard_input(tmp_path: Path) -> None:
+    letter = tmp_path / "letter.txt"
+    letter.write_text("Dear Maria Garcia, your card 4111 1111 1111 1111 is ready.\n")
+    done = appliance("redact", str(letter))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "Dear <PERSON>, your card <CREDIT_CARD> is ready.\n"
+    assert "CREDIT_CARD\t29\t48" in done.stderr
+    piped = subprocess.run([sys.executable, "-m", "appliance", "redact", "-"], text=True,
+                           input="mail bob@example.org", capture_output=True, check=False,
+                           timeout=120)  # fmt: skip
+    assert piped.stdout == "mail <EMAIL_ADDRESS>\n"
+    missing = appliance("redact", str(tmp_path / "none.txt"))
+    assert missing.returncode == 1
+    assert "cannot read" in missing.stderr

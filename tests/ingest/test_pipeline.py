@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from appliance.config import PII_ENTITIES
 from appliance.embed.embedder import Embedder
 from appliance.ingest.types import Limits
+from appliance.pii.policy import Policy, Privacy
+from appliance.pii.redactor import Redactor
 from tests.ingest.samples import (
     docx_bytes,
     encrypted_pdf_bytes,
@@ -271,3 +274,23 @@ def test_repair_drops_stray_vectors_and_refills_missing_ones(world: World) -> No
     world.pipeline.reconcile()
     assert "stray" not in world.index.ids()
     assert_index_equals_folder(world)
+
+
+def test_documents_are_redacted_before_indexing_when_the_policy_says(
+    tmp_path: Path, onnx_embedder: Embedder, redactor: Redactor
+) -> None:
+    privacy = Privacy(redactor, Policy(prompts="off", documents="redact", output="off"),
+                      PII_ENTITIES)  # fmt: skip
+    world = make_world(tmp_path, onnx_embedder)
+    world.write("contacts.md", "# Team Maria Garcia\n\nAsk Maria Garcia at maria@example.com.")
+    world.pipeline.reconcile()
+    plain = world.catalog.chunks(sorted(world.catalog.owners()))
+    assert any("maria@example.com" in c.text for c in plain)
+    world.db.close()
+    redacting = make_world(tmp_path, onnx_embedder, redact=privacy.document_text)
+    redacting.pipeline.reconcile()  # a new policy: every document is read again
+    chunks = redacting.catalog.chunks(sorted(redacting.catalog.owners()))
+    text = " ".join(f"{c.heading} {c.text}" for c in chunks)
+    assert "Maria Garcia" not in text
+    assert "maria@example.com" not in text
+    assert "<EMAIL_ADDRESS>" in text

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,8 +67,8 @@ class World:
 
 
 def make_world(data: Path, embedder: Embedder, *, size: int = 64, overlap: int = 8,
-               max_file_bytes: int = 10 * 2**20,
-               limits: Limits | None = None) -> World:  # fmt: skip
+               max_file_bytes: int = 10 * 2**20, limits: Limits | None = None,
+               redact: Callable[[str], str] | None = None) -> World:  # fmt: skip
     root = data / "documents"
     root.mkdir(parents=True, exist_ok=True)
     db = Database(data / "appliance.db")
@@ -78,7 +78,7 @@ def make_world(data: Path, embedder: Embedder, *, size: int = 64, overlap: int =
     pipeline = IngestPipeline(root, catalog, index, counting,
                               Chunker(counting.token_spans, size, overlap),
                               max_file_bytes=max_file_bytes,
-                              limits=limits or Limits())  # fmt: skip
+                              limits=limits or Limits(), redact=redact)  # fmt: skip
     return World(root, db, catalog, index, counting, pipeline)
 
 
