@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import aclosing, contextmanager
 from typing import Literal
 
@@ -21,7 +21,7 @@ from appliance.llm.types import (
     SamplingParams,
     TokenEvent,
 )
-from appliance.pii.policy import Privacy, Span
+from appliance.pii.policy import Prepared, Privacy, Span
 from appliance.store.conversations import Conversation, ConversationStore, Message
 
 log = logging.getLogger(__name__)
@@ -102,8 +102,7 @@ class ChatService:
         if not messages:
             raise InvalidRequest("messages must not be empty", param="messages")
         key = f"request-{uuid.uuid4().hex}"  # pseudonyms live as long as the request
-        masked = tuple(ChatMessage(m.role, self.privacy.prepare(key, m.content).model_text)
-                       for m in messages)  # fmt: skip
+        masked = await asyncio.to_thread(self._for_model, key, messages)  # spaCy: off the loop
         shown = self.privacy.answer_filter(key)
         generation = self.engine.submit(GenerationRequest(messages=masked, params=params))
         try:
@@ -119,6 +118,10 @@ class ChatService:
             generation.cancel()
             self.privacy.forget(key)
 
+    def _for_model(self, key: str, messages: tuple[ChatMessage, ...]) -> tuple[ChatMessage, ...]:
+        return tuple(ChatMessage(m.role, self.privacy.prepare(key, m.content).model_text)
+                     for m in messages)  # fmt: skip
+
     def reply(
         self, conversation_id: str, content: str, params: SamplingParams
     ) -> AsyncGenerator[ChatEvent, None]:
@@ -126,13 +129,18 @@ class ChatService:
         if not content.strip():
             raise InvalidRequest("the message is empty; type a question", param="content")
         earlier = self._history(conversation_id)
-        prepared = self.privacy.prepare(conversation_id, content)
-        history = (*earlier, ChatMessage("user", prepared.model_text))
+        prepared: list[Prepared] = []
+
+        async def history() -> tuple[ChatMessage, ...]:
+            # The redactor (spaCy) takes tens of milliseconds: not on the event loop.
+            prepared.append(await asyncio.to_thread(self.privacy.prepare, conversation_id,
+                                                    content))  # fmt: skip
+            return (*earlier, ChatMessage("user", prepared[0].model_text))
 
         def accept() -> Shown:
-            if len(history) == 1:
-                self._store.rename(conversation_id, _title(prepared.stored_text))
-            stored = self._store.add_message(conversation_id, "user", prepared.stored_text)
+            if not earlier:
+                self._store.rename(conversation_id, _title(prepared[0].stored_text))
+            stored = self._store.add_message(conversation_id, "user", prepared[0].stored_text)
             return self._shown(stored)
 
         return self._respond(conversation_id, history, params, accept)
@@ -147,21 +155,25 @@ class ChatService:
         if not history or history[-1].role != "user":
             raise InvalidRequest("there is no question to answer again", param="conversation")
 
+        async def same() -> tuple[ChatMessage, ...]:
+            return history
+
         def accept() -> None:
             self._store.drop_trailing_assistant(conversation_id)
 
-        return self._respond(conversation_id, history, params, accept)
+        return self._respond(conversation_id, same, params, accept)
 
     async def _respond(
         self,
         conversation_id: str,
-        history: tuple[ChatMessage, ...],
+        history: Callable[[], Awaitable[tuple[ChatMessage, ...]]],
         params: SamplingParams,
         accept: Callable[[], Shown | None],
     ) -> AsyncGenerator[ChatEvent, None]:
         """Generate from `history`; `accept` records the turn once the engine has started."""
         with self._one_answer_at_a_time(conversation_id):
-            generation = self.engine.submit(GenerationRequest(messages=history, params=params))
+            messages = await history()
+            generation = self.engine.submit(GenerationRequest(messages=messages, params=params))
             try:
                 first = await _first(generation)
                 yield Started(conversation_id=conversation_id, user_message=accept())

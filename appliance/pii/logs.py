@@ -26,6 +26,9 @@ class RedactingFilter(logging.Filter):
         return True
 
     def _scrub(self, record: logging.LogRecord) -> None:
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple) and record.args:
+            record.args = ("-", *record.args[1:])  # the client's address; the rest is ours
+            return
         try:
             message = record.getMessage()
         except (TypeError, ValueError):
