@@ -148,17 +148,21 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def _ingest(settings: Settings, target: Path | None) -> int:
+    from appliance.pii.logs import redact_logs
     from appliance.store.db import Database
     from appliance.store.lock import IndexLock
-    from appliance.wiring import build_pipeline
+    from appliance.wiring import build_pipeline, build_privacy
 
     logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
+    privacy = build_privacy(settings)
+    redact_logs(privacy.stored)  # file names can name people
     root = settings.watch_path
     under = _inside_watched(root, target)
     lock = IndexLock(settings.data_path / "index.lock")
     db = Database(settings.data_path / "appliance.db")
     try:
-        pipeline = build_pipeline(settings, db)
+        pipeline = build_pipeline(settings, db, privacy=privacy)
         started = time.monotonic()
         with _ProgressBar() as bar:
             done = pipeline.reconcile(bar.update, under=under)

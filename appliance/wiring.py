@@ -45,12 +45,12 @@ def build_services(settings: Settings) -> Services:
     backend = LlamaCppBackend(Path(model.path), model.id, settings.llm)
     engine = ThreadedEngine(backend, settings.llm.queue_size)
     lock = IndexLock(settings.data_path / "index.lock")
-    pipeline = build_pipeline(settings, db, yield_cpu=_yield_to(engine))
+    privacy = build_privacy(settings)
+    pipeline = build_pipeline(settings, db, yield_cpu=_yield_to(engine), privacy=privacy)
     watcher = FolderWatcher(pipeline, settings.documents.settle_ms / 1000,
                             watch=settings.documents.watch)  # fmt: skip
     library = DocumentLibrary(Catalog(db), str(settings.watch_path),
                               indexing=lambda: not watcher.idle.is_set())  # fmt: skip
-    privacy = build_privacy(settings)
     return Services(
         chat=ChatService(engine, ConversationStore(db), privacy),
         engine=engine,
@@ -77,8 +77,8 @@ def build_embedder(settings: Settings) -> Embedder:
     return OnnxEmbedder(card, path, embed.threads, embed.batch_size)
 
 
-def build_pipeline(settings: Settings, db: Database,
-                   yield_cpu: Callable[[], None] = lambda: None) -> IngestPipeline:  # fmt: skip
+def build_pipeline(settings: Settings, db: Database, yield_cpu: Callable[[], None] = lambda: None,
+                   privacy: Privacy | None = None) -> IngestPipeline:  # fmt: skip
     """The index of the watched folder; the caller holds the IndexLock."""
     from appliance.store.chroma import ChromaIndex
 
@@ -110,8 +110,8 @@ def build_pipeline(settings: Settings, db: Database,
         max_file_bytes=docs.max_file_mb * 2**20,
         limits=Limits(max_unpacked_bytes=docs.max_unpacked_mb * 2**20),
         yield_cpu=yield_cpu,
-        redact=build_privacy(settings).document_text if settings.pii.documents == "redact"
-        else None,
+        redact=(privacy or build_privacy(settings)).document_text
+        if settings.pii.documents == "redact" else None,
     )  # fmt: skip
 
 
@@ -121,6 +121,10 @@ def build_redactor(settings: Settings) -> Redactor:
     pii = settings.pii
     custom = []
     for n, item in enumerate(pii.custom):
+        if not re.fullmatch(r"[A-Z][A-Z_]*[A-Z]", item.name):
+            raise ApplianceError(f"setting pii.custom[{n}].name: {item.name!r} must be capital "
+                                 "letters and underscores, e.g. EMPLOYEE_ID (it becomes the "
+                                 "placeholder <EMPLOYEE_ID_1>)")  # fmt: skip
         try:
             re.compile(item.pattern)
         except re.error as exc:

@@ -89,3 +89,14 @@ def test_redact_reads_a_file_or_standard_input(tmp_path: Path) -> None:
     missing = appliance("redact", str(tmp_path / "none.txt"))
     assert missing.returncode == 1
     assert "cannot read" in missing.stderr
+
+
+def test_a_custom_pattern_with_a_bad_name_or_regex_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "a.toml"
+    config.write_text('[[pii.custom]]\nname = "badge-id"\npattern = "B\\\\d+"\n')
+    done = appliance("--config", str(config), "redact", "-")
+    assert done.returncode == 1
+    assert "pii.custom[0].name" in done.stderr
+    config.write_text('[[pii.custom]]\nname = "BADGE"\npattern = "B(\\\\d+"\n')
+    done = appliance("--config", str(config), "redact", "-")
+    assert "pii.custom[0].pattern" in done.stderr

@@ -21,7 +21,7 @@ from appliance.llm.types import (
     SamplingParams,
     TokenEvent,
 )
-from appliance.pii.policy import Prepared, Privacy, Span
+from appliance.pii.policy import AnswerFilter, Prepared, Privacy, Span
 from appliance.store.conversations import Conversation, ConversationStore, Message
 
 log = logging.getLogger(__name__)
@@ -102,9 +102,18 @@ class ChatService:
         if not messages:
             raise InvalidRequest("messages must not be empty", param="messages")
         key = f"request-{uuid.uuid4().hex}"  # pseudonyms live as long as the request
-        masked = await asyncio.to_thread(self._for_model, key, messages)  # spaCy: off the loop
+        try:
+            async for event in self._complete(key, messages, params):
+                yield event
+        finally:
+            self.privacy.forget(key)
+
+    async def _complete(self, key: str, messages: tuple[ChatMessage, ...],
+                        params: SamplingParams) -> AsyncGenerator[Event, None]:  # fmt: skip
+        if self.privacy.policy.prompts != "off":  # nothing is stored here: else no analysis
+            messages = await asyncio.to_thread(self._for_model, key, messages)  # spaCy: a thread
         shown = self.privacy.answer_filter(key)
-        generation = self.engine.submit(GenerationRequest(messages=masked, params=params))
+        generation = self.engine.submit(GenerationRequest(messages=messages, params=params))
         try:
             async for event in generation:
                 if isinstance(event, TokenEvent):
@@ -116,7 +125,6 @@ class ChatService:
                 yield event
         finally:
             generation.cancel()
-            self.privacy.forget(key)
 
     def _for_model(self, key: str, messages: tuple[ChatMessage, ...]) -> tuple[ChatMessage, ...]:
         return tuple(ChatMessage(m.role, self.privacy.prepare(key, m.content).model_text)
@@ -129,12 +137,13 @@ class ChatService:
         if not content.strip():
             raise InvalidRequest("the message is empty; type a question", param="content")
         earlier = self._history(conversation_id)
+        stored = [m.content for m in self._store.messages(conversation_id)]
         prepared: list[Prepared] = []
 
         async def history() -> tuple[ChatMessage, ...]:
             # The redactor (spaCy) takes tens of milliseconds: not on the event loop.
             prepared.append(await asyncio.to_thread(self.privacy.prepare, conversation_id,
-                                                    content))  # fmt: skip
+                                                    content, stored))  # fmt: skip
             return (*earlier, ChatMessage("user", prepared[0].model_text))
 
         def accept() -> Shown:
@@ -220,7 +229,7 @@ class ChatService:
         try:
             while isinstance(event, TokenEvent):
                 parts.append(event.text)
-                if text := shown.feed(event.text):
+                if text := await self._filtered(shown, event.text):
                     yield TokenEvent(text)
                 event = await anext(rest)
             if text := shown.flush():
@@ -236,12 +245,17 @@ class ChatService:
         if message is not None and done is not None:
             yield Finished(message=self._shown(message), finish_reason=done.finish_reason)
 
+    async def _filtered(self, shown: AnswerFilter, piece: str) -> str:
+        if self.privacy.policy.output == "redact":  # spaCy at each sentence: not on the loop
+            return await asyncio.to_thread(shown.feed, piece)
+        return shown.feed(piece)
+
     def _store_answer(
         self, conversation_id: str, text: str, reason: str, done: DoneEvent | None
     ) -> Message | None:
         try:
             return self._store.add_message(
-                conversation_id, "assistant", self.privacy.stored(text, conversation_id),
+                conversation_id, "assistant", self.privacy.stored_answer(conversation_id, text),
                 finish_reason=reason,
                 prompt_tokens=done.prompt_tokens if done else None,
                 completion_tokens=done.completion_tokens if done else None,

@@ -23,5 +23,4 @@ class RegexRedactor:
         return replace(text, entities, lambda e: f"<{e.type}>")
 
     def pseudonymize(self, text: str, entities: list[Entity], assign: Assign) -> str:
-        names = {text[e.start : e.end]: assign(e.type, text[e.start : e.end]) for e in entities}
-        return replace(text, entities, lambda e: names[text[e.start : e.end]])
+        return replace(text, entities, lambda e: assign(e.type, text[e.start : e.end]))

@@ -4,6 +4,7 @@ user is shown, what documents are indexed with."""
 from __future__ import annotations
 
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Literal
@@ -43,16 +44,18 @@ class Privacy:
         self.redactor = redactor
         self.policy = policy
         self._mappings: OrderedDict[str, Pseudonyms] = OrderedDict()
-        names = "|".join(sorted(entity_types, key=len, reverse=True))
+        self._lock = threading.Lock()
+        names = "|".join(re.escape(t) for t in sorted(entity_types, key=len, reverse=True))
         self._marker = re.compile(rf"<({names})(?:_\d+)?>")
 
     # ---- messages ---------------------------------------------------------------------------
 
-    def prepare(self, key: str, text: str) -> Prepared:
+    def prepare(self, key: str, text: str, earlier: Iterable[str] = ()) -> Prepared:
         """A user's message for the model (by the prompt policy) and for storage (always with
-        placeholders, which its owner sees restored while the conversation's mapping lives)."""
+        placeholders, which its owner sees restored while the conversation's mapping lives).
+        `earlier`: the conversation's stored texts, should its mapping be gone."""
         entities = self.redactor.analyze(text)
-        masked = self.redactor.pseudonymize(text, entities, self._pseudonyms(key).assign)
+        masked = self.redactor.pseudonymize(text, entities, self._pseudonyms(key, earlier).assign)
         if self.policy.prompts == "off":
             return Prepared(text, masked, entities)
         if self.policy.prompts == "redact":
@@ -74,7 +77,17 @@ class Privacy:
         entities = self.redactor.analyze(text)
         if key is None:
             return self.redactor.redact(text, entities)
-        return self.redactor.pseudonymize(text, entities, self._pseudonyms(key).assign)
+        mapping = self._pseudonyms(key)
+        return mapping.forget_unknown(self.redactor.pseudonymize(text, entities, mapping.assign))
+
+    def stored_answer(self, key: str, text: str) -> str:
+        """An answer as stored: with output redaction on, what the model added is stored as
+        its type, so a reload does not show what the live answer hid."""
+        if self.policy.output == "redact":
+            mapping = self._mappings.get(key)
+            redacted = self.stored(text)
+            return mapping.forget_unknown(redacted) if mapping else redacted
+        return self.stored(text, key)
 
     def answer_filter(self, key: str) -> AnswerFilter:
         """Turns the model's streamed answer into what this user is shown."""
@@ -101,12 +114,13 @@ class Privacy:
     def forget(self, key: str) -> None:
         self._mappings.pop(key, None)
 
-    def _pseudonyms(self, key: str) -> Pseudonyms:
-        mapping = self._mappings.pop(key, None) or Pseudonyms()
-        self._mappings[key] = mapping  # most recent last
-        while len(self._mappings) > _KEPT_MAPPINGS:
-            self._mappings.popitem(last=False)
-        return mapping
+    def _pseudonyms(self, key: str, earlier: Iterable[str] = ()) -> Pseudonyms:
+        with self._lock:
+            mapping = self._mappings.pop(key, None) or Pseudonyms(earlier)
+            self._mappings[key] = mapping  # most recent last
+            while len(self._mappings) > _KEPT_MAPPINGS:
+                self._mappings.popitem(last=False)
+            return mapping
 
     # ---- documents --------------------------------------------------------------------------
 

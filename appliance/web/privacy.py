@@ -20,7 +20,7 @@ class RedactRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 class EntityView(msgspec.Struct):
     type: str
-    start: int  # character offsets in the text sent
+    start: int  # offsets in the text sent, in code points (Python's characters)
     end: int
     score: float
 

@@ -172,7 +172,7 @@ class RenameConversation(msgspec.Struct, kw_only=True):
 
 
 class PostMessage(Sampling, kw_only=True):
-    content: str
+    content: Annotated[str, Meta(max_length=100_000)]
 
 
 class PiiSpan(msgspec.Struct, kw_only=True):

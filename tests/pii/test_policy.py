@@ -97,3 +97,29 @@ def test_restorer_lets_a_lone_angle_bracket_through() -> None:
     restorer = Restorer(names)
     assert restorer.feed("a < b and <PERSON_1> and <") + restorer.flush() == "a < b and Ann and <"
     assert restorer.feed("x <" + "y" * 60) == "x <" + "y" * 60  # too long to be a placeholder
+
+
+def test_neighbours_of_one_kind_get_their_own_placeholders(redactor: Redactor) -> None:
+    prepared = privacy(redactor).prepare("c1", "cc ann@example.org bob@example.org please")
+    assert prepared.stored_text == "cc <EMAIL_ADDRESS_1> <EMAIL_ADDRESS_2> please"
+
+
+def test_numbers_go_on_after_a_restart_and_invented_ones_are_never_restored(
+    redactor: Redactor,
+) -> None:
+    before = privacy(redactor, "pseudonymize").prepare("c1", "Ask Maria Garcia.").stored_text
+    after_restart = privacy(redactor, "pseudonymize")
+    again = after_restart.prepare("c1", "And John Miller?", earlier=[before])
+    assert again.stored_text == "And <PERSON_2>?"
+    answer = after_restart.stored_answer("c1", "Both <PERSON_2> and <PERSON_7> agree.")
+    assert answer == "Both <PERSON_2> and <PERSON> agree."
+
+
+def test_with_output_redaction_the_stored_answer_hides_what_the_live_one_hid(
+    redactor: Redactor,
+) -> None:
+    p = privacy(redactor, "pseudonymize", output="redact")
+    p.prepare("c1", "Write to Maria Garcia.")
+    stored = p.stored_answer("c1", "Sure, <PERSON_1>. Also copy boss@corp.example.com.")
+    assert stored == "Sure, <PERSON_1>. Also copy <EMAIL_ADDRESS>."
+    assert p.shown("c1", stored)[0] == "Sure, Maria Garcia. Also copy <EMAIL_ADDRESS>."

@@ -107,17 +107,19 @@ function renderMessage(message) {
 const PII_SEEN = { off: "the model saw it as written", redact: "the model saw only its type",
                    pseudonymize: "the model saw a placeholder" };
 
-function markPii(body, text, spans) {
+function markPii(body, content, spans) {
+  const text = Array.from(content); // offsets count code points, as the server does
+  const part = (from, to) => text.slice(from, to).join("");
   let at = 0;
   for (const span of spans) {
-    body.append(text.slice(at, span.start));
-    const mark = el("mark", "pii", text.slice(span.start, span.end));
+    body.append(part(at, span.start));
+    const mark = el("mark", "pii", part(span.start, span.end));
     const kind = span.type.toLowerCase().replaceAll("_", " ");
     mark.title = `${kind}: ${PII_SEEN[state.privacy?.prompts] || ""}; stored as a placeholder`;
     body.append(mark);
     at = span.end;
   }
-  body.append(text.slice(at));
+  body.append(part(at));
 }
 
 function privacyNotice(policy) {

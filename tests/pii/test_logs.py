@@ -1,0 +1,31 @@
+"""Log lines, captured: no raw text of a detected entity, in the message or a traceback."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+from appliance.pii.logs import RedactingFilter
+from appliance.pii.redactor import Redactor
+
+
+def test_log_lines_carry_no_personal_data(redactor: Redactor) -> None:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.addFilter(RedactingFilter(lambda t: redactor.redact(t, redactor.analyze(t))))
+    log = logging.getLogger("appliance.test.pii")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        log.warning("indexing %s failed", "Letter to Maria Garcia.pdf")
+        try:
+            raise ValueError("cannot parse maria.garcia@example.com")
+        except ValueError:
+            log.exception("request of %s failed", "+44 20 7946 0958")
+    finally:
+        log.removeHandler(handler)
+    text = out.getvalue()
+    assert "indexing Letter to <PERSON" in text
+    assert "ValueError" in text  # the traceback is still there
+    for raw in ("Maria Garcia", "maria.garcia@example.com", "7946 0958"):
+        assert raw not in text
