@@ -8,7 +8,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -151,18 +151,17 @@ def _ingest(settings: Settings, target: Path | None) -> int:
     from appliance.pii.logs import redact_logs
     from appliance.store.db import Database
     from appliance.store.lock import IndexLock
-    from appliance.wiring import build_pipeline, build_privacy
+    from appliance.wiring import build_pipeline
 
     logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
-    privacy = build_privacy(settings)
-    redact_logs(privacy.stored)  # file names can name people
+    redact_logs(_lazy_redactor(settings))  # file names can name people
     root = settings.watch_path
     under = _inside_watched(root, target)
     lock = IndexLock(settings.data_path / "index.lock")
     db = Database(settings.data_path / "appliance.db")
     try:
-        pipeline = build_pipeline(settings, db, privacy=privacy)
+        pipeline = build_pipeline(settings, db)
         started = time.monotonic()
         with _ProgressBar() as bar:
             done = pipeline.reconcile(bar.update, under=under)
@@ -174,6 +173,21 @@ def _ingest(settings: Settings, target: Path | None) -> int:
     finally:
         db.close()
         lock.release()
+
+
+def _lazy_redactor(settings: Settings) -> Callable[[str], str]:
+    """Loads Presidio (seconds) only when there is a line to log, which is rare here."""
+    from appliance.pii.policy import Privacy
+    from appliance.wiring import build_privacy
+
+    loaded: list[Privacy] = []
+
+    def redact(text: str) -> str:
+        if not loaded:
+            loaded.append(build_privacy(settings))
+        return loaded[0].stored(text)
+
+    return redact
 
 
 def _inside_watched(root: Path, target: Path | None) -> str:
