@@ -1,0 +1,1 @@
+"""Who may use the appliance: local accounts, roles, API keys, sessions."""

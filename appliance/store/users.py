@@ -1,0 +1,127 @@
+"""Users, groups and API keys in SQLite. Only hashes of secrets are stored."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from typing import Literal
+
+import msgspec
+
+from appliance.errors import Conflict, NotFound
+from appliance.store.db import Database
+
+Role = Literal["admin", "employee"]
+
+
+class User(msgspec.Struct, frozen=True):
+    id: int
+    name: str
+    role: Role
+    disabled: bool
+    created_at: float
+
+
+class ApiKey(msgspec.Struct, frozen=True):
+    id: int
+    user_id: int
+    name: str
+    prefix: str  # the first characters of the key, to tell keys apart; not a secret
+    created_at: float
+    last_used_at: float | None
+    revoked_at: float | None
+
+
+def key_hash(secret: str) -> str:
+    """API keys are long random strings: a plain hash is enough (no guessing to slow down)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class UserStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def add(self, name: str, role: Role, password_hash: str | None) -> User:
+        try:
+            with self._db.transaction() as tx:
+                tx.execute("INSERT INTO users (name, password_hash, role, created_at) "
+                           "VALUES (?, ?, ?, ?)",
+                           (name, password_hash, role, time.time()))  # fmt: skip
+        except sqlite3.IntegrityError:
+            raise Conflict(f"a user named {name!r} exists already") from None
+        return self.by_name(name)
+
+    def by_name(self, name: str) -> User:
+        rows = self._db.query("SELECT * FROM users WHERE name = ?", (name,))
+        if not rows:
+            raise NotFound(f"no user named {name!r}; `appliance users list` shows them")
+        return _user(rows[0])
+
+    def by_id(self, user_id: int) -> User:
+        rows = self._db.query("SELECT * FROM users WHERE id = ?", (user_id,))
+        if not rows:
+            raise NotFound(f"no user {user_id}")
+        return _user(rows[0])
+
+    def password_hash(self, user_id: int) -> str | None:
+        rows = self._db.query("SELECT password_hash FROM users WHERE id = ?", (user_id,))
+        return rows[0][0] if rows else None
+
+    def all(self) -> list[User]:
+        return [_user(r) for r in self._db.query("SELECT * FROM users ORDER BY name")]
+
+    def count(self) -> int:
+        return int(self._db.query("SELECT COUNT(*) FROM users")[0][0])
+
+    def set_password(self, user_id: int, password_hash: str) -> None:
+        self._update(user_id, "password_hash = ?", (password_hash,))
+
+    def set_disabled(self, user_id: int, disabled: bool) -> None:
+        self._update(user_id, "disabled = ?", (int(disabled),))
+
+    def _update(self, user_id: int, assignment: str, params: tuple[object, ...]) -> None:
+        with self._db.transaction() as tx:
+            tx.execute(f"UPDATE users SET {assignment} WHERE id = ?", (*params, user_id))  # noqa: S608
+
+    # ---- API keys ---------------------------------------------------------------------------
+
+    def add_key(self, user_id: int, name: str, secret: str) -> ApiKey:
+        with self._db.transaction() as tx:
+            cur = tx.execute("INSERT INTO api_keys (user_id, name, prefix, hash, created_at) "
+                             "VALUES (?, ?, ?, ?, ?)",
+                             (user_id, name, secret[:12], key_hash(secret),
+                              time.time()))  # fmt: skip
+            key_id = cur.lastrowid
+        return self.keys(user_id, key_id=key_id)[0]
+
+    def keys(self, user_id: int, key_id: int | None = None) -> list[ApiKey]:
+        rows = self._db.query(
+            "SELECT id, user_id, name, prefix, created_at, last_used_at, revoked_at FROM "
+            "api_keys WHERE user_id = ? AND (? IS NULL OR id = ?) ORDER BY id",
+            (user_id, key_id, key_id))  # fmt: skip
+        return [ApiKey(**dict(r)) for r in rows]
+
+    def user_for_key(self, secret: str) -> User | None:
+        """The owner of a valid, unrevoked key (and notes its use), or None."""
+        rows = self._db.query(
+            "SELECT k.id AS key_id, u.* FROM api_keys k JOIN users u ON u.id = k.user_id "
+            "WHERE k.hash = ? AND k.revoked_at IS NULL", (key_hash(secret),))  # fmt: skip
+        if not rows:
+            return None
+        with self._db.transaction() as tx:
+            tx.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?",
+                       (time.time(), rows[0]["key_id"]))  # fmt: skip
+        return _user(rows[0])
+
+    def revoke_key(self, user_id: int, key_id: int) -> None:
+        with self._db.transaction() as tx:
+            cur = tx.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND user_id = ? "
+                             "AND revoked_at IS NULL", (time.time(), key_id, user_id))  # fmt: skip
+        if cur.rowcount == 0:
+            raise NotFound(f"no active API key {key_id} of this user")
+
+
+def _user(row: sqlite3.Row) -> User:
+    return User(id=row["id"], name=row["name"], role=row["role"],
+                disabled=bool(row["disabled"]), created_at=row["created_at"])  # fmt: skip
