@@ -143,3 +143,21 @@ def test_a_taken_port_is_a_clear_startup_error(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_users_and_keys_on_the_command_line(tmp_path: Path) -> None:
+    env = {"APPLIANCE_DATA_DIR": str(tmp_path)}
+    added = subprocess.run([sys.executable, "-m", "appliance", "users", "add", "ann", "--admin"],
+                           input="correct horse battery\n", text=True, capture_output=True,
+                           env={**os.environ, **env}, timeout=60, check=False)  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    key = appliance("keys", "create", "ann", **env)
+    assert key.stdout.startswith("apl_")
+    assert "shown only now" in key.stderr
+    listed = appliance("keys", "list", "ann", **env)
+    assert key.stdout.strip() not in listed.stdout  # only a prefix is ever shown again
+    assert appliance("users", "disable", "ann", **env).returncode == 0
+    assert "disabled" in appliance("users", "list", **env).stdout
+    missing = appliance("keys", "create", "nobody", **env)
+    assert missing.returncode == 1
+    assert "no user named 'nobody'" in missing.stderr

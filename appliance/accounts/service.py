@@ -1,0 +1,66 @@
+"""Accounts: creating users, checking passwords and API keys. No HTTP here."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from appliance.accounts.passwords import MIN_LENGTH, hash_password, needs_rehash, verify_password
+from appliance.errors import InvalidRequest, NotFound
+from appliance.store.users import ApiKey, Role, User, UserStore
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+KEY_PREFIX = "apl_"
+
+
+class Accounts:
+    def __init__(self, users: UserStore) -> None:
+        self.users = users
+
+    def add(self, name: str, password: str, role: Role = "employee") -> User:
+        if not _NAME.fullmatch(name):
+            raise InvalidRequest(f"user name {name!r}: use 1-64 letters, digits, '.', '_', "
+                                 "'@' or '-', starting with a letter or digit",
+                                 param="name")  # fmt: skip
+        return self.users.add(name, role, hash_password(_checked(password)))
+
+    def set_password(self, name: str, password: str) -> None:
+        self.users.set_password(self.users.by_name(name).id, hash_password(_checked(password)))
+
+    def set_disabled(self, name: str, disabled: bool) -> User:
+        user = self.users.by_name(name)
+        self.users.set_disabled(user.id, disabled)
+        return self.users.by_id(user.id)
+
+    def authenticate(self, name: str, password: str) -> User | None:
+        """The user, if the name exists, is enabled and the password matches; else None."""
+        try:
+            user = self.users.by_name(name)
+        except NotFound:
+            verify_password(None, password)  # as slow as a real check: names stay private
+            return None
+        stored = self.users.password_hash(user.id)
+        if user.disabled or not verify_password(stored, password):
+            return None
+        if stored and needs_rehash(stored):
+            self.users.set_password(user.id, hash_password(password))
+        return user
+
+    def create_key(self, name: str, label: str = "api") -> tuple[ApiKey, str]:
+        """A new API key for the user `name`; the secret is returned once and never stored."""
+        user = self.users.by_name(name)
+        secret = KEY_PREFIX + secrets.token_urlsafe(32)
+        return self.users.add_key(user.id, label, secret), secret
+
+    def user_for_key(self, secret: str) -> User | None:
+        if not secret.startswith(KEY_PREFIX):
+            return None
+        user = self.users.user_for_key(secret)
+        return None if user is None or user.disabled else user
+
+
+def _checked(password: str) -> str:
+    if len(password) < MIN_LENGTH:
+        raise InvalidRequest(f"the password must have at least {MIN_LENGTH} characters",
+                             param="password")  # fmt: skip
+    return password

@@ -1,0 +1,94 @@
+"""The account commands: users add/passwd/disable/enable/list, keys create/list/revoke."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+import time
+
+from appliance.accounts.service import Accounts
+from appliance.cli.output import table
+from appliance.config import Settings
+from appliance.store.db import Database
+from appliance.store.users import UserStore
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    users = sub.add_parser("users", help="manage accounts: add, passwd, disable, enable, list")
+    u = users.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = u.add_parser("add", help="create a user (asks for the password; or reads it from "
+                       "standard input when that is not a terminal)")  # fmt: skip
+    add.add_argument("name")
+    add.add_argument("--admin", action="store_true", help="an admin (documents, users, audit)")
+    u.add_parser("passwd", help="set a user's password").add_argument("name")
+    u.add_parser("disable", help="stop a user from signing in").add_argument("name")
+    u.add_parser("enable", help="let a disabled user sign in again").add_argument("name")
+    u.add_parser("list", help="list the users")
+    keys = sub.add_parser("keys", help="API keys for the OpenAI-compatible API and /api")
+    k = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = k.add_parser("create", help="create a key for USER and print it (only this once)")
+    create.add_argument("user")
+    create.add_argument("--name", default="api", help="a label to tell keys apart")
+    k.add_parser("list", help="list USER's keys").add_argument("user")
+    revoke = k.add_parser("revoke", help="revoke key ID of USER")
+    revoke.add_argument("user")
+    revoke.add_argument("id", type=int)
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    db = Database(settings.data_path / "appliance.db")
+    try:
+        accounts = Accounts(UserStore(db))
+        if args.command == "users":
+            return _users(accounts, args)
+        return _keys(accounts, args)
+    finally:
+        db.close()
+
+
+def _users(accounts: Accounts, args: argparse.Namespace) -> int:
+    if args.action == "add":
+        user = accounts.add(args.name, _password(), "admin" if args.admin else "employee")
+        print(f"user {user.name} ({user.role}) created")
+    elif args.action == "passwd":
+        accounts.set_password(args.name, _password())
+        print(f"password of {args.name} changed")
+    elif args.action in ("disable", "enable"):
+        user = accounts.set_disabled(args.name, args.action == "disable")
+        print(f"user {user.name} {'disabled' if user.disabled else 'enabled'}")
+    else:
+        table([("NAME", "ROLE", "STATUS", "CREATED")] + [
+            (u.name, u.role, "disabled" if u.disabled else "active", _when(u.created_at))
+            for u in accounts.users.all()])  # fmt: skip
+    return 0
+
+
+def _keys(accounts: Accounts, args: argparse.Namespace) -> int:
+    if args.action == "create":
+        key, secret = accounts.create_key(args.user, args.name)
+        print(secret)
+        print(f"key {key.id} ({key.name}) for {args.user}: shown only now; store it safely",
+              file=sys.stderr)  # fmt: skip
+    elif args.action == "revoke":
+        accounts.users.revoke_key(accounts.users.by_name(args.user).id, args.id)
+        print(f"key {args.id} revoked")
+    else:
+        user = accounts.users.by_name(args.user)
+        table([("ID", "NAME", "PREFIX", "CREATED", "LAST USED", "REVOKED")] + [
+            (str(k.id), k.name, k.prefix + "…", _when(k.created_at), _when(k.last_used_at),
+             _when(k.revoked_at)) for k in accounts.users.keys(user.id)])  # fmt: skip
+    return 0
+
+
+def _password() -> str:
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise SystemExit("appliance: the two passwords differ; nothing changed")
+    return first
+
+
+def _when(at: float | None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M", time.localtime(at)) if at else "-"
