@@ -25,6 +25,14 @@ class NotFound(ApplianceError):
     """The named thing (conversation, message) does not exist."""
 
 
+class Unauthorized(ApplianceError):
+    """No valid sign-in or API key came with the request."""
+
+
+class Forbidden(ApplianceError):
+    """Signed in, but this needs another role (or a CSRF token the request lacks)."""
+
+
 class Conflict(ApplianceError):
     """The request clashes with work in progress (e.g. a conversation already answering)."""
 

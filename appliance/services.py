@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from appliance.accounts.service import Accounts
 from appliance.chat.service import ChatService
 from appliance.ingest.library import DocumentLibrary
 from appliance.llm.engine import Engine
@@ -15,6 +16,7 @@ class Services:
     chat: ChatService
     engine: Engine
     documents: DocumentLibrary
+    accounts: Accounts
     model_ids: tuple[str, ...]
     on_startup: tuple[Callable[[], None], ...] = field(default=())
     on_shutdown: tuple[Callable[[], None], ...] = field(default=())

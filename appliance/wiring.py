@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from appliance.accounts.service import Accounts
 from appliance.chat.service import ChatService
 from appliance.config import Settings
 from appliance.embed.embedder import Embedder
@@ -27,6 +28,7 @@ from appliance.store.catalog import Catalog
 from appliance.store.conversations import ConversationStore
 from appliance.store.db import Database
 from appliance.store.lock import IndexLock
+from appliance.store.users import UserStore
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ def build_services(settings: Settings) -> Services:
         chat=ChatService(engine, ConversationStore(db), privacy),
         engine=engine,
         documents=library,
+        accounts=Accounts(UserStore(db)),
         model_ids=(model.id,),
         on_startup=(engine.start, watcher.start),
         on_shutdown=(watcher.stop, engine.stop, lock.release, db.close),

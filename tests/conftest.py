@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -10,12 +11,16 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from appliance.accounts.service import Accounts
 from appliance.config import EmbedSettings, LlmSettings, Settings
 from appliance.embed.embedder import Embedder
+from appliance.errors import Conflict
 from appliance.llm.engine import ThreadedEngine
 from appliance.llm.llamacpp import LlamaCppBackend
 from appliance.llm.models import bundled_model
 from appliance.pii.redactor import Redactor
+from appliance.store.db import Database
+from appliance.store.users import Role, UserStore
 from appliance.wiring import build_embedder, build_redactor
 
 # Keep llama.cpp to the threads the suite is sized for (2-core machines, one core of compute).
@@ -73,3 +78,18 @@ def st_embedder() -> Embedder:
 def redactor() -> Redactor:
     """Presidio with the offline spaCy model, default pii settings (loads in ~3 s)."""
     return build_redactor(msgspec.convert({}, Settings))
+
+
+ADMIN_PASSWORD = "admin password for tests"  # noqa: S105 - a throwaway test account
+
+
+def make_admin(data_dir: Path, name: str = "admin", role: Role = "admin") -> str:
+    """A user in data_dir's database, and an API key for it (returned)."""
+    db = Database(data_dir / "appliance.db")
+    try:
+        accounts = Accounts(UserStore(db))
+        with contextlib.suppress(Conflict):  # there from an earlier start on this data dir
+            accounts.add(name, ADMIN_PASSWORD, role)
+        return accounts.create_key(name)[1]
+    finally:
+        db.close()

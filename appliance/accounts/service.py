@@ -6,16 +6,36 @@ import re
 import secrets
 
 from appliance.accounts.passwords import MIN_LENGTH, hash_password, needs_rehash, verify_password
-from appliance.errors import InvalidRequest, NotFound
+from appliance.errors import Forbidden, InvalidRequest, NotFound
 from appliance.store.users import ApiKey, Role, User, UserStore
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 KEY_PREFIX = "apl_"
+SESSION_TTL_S = 7 * 24 * 3600  # a week; signing out ends it at once
 
 
 class Accounts:
     def __init__(self, users: UserStore) -> None:
         self.users = users
+        self._setup_token: str | None = None
+
+    def setup_token(self) -> str | None:
+        """While no account exists: a one-time token that lets one person create the first
+        admin (printed by `serve`). None once there is an account."""
+        if self.users.count():
+            return None
+        if self._setup_token is None:
+            self._setup_token = secrets.token_urlsafe(24)
+        return self._setup_token
+
+    def create_first_admin(self, token: str, name: str, password: str) -> User:
+        expected = self._setup_token
+        if expected is None or self.users.count() or not secrets.compare_digest(token, expected):
+            raise Forbidden("this set-up link is not valid (used already, or the server "
+                            "restarted: its log shows the current one)")  # fmt: skip
+        user = self.add(name, password, "admin")
+        self._setup_token = None
+        return user
 
     def add(self, name: str, password: str, role: Role = "employee") -> User:
         if not _NAME.fullmatch(name):
@@ -45,6 +65,22 @@ class Accounts:
         if stored and needs_rehash(stored):
             self.users.set_password(user.id, hash_password(password))
         return user
+
+    def sign_in(self, name: str, password: str) -> tuple[User, str, str] | None:
+        """(user, session token, CSRF token) for a right name and password, else None."""
+        user = self.authenticate(name, password)
+        if user is None:
+            return None
+        token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+        self.users.add_session(user.id, token, csrf, SESSION_TTL_S)
+        return user, token, csrf
+
+    def session(self, token: str) -> tuple[User, str] | None:
+        found = self.users.session(token)
+        return None if found is None or found[0].disabled else found
+
+    def sign_out(self, token: str) -> None:
+        self.users.end_session(token)
 
     def create_key(self, name: str, label: str = "api") -> tuple[ApiKey, str]:
         """A new API key for the user `name`; the secret is returned once and never stored."""

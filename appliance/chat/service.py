@@ -65,21 +65,26 @@ class ChatService:
 
     # ---- conversations ----------------------------------------------------------------
 
-    def conversations(self) -> list[Conversation]:
-        return [self._titled(c) for c in self._store.recent()]
+    # Every call names the user: a conversation of another user is "not found" (404), whether
+    # it is read, continued, renamed or deleted.
 
-    def start(self, title: str) -> Conversation:
-        return self._store.create(self.privacy.stored(title) if title else title)
+    def conversations(self, user_id: int | None) -> list[Conversation]:
+        return [self._titled(c) for c in self._store.recent(user_id)]
 
-    def show(self, conversation_id: str) -> tuple[Conversation, list[Shown]]:
-        conversation = self._titled(self._store.get(conversation_id))
+    def start(self, user_id: int | None, title: str) -> Conversation:
+        return self._store.create(self.privacy.stored(title) if title else title, user_id)
+
+    def show(self, user_id: int | None, conversation_id: str) -> tuple[Conversation, list[Shown]]:
+        conversation = self._titled(self._store.get(conversation_id, user_id))
         return conversation, [self._shown(m) for m in self._store.messages(conversation_id)]
 
-    def rename(self, conversation_id: str, title: str) -> Conversation:
+    def rename(self, user_id: int | None, conversation_id: str, title: str) -> Conversation:
+        self._store.get(conversation_id, user_id)
         stored = self.privacy.stored(title, conversation_id)
         return self._titled(self._store.rename(conversation_id, stored))
 
-    def delete(self, conversation_id: str) -> None:
+    def delete(self, user_id: int | None, conversation_id: str) -> None:
+        self._store.get(conversation_id, user_id)
         if conversation_id in self._answering:
             raise Conflict("this conversation is still answering; press Stop first")
         self._store.delete(conversation_id)
@@ -131,11 +136,12 @@ class ChatService:
                      for m in messages)  # fmt: skip
 
     def reply(
-        self, conversation_id: str, content: str, params: SamplingParams
+        self, user_id: int | None, conversation_id: str, content: str, params: SamplingParams
     ) -> AsyncGenerator[ChatEvent, None]:
         """Answer a new user message; it is stored only once the engine has taken the request."""
         if not content.strip():
             raise InvalidRequest("the message is empty; type a question", param="content")
+        self._store.get(conversation_id, user_id)
         earlier = self._history(conversation_id)
         stored = [m.content for m in self._store.messages(conversation_id)]
         prepared: list[Prepared] = []
@@ -155,9 +161,10 @@ class ChatService:
         return self._respond(conversation_id, history, params, accept)
 
     def regenerate(
-        self, conversation_id: str, params: SamplingParams
+        self, user_id: int | None, conversation_id: str, params: SamplingParams
     ) -> AsyncGenerator[ChatEvent, None]:
         """Answer the last user message again, replacing the previous answer once accepted."""
+        self._store.get(conversation_id, user_id)
         history = self._history(conversation_id)
         if history and history[-1].role == "assistant":
             history = history[:-1]
@@ -209,7 +216,6 @@ class ChatService:
         A question whose answer was never stored (the process died mid-answer) would otherwise
         put two user turns in a row, which many chat templates refuse for good.
         """
-        self._store.get(conversation_id)
         turns: list[ChatMessage] = []
         for m in self._store.messages(conversation_id):
             content = self.privacy.for_model(conversation_id, m.content)

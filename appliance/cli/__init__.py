@@ -137,6 +137,10 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     )  # fmt: skip
     log.info("appliance %s: chat page on http://%s:%d/", __version__, host,
              sock.getsockname()[1])  # fmt: skip
+    if token := services.accounts.setup_token():
+        link = f"http://{host}:{sock.getsockname()[1]}/setup#{token}"
+        print(f"appliance: no account exists yet. Open {link} to create the first admin; "
+              "the link works once, until this server stops.", file=sys.stderr)  # fmt: skip
     uvicorn.Server(config).run(sockets=[sock])
     return 0
 

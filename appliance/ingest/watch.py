@@ -56,7 +56,10 @@ class FolderWatcher:
     def _follow(self) -> None:
         """The watch starts first, so changes made during the start-up pass are not missed."""
         changes = self._changes()
-        self._take(next(changes))
+        first = next(changes, None)  # None: stopped before the watch even began
+        if first is None:
+            return
+        self._take(first)
         self._reconcile()
         for batch in changes:
             self._take(batch)

@@ -32,28 +32,37 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
     completion_tokens: int | None = None
 
 
+_COLUMNS = "id, title, created_at, updated_at"
+
+
 class ConversationStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def create(self, title: str) -> Conversation:
+    def create(self, title: str, user_id: int | None = None) -> Conversation:
         now = time.time()
         conv = Conversation(id=uuid.uuid4().hex, title=title, created_at=now, updated_at=now)
         with self._db.transaction() as tx:
             tx.execute(
-                "INSERT INTO conversations (id, title, created_at, updated_at) VALUES (?,?,?,?)",
-                (conv.id, conv.title, conv.created_at, conv.updated_at),
+                "INSERT INTO conversations (id, title, created_at, updated_at, user_id) "
+                "VALUES (?,?,?,?,?)",
+                (conv.id, conv.title, conv.created_at, conv.updated_at, user_id),
             )
         return conv
 
-    def recent(self, limit: int = 200) -> list[Conversation]:
+    def recent(self, user_id: int | None = None, limit: int = 200) -> list[Conversation]:
         rows = self._db.query(
-            "SELECT * FROM conversations ORDER BY updated_at DESC LIMIT ?", (limit,)
+            f"SELECT {_COLUMNS} FROM conversations WHERE user_id IS ? "  # noqa: S608
+            "ORDER BY updated_at DESC LIMIT ?", (user_id, limit)
         )
         return [Conversation(**dict(row)) for row in rows]
 
-    def get(self, conversation_id: str) -> Conversation:
-        rows = self._db.query("SELECT * FROM conversations WHERE id = ?", (conversation_id,))
+    def get(self, conversation_id: str, user_id: int | None = None) -> Conversation:
+        """The conversation, if it exists and belongs to `user_id`; another's is not found."""
+        rows = self._db.query(
+            f"SELECT {_COLUMNS} FROM conversations WHERE id = ? AND user_id IS ?",  # noqa: S608
+            (conversation_id, user_id),
+        )
         if not rows:
             raise NotFound(f"conversation {conversation_id} does not exist")
         return Conversation(**dict(rows[0]))
@@ -71,7 +80,9 @@ class ConversationStore:
             )
         if cur.rowcount == 0:
             raise NotFound(f"conversation {conversation_id} does not exist")
-        return self.get(conversation_id)
+        rows = self._db.query(f"SELECT {_COLUMNS} FROM conversations WHERE id = ?",  # noqa: S608
+                              (conversation_id,))  # fmt: skip
+        return Conversation(**dict(rows[0]))
 
     def delete(self, conversation_id: str) -> None:
         with self._db.transaction() as tx:

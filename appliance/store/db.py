@@ -90,6 +90,15 @@ _MIGRATIONS = (
         revoked_at REAL
     );
     CREATE INDEX api_keys_by_user ON api_keys(user_id);
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        csrf TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    ALTER TABLE conversations ADD COLUMN user_id INTEGER REFERENCES users(id) ON DELETE CASCADE;
+    CREATE INDEX conversations_by_user ON conversations(user_id, updated_at);
     """,
 )
 

@@ -114,6 +114,27 @@ class UserStore:
                        (time.time(), rows[0]["key_id"]))  # fmt: skip
         return _user(rows[0])
 
+    # ---- sessions ----------------------------------------------------------------------------
+
+    def add_session(self, user_id: int, token: str, csrf: str, ttl_s: float) -> None:
+        now = time.time()
+        with self._db.transaction() as tx:
+            tx.execute("DELETE FROM sessions WHERE expires_at < ?", (now,))
+            tx.execute("INSERT INTO sessions (id, user_id, csrf, created_at, expires_at) "
+                       "VALUES (?, ?, ?, ?, ?)",
+                       (key_hash(token), user_id, csrf, now, now + ttl_s))  # fmt: skip
+
+    def session(self, token: str) -> tuple[User, str] | None:
+        """The user and CSRF token of a live session, or None."""
+        rows = self._db.query(
+            "SELECT s.csrf AS csrf, u.* FROM sessions s JOIN users u ON u.id = s.user_id "
+            "WHERE s.id = ? AND s.expires_at > ?", (key_hash(token), time.time()))  # fmt: skip
+        return (_user(rows[0]), rows[0]["csrf"]) if rows else None
+
+    def end_session(self, token: str) -> None:
+        with self._db.transaction() as tx:
+            tx.execute("DELETE FROM sessions WHERE id = ?", (key_hash(token),))
+
     def revoke_key(self, user_id: int, key_id: int) -> None:
         with self._db.transaction() as tx:
             cur = tx.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND user_id = ? "

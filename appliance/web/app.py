@@ -15,7 +15,8 @@ from litestar.static_files import create_static_files_router
 from appliance.config import Settings
 from appliance.errors import ApplianceError
 from appliance.services import Services
-from appliance.web import pages
+from appliance.web import pages, session
+from appliance.web.auth import PUBLIC, current_user, guard_for
 from appliance.web.conversations import ConversationController
 from appliance.web.documents import list_documents
 from appliance.web.errors import appliance_error, http_error, internal_error
@@ -57,9 +58,14 @@ def create_app(settings: Settings, services: Services) -> Litestar:
         route_handlers=[
             pages.index_handler(webui),
             pages.documents_handler(webui),
+            *pages.sign_in_handlers(webui),
             pages.healthz,
             pages.readyz,
-            create_static_files_router("/static", directories=[webui / "static"]),
+            create_static_files_router("/static", directories=[webui / "static"], opt=PUBLIC),
+            session.sign_in,
+            session.first_admin,
+            session.sign_out,
+            session.me,
             ConversationController,
             list_documents,
             redact,
@@ -69,7 +75,9 @@ def create_app(settings: Settings, services: Services) -> Litestar:
         dependencies={
             "services": Provide(lambda: services, use_cache=True, sync_to_thread=False),
             "llm_settings": Provide(lambda: settings.llm, use_cache=True, sync_to_thread=False),
+            "user": Provide(current_user, sync_to_thread=False),
         },
+        guards=[guard_for(services.accounts)],
         exception_handlers={
             ApplianceError: appliance_error(settings.web.retry_after),  # type: ignore[dict-item]
             HTTPException: http_error,

@@ -13,7 +13,7 @@ from litestar.response import Stream
 from appliance.chat.service import ChatEvent, Finished, Shown, Started
 from appliance.llm.types import TokenEvent
 from appliance.store.conversations import Conversation
-from appliance.web.deps import JSONBody, LlmDep, PathId, ServicesDep
+from appliance.web.deps import JSONBody, LlmDep, PathId, ServicesDep, UserDep
 from appliance.web.errors import describe
 from appliance.web.markdown import render
 from appliance.web.schemas import (
@@ -39,44 +39,48 @@ class ConversationController(Controller):
     path = "/api/conversations"
 
     @get("/")
-    async def list_all(self, services: ServicesDep) -> list[ConversationView]:
-        return [_view(c) for c in services.chat.conversations()]
+    async def list_all(self, services: ServicesDep, user: UserDep) -> list[ConversationView]:
+        return [_view(c) for c in services.chat.conversations(user.id)]
 
     @post("/", sync_to_thread=True)  # the title is redacted (spaCy): not on the event loop
     def create(
-        self, data: JSONBody[NewConversation], services: ServicesDep
+        self, data: JSONBody[NewConversation], services: ServicesDep, user: UserDep
     ) -> ConversationView:
-        return _view(services.chat.start(data.title))
+        return _view(services.chat.start(user.id, data.title))
 
     @get("/{conversation_id:str}")
-    async def show(self, conversation_id: PathId, services: ServicesDep) -> ConversationView:
-        conv, messages = services.chat.show(conversation_id)
+    async def show(
+        self, conversation_id: PathId, services: ServicesDep, user: UserDep
+    ) -> ConversationView:
+        conv, messages = services.chat.show(user.id, conversation_id)
         return _view(conv, [_message(m) for m in messages])
 
     @patch("/{conversation_id:str}", sync_to_thread=True)
     def rename(
-        self, conversation_id: PathId, data: JSONBody[RenameConversation], services: ServicesDep
-    ) -> ConversationView:
-        return _view(services.chat.rename(conversation_id, data.title))
+        self, conversation_id: PathId, data: JSONBody[RenameConversation],
+        services: ServicesDep, user: UserDep,
+    ) -> ConversationView:  # fmt: skip
+        return _view(services.chat.rename(user.id, conversation_id, data.title))
 
     @delete("/{conversation_id:str}")
-    async def remove(self, conversation_id: PathId, services: ServicesDep) -> None:
-        services.chat.delete(conversation_id)
+    async def remove(self, conversation_id: PathId, services: ServicesDep, user: UserDep) -> None:
+        services.chat.delete(user.id, conversation_id)
 
     @post("/{conversation_id:str}/messages", status_code=200)
     async def post_message(
         self, request: Request[Any, Any, Any], conversation_id: PathId,
-        data: JSONBody[PostMessage], services: ServicesDep, llm_settings: LlmDep,
+        data: JSONBody[PostMessage], services: ServicesDep, llm_settings: LlmDep, user: UserDep,
     ) -> Stream:  # fmt: skip
-        events = services.chat.reply(conversation_id, data.content, data.params(llm_settings))
+        params = data.params(llm_settings)
+        events = services.chat.reply(user.id, conversation_id, data.content, params)
         return event_stream(_sse(await first_event(request, events), events))
 
     @post("/{conversation_id:str}/regenerate", status_code=200)
     async def regenerate(
         self, request: Request[Any, Any, Any], conversation_id: PathId,
-        data: JSONBody[Sampling], services: ServicesDep, llm_settings: LlmDep,
+        data: JSONBody[Sampling], services: ServicesDep, llm_settings: LlmDep, user: UserDep,
     ) -> Stream:  # fmt: skip
-        events = services.chat.regenerate(conversation_id, data.params(llm_settings))
+        events = services.chat.regenerate(user.id, conversation_id, data.params(llm_settings))
         return event_stream(_sse(await first_event(request, events), events))
 
 

@@ -9,9 +9,11 @@ from litestar.params import FromPath, JSONBody
 
 from appliance.config import LlmSettings
 from appliance.services import Services
+from appliance.store.users import User
 
 ServicesDep: TypeAlias = NamedDependency[Services]
 LlmDep: TypeAlias = NamedDependency[LlmSettings]
+UserDep: TypeAlias = NamedDependency[User]
 PathId: TypeAlias = FromPath[str]
 
-__all__ = ["JSONBody", "LlmDep", "PathId", "ServicesDep"]
+__all__ = ["JSONBody", "LlmDep", "PathId", "ServicesDep", "UserDep"]

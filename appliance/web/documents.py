@@ -7,6 +7,7 @@ from typing import Literal
 import msgspec
 from litestar import get
 
+from appliance.web.auth import ADMIN
 from appliance.web.deps import ServicesDep
 
 
@@ -26,7 +27,7 @@ class DocumentsView(msgspec.Struct, kw_only=True):
     documents: list[DocumentView]
 
 
-@get("/api/documents", sync_to_thread=True)
+@get("/api/documents", sync_to_thread=True, opt=ADMIN)
 def list_documents(services: ServicesDep) -> DocumentsView:
     """Every file of the watched folder the catalog knows, with its status and error."""
     library = services.documents

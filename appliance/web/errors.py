@@ -7,14 +7,17 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.response import Redirect
 
 from appliance.errors import (
     ApplianceError,
     Conflict,
     EngineBusy,
+    Forbidden,
     InvalidRequest,
     ModelError,
     NotFound,
+    Unauthorized,
 )
 from appliance.web.disconnect import ClientGone
 from appliance.web.schemas import ErrorBody, ErrorResponse
@@ -31,6 +34,8 @@ def _response(
 # What each error means over HTTP: status, OpenAI error type, and a stable code.
 _MAPPING: tuple[tuple[type[ApplianceError], int, str, str | None], ...] = (
     (InvalidRequest, 400, "invalid_request_error", None),
+    (Unauthorized, 401, "invalid_request_error", "invalid_api_key"),
+    (Forbidden, 403, "permission_error", "forbidden"),
     (NotFound, 404, "invalid_request_error", "not_found"),
     (Conflict, 409, "invalid_request_error", "conflict"),
     (ClientGone, 499, "invalid_request_error", "client_gone"),
@@ -52,13 +57,19 @@ def describe(exc: Exception) -> tuple[int, ErrorBody]:
 
 
 def appliance_error(retry_after: int) -> object:
-    def handle(_: Request[Any, Any, Any], exc: ApplianceError) -> Response[ErrorResponse]:
+    def handle(request: Request[Any, Any, Any], exc: ApplianceError) -> Response[Any]:
+        if isinstance(exc, Unauthorized) and _wants_page(request):
+            return Redirect("/signin")
         status, body = describe(exc)
         log.log(logging.ERROR if status >= 500 else logging.INFO, "%s: %s", status, exc)
         headers = {"Retry-After": str(retry_after)} if isinstance(exc, EngineBusy) else None
         return _response(status, body, headers)
 
     return handle
+
+
+def _wants_page(request: Request[Any, Any, Any]) -> bool:
+    return request.method == "GET" and "text/html" in request.headers.get("accept", "")
 
 
 def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorResponse]:

@@ -9,6 +9,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.response import File
 
 from appliance.llm.types import EngineInfo
+from appliance.web.auth import ADMIN, PUBLIC
 from appliance.web.deps import ServicesDep
 
 
@@ -21,18 +22,32 @@ def index_handler(webui: Path) -> HTTPRouteHandler:
 
 
 def documents_handler(webui: Path) -> HTTPRouteHandler:
-    @get("/documents", include_in_schema=False)
+    @get("/documents", include_in_schema=False, opt=ADMIN)
     async def documents() -> File:
         return _page(webui / "documents.html")
 
     return documents
 
 
+def sign_in_handlers(webui: Path) -> list[HTTPRouteHandler]:
+    """The sign-in page, and the first-admin page that a fresh box's set-up link opens."""
+
+    @get("/signin", include_in_schema=False, opt=PUBLIC)
+    async def sign_in() -> File:
+        return _page(webui / "signin.html")
+
+    @get("/setup", include_in_schema=False, opt=PUBLIC)
+    async def setup() -> File:
+        return _page(webui / "signin.html")
+
+    return [sign_in, setup]
+
+
 def _page(path: Path) -> File:
     return File(path, content_disposition_type="inline", media_type="text/html; charset=utf-8")
 
 
-@get("/healthz")
+@get("/healthz", opt=PUBLIC)
 async def healthz() -> dict[str, str]:
     """The process is up and serving HTTP."""
     return {"status": "ok"}

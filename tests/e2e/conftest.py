@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import EMBED_CACHE, THREADS
+from tests.conftest import EMBED_CACHE, THREADS, make_admin
 
 
 def free_port() -> int:
@@ -23,11 +23,15 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-        self.base_url, self.process, self.log = base_url, process, log
+    def __init__(self, base_url: str, process: subprocess.Popen[bytes], log: Path,
+                 key: str) -> None:  # fmt: skip
+        self.base_url, self.process, self.log, self.key = base_url, process, log, key
+        # An admin's API key on every request; tests of signing in use their own clients.
+        self.http = httpx.Client(base_url=base_url, timeout=60,
+                                 headers={"Authorization": f"Bearer {key}"})  # fmt: skip
 
     def ready(self) -> dict[str, object]:
-        body: dict[str, object] = httpx.get(f"{self.base_url}/readyz", timeout=5).json()
+        body: dict[str, object] = self.http.get("/readyz", timeout=5).json()
         return body
 
     def wait_until(self, check: str, predicate: object, limit: float = 60) -> dict[str, object]:
@@ -58,15 +62,17 @@ def server(request: pytest.FixtureRequest,
         "APPLIANCE_DOCUMENTS__SETTLE_MS": "300",
         **getattr(request.module, "SERVER_ENV", {}),
     }
+    key = make_admin(data)
     log = data / "server.log"
     with log.open("wb") as out:
         cmd = [sys.executable, "-m", "appliance", "serve", "--port", str(port)]
         process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-    srv = Server(f"http://127.0.0.1:{port}", process, log)
+    srv = Server(f"http://127.0.0.1:{port}", process, log, key)
     try:
         _wait_for_ready(srv)
         yield srv
     finally:
+        srv.http.close()
         process.terminate()
         process.wait(timeout=30)
 
@@ -77,7 +83,7 @@ def _wait_for_ready(srv: Server) -> None:
         if srv.process.poll() is not None:
             raise AssertionError(f"server exited: {srv.log.read_text()}")
         try:
-            if httpx.get(f"{srv.base_url}/readyz", timeout=2).status_code == 200:
+            if srv.http.get("/readyz", timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass

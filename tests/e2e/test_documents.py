@@ -6,15 +6,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import httpx
-
 from tests.e2e.conftest import Server
 
 FILES = 60
 
 
 def documents(server: Server) -> dict[str, object]:
-    body: dict[str, object] = httpx.get(f"{server.base_url}/api/documents", timeout=10).json()
+    body: dict[str, object] = server.http.get("/api/documents", timeout=10).json()
     return body
 
 
@@ -43,7 +41,7 @@ def test_chat_answers_while_a_folder_of_documents_is_indexed(server: Server) -> 
     folder = server.log.parent / "documents"
     drop_files(folder)
     wait_for("indexing started", lambda: len(statuses(server)) > 0)
-    reply = httpx.post(f"{server.base_url}/v1/chat/completions", timeout=60, json={
+    reply = server.http.post("/v1/chat/completions", timeout=60, json={
         "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 16})  # fmt: skip
     assert reply.status_code == 200
     assert reply.json()["choices"][0]["message"]["content"]
@@ -63,9 +61,9 @@ def test_chat_answers_while_a_folder_of_documents_is_indexed(server: Server) -> 
 
 
 def test_the_documents_page_is_served_under_the_policy(server: Server) -> None:
-    page = httpx.get(f"{server.base_url}/documents", timeout=10)
+    page = server.http.get("/documents", timeout=10)
     assert page.status_code == 200
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert '<script src="/static/documents.js"' in page.text
     assert "<script>" not in page.text
-    assert httpx.get(f"{server.base_url}/static/documents.js", timeout=10).status_code == 200
+    assert server.http.get("/static/documents.js", timeout=10).status_code == 200

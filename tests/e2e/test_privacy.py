@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import time
 
-import httpx
-
 from tests.e2e.conftest import Server
 from tests.web.conftest import sse_events
 
@@ -16,9 +14,9 @@ MESSAGE = "I am Maria Garcia; write to maria.garcia@example.com about card 4111 
 
 
 def test_the_model_sees_placeholders_the_user_sees_the_values(server: Server) -> None:
-    conv = httpx.post(f"{server.base_url}/api/conversations", json={}, timeout=10).json()
+    conv = server.http.post("/api/conversations", json={}, timeout=10).json()
     body = {"content": MESSAGE, "max_tokens": 16, "temperature": 0}
-    with httpx.stream("POST", f"{server.base_url}/api/conversations/{conv['id']}/messages",
+    with server.http.stream("POST", f"/api/conversations/{conv['id']}/messages",
                       json=body, timeout=60) as response:  # fmt: skip
         events = sse_events(response.iter_lines())
     start = events[0][1]["user_message"]
@@ -26,7 +24,7 @@ def test_the_model_sees_placeholders_the_user_sees_the_values(server: Server) ->
     marked = {start["content"][s["start"] : s["end"]]: s["type"] for s in start["pii"]}
     assert marked["Maria Garcia"] == "PERSON"
     assert marked["maria.garcia@example.com"] == "EMAIL_ADDRESS"
-    shown = httpx.get(f"{server.base_url}/api/conversations/{conv['id']}", timeout=10).json()
+    shown = server.http.get(f"/api/conversations/{conv['id']}", timeout=10).json()
     assert shown["messages"][0]["content"] == MESSAGE
     assert shown["title"].startswith("I am Maria Garcia")
 
@@ -46,27 +44,27 @@ def test_no_log_line_carries_personal_data(server: Server) -> None:
     folder = server.log.parent / "documents"
     (folder / "Letter to Maria Garcia.pdf").write_bytes(b"%PDF-1.4 broken")  # a warning
     deadline = time.monotonic() + 30
-    while '"status":"failed"' not in httpx.get(f"{server.base_url}/api/documents",
+    while '"status":"failed"' not in server.http.get("/api/documents",
                                                timeout=5).text:  # fmt: skip
         assert time.monotonic() < deadline, "the broken file was never reported"
         time.sleep(0.1)
-    httpx.post(f"{server.base_url}/api/redact", json={"text": MESSAGE}, timeout=10)
+    server.http.post("/api/redact", json={"text": MESSAGE}, timeout=10)
     log = server.log.read_text()
     assert "Letter to <PERSON" in log  # the file's warning is there, redacted
     assert not any(value in log for value in RAW)
 
 
 def test_redact_api(server: Server) -> None:
-    reply = httpx.post(f"{server.base_url}/api/redact", json={"text": MESSAGE}, timeout=10)
+    reply = server.http.post("/api/redact", json={"text": MESSAGE}, timeout=10)
     assert reply.status_code == 200
     body = reply.json()
     assert not any(value in body["text"] for value in RAW)
     spans = {MESSAGE[e["start"] : e["end"]]: e["type"] for e in body["entities"]}
     assert spans["4111 1111 1111 1111"] == "CREDIT_CARD"
     assert all(0 < e["score"] <= 1 for e in body["entities"])
-    bad = httpx.post(f"{server.base_url}/api/redact", json={"txt": "x"}, timeout=10)
+    bad = server.http.post("/api/redact", json={"txt": "x"}, timeout=10)
     assert bad.status_code == 400
     assert "txt" in bad.json()["error"]["message"]
-    policy = httpx.get(f"{server.base_url}/api/privacy", timeout=10).json()
+    policy = server.http.get("/api/privacy", timeout=10).json()
     assert policy == {"prompts": "pseudonymize", "documents": "off", "output": "off",
                       "stored": "redact"}  # fmt: skip

@@ -19,7 +19,7 @@ LONG_CHAT = {"messages": [{"role": "user", "content": LONG_PROMPT}], "max_tokens
 
 @pytest.fixture
 def oai(server: Server) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0)
+    return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key=server.key, max_retries=0)
 
 
 def model_id(oai: openai.OpenAI) -> str:
@@ -87,7 +87,7 @@ def test_disconnect_mid_stream_frees_the_engine(server: Server, oai: openai.Open
         "temperature": 0,
         "stream": True,
     }
-    with httpx.stream("POST", f"{server.base_url}/v1/chat/completions", json=body) as response:
+    with server.http.stream("POST", "/v1/chat/completions", json=body) as response:
         lines = response.iter_lines()
         received = [line for line, _ in zip(lines, range(8), strict=False) if line]
         assert len(received) >= 3
@@ -102,17 +102,17 @@ def test_disconnect_mid_stream_frees_the_engine(server: Server, oai: openai.Open
 
 
 def test_stop_on_the_page_keeps_the_partial_answer(server: Server) -> None:
-    conv = httpx.post(f"{server.base_url}/api/conversations", json={}).json()
+    conv = server.http.post("/api/conversations", json={}).json()
     url = f"{server.base_url}/api/conversations/{conv['id']}/messages"
     body = {"content": LONG_PROMPT, "max_tokens": 1500, "temperature": 0}
-    with httpx.stream("POST", url, json=body) as response:
+    with server.http.stream("POST", url, json=body) as response:
         tokens = 0
         for line in response.iter_lines():
             tokens += line == "event: token"
             if tokens == 4:
                 break
     server.wait_until("idle", lambda s: s["pending"] == 0)
-    shown = httpx.get(f"{server.base_url}/api/conversations/{conv['id']}").json()
+    shown = server.http.get(f"/api/conversations/{conv['id']}").json()
     assert [m["role"] for m in shown["messages"]] == ["user", "assistant"]  # stored once
     answer = shown["messages"][-1]
     assert answer["finish_reason"] == "cancelled"
@@ -123,16 +123,16 @@ def test_full_queue_answers_503_with_retry_after(server: Server) -> None:
     url = f"{server.base_url}/v1/chat/completions"
     long = LONG_CHAT
     short = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}
-    with httpx.stream("POST", url, json={**long, "stream": True}) as running:
+    with server.http.stream("POST", url, json={**long, "stream": True}) as running:
         lines = running.iter_lines()  # keep a reference: dropping it closes the connection
         next(lines)  # the engine thread is busy with this one
         replies: list[httpx.Response] = []
         waiting = threading.Thread(
-            target=lambda: replies.append(httpx.post(url, json=short, timeout=120))
+            target=lambda: replies.append(server.http.post(url, json=short, timeout=120))
         )
         waiting.start()
         server.wait_until("one queued", lambda s: s["queued"] == 1)
-        refused = httpx.post(url, json=short)
+        refused = server.http.post(url, json=short)
         lines.close()
     waiting.join(timeout=120)
     assert [r.status_code for r in replies] == [200]  # the queued one was served after all
@@ -147,20 +147,20 @@ def test_disconnect_before_a_non_streamed_answer_frees_the_engine(server: Server
     before = server.wait_until("idle", lambda s: s["pending"] == 0)["cancelled"]
     with pytest.raises(httpx.ReadTimeout):
         # The short read timeout is how this client walks away mid-answer.
-        httpx.post(url, json=body, timeout=httpx.Timeout(30, read=0.5))
+        server.http.post(url, json=body, timeout=httpx.Timeout(30, read=0.5))
     state = server.wait_until("idle", lambda s: s["pending"] == 0)
     assert state["cancelled"] == before + 1  # type: ignore[operator]
 
 
 def test_one_answer_at_a_time_per_conversation(server: Server) -> None:
-    conv = httpx.post(f"{server.base_url}/api/conversations", json={}).json()
+    conv = server.http.post("/api/conversations", json={}).json()
     url = f"{server.base_url}/api/conversations/{conv['id']}/messages"
     long = {"content": LONG_PROMPT, "max_tokens": 1500, "temperature": 0}
-    with httpx.stream("POST", url, json=long) as first:
+    with server.http.stream("POST", url, json=long) as first:
         lines = first.iter_lines()
         assert next(lines) == "event: start"
-        second = httpx.post(url, json={"content": "And another?"})
-        deleted = httpx.delete(f"{server.base_url}/api/conversations/{conv['id']}")
+        second = server.http.post(url, json={"content": "And another?"})
+        deleted = server.http.delete(f"/api/conversations/{conv['id']}")
         lines.close()
     assert second.status_code == 409
     assert second.json()["error"]["code"] == "conflict"
@@ -171,17 +171,17 @@ def test_one_answer_at_a_time_per_conversation(server: Server) -> None:
 def test_leaving_while_queued_stores_nothing_and_costs_nothing(server: Server) -> None:
     chat = f"{server.base_url}/v1/chat/completions"
     long = LONG_CHAT
-    conv = httpx.post(f"{server.base_url}/api/conversations", json={}).json()
+    conv = server.http.post("/api/conversations", json={}).json()
     page = f"{server.base_url}/api/conversations/{conv['id']}/messages"
     before = server.wait_until("idle", lambda s: s["pending"] == 0)
-    with httpx.stream("POST", chat, json={**long, "stream": True}) as running:
+    with server.http.stream("POST", chat, json={**long, "stream": True}) as running:
         lines = running.iter_lines()
         next(lines)  # the engine is busy with this one
         with pytest.raises(httpx.ReadTimeout):  # queued behind it, then the client walks away
-            httpx.post(page, json={"content": "Hello?"}, timeout=httpx.Timeout(30, read=0.5))
+            server.http.post(page, json={"content": "Hello?"}, timeout=httpx.Timeout(30, read=0.5))
         lines.close()
     after = server.wait_until("idle", lambda s: s["pending"] == 0)
     assert after["cancelled"] == before["cancelled"] + 2  # type: ignore[operator]
     assert after["completed"] == before["completed"]
-    shown = httpx.get(f"{server.base_url}/api/conversations/{conv['id']}").json()
+    shown = server.http.get(f"/api/conversations/{conv['id']}").json()
     assert shown["messages"] == []

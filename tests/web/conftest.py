@@ -12,14 +12,19 @@ from litestar.testing import TestClient
 from appliance.config import Settings
 from appliance.web.app import create_app
 from appliance.wiring import build_services
+from tests.conftest import make_admin
 
 Client = TestClient  # type: ignore[type-arg]
 
 
 @contextmanager
 def running_app(settings: Settings) -> Iterator[Client]:
+    """The app, and a client that sends an admin's API key."""
+    key = make_admin(settings.data_path)
     services = build_services(settings)
-    with TestClient(create_app(settings, services)) as client:
+    app = create_app(settings, services)
+    with TestClient(app) as client:
+        client.headers["Authorization"] = f"Bearer {key}"
         assert services.engine.wait_ready(60)  # type: ignore[attr-defined]
         yield client
 

@@ -15,7 +15,7 @@ from appliance.config import PiiSettings
 from appliance.llm.types import GenerationRequest
 from appliance.web.app import create_app
 from appliance.wiring import build_services
-from tests.conftest import make_settings
+from tests.conftest import make_admin, make_settings
 from tests.web.conftest import sse_events
 
 MESSAGE = "Please greet Maria Garcia (maria.garcia@example.com) from me."
@@ -26,6 +26,7 @@ RAW = ("Maria Garcia", "maria.garcia@example.com")
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Any, list[str], str]]:
     settings = msgspec.structs.replace(make_settings(tmp_path / "data"),
                                        pii=PiiSettings(prompts=request.param))  # fmt: skip
+    key = make_admin(settings.data_path)
     services = build_services(settings)
     seen: list[str] = []
     submit = services.chat.engine.submit
@@ -35,7 +36,9 @@ def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Any, l
         return submit(req)
 
     services.chat.engine.submit = recording  # type: ignore[method-assign]
-    with TestClient(create_app(settings, services)) as client:
+    app_ = create_app(settings, services)
+    with TestClient(app_) as client:
+        client.headers["Authorization"] = f"Bearer {key}"
         assert services.engine.wait_ready(60)  # type: ignore[attr-defined]
         yield client, seen, request.param
 

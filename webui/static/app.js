@@ -3,15 +3,23 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { current: null, controller: null, streaming: false };
+const state = { current: null, controller: null, streaming: false, csrf: "" };
+
+// Every change carries the session's CSRF token; a lapsed session goes back to sign-in.
+function headers(extra = {}) {
+  return { "Content-Type": "application/json", "X-CSRF-Token": state.csrf, ...extra };
+}
 
 async function api(path, options = {}) {
-  const response = await fetch(path, {
-    headers: { "Content-Type": "application/json" },
-    ...options,
-  });
+  const response = await fetch(path, { headers: headers(), ...options });
+  if (response.status === 401) location.assign("/signin");
   if (!response.ok) throw new Error(await errorText(response));
   return response.status === 204 ? null : response;
+}
+
+async function signOut() {
+  await fetch("/api/session", { method: "DELETE", headers: headers() });
+  location.assign("/signin");
 }
 
 async function errorText(response) {
@@ -214,7 +222,7 @@ async function stream(url, body, userText) {
   try {
     const response = await fetch(url, {
       method: "POST", body, signal: state.controller.signal,
-      headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+      headers: headers({ Accept: "text/event-stream" }),
     });
     if (!response.ok) throw new Error(await errorText(response));
     for await (const [event, data] of sseEvents(response)) {
@@ -315,6 +323,13 @@ function bind() {
 }
 
 async function start() {
+  const me = await fetch("/api/me");
+  if (!me.ok) { location.assign("/signin"); return; }
+  const who = await me.json();
+  state.csrf = who.csrf || "";
+  $("who").textContent = who.name;
+  $("documents-link").hidden = who.role !== "admin";
+  $("sign-out").addEventListener("click", signOut);
   bind();
   fetch("/v1/models").then((r) => r.json()).then((m) => { $("model").textContent = m.data[0].id; })
     .catch(() => {});

@@ -39,6 +39,7 @@ function render(view) {
 async function refresh() {
   try {
     const response = await fetch("/api/documents");
+    if (response.status === 401) { location.assign("/signin"); return; }
     const body = await response.json();
     if (!response.ok) throw new Error(body.error ? body.error.message : response.statusText);
     render(body);

@@ -1,0 +1,63 @@
+"""Who is asking: a session cookie (the page) or an API key (scripts, the OpenAI API). Every
+route needs one of them unless it is marked public; admin routes need an admin."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+import msgspec
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
+
+from appliance.accounts.service import Accounts
+from appliance.errors import Forbidden, Unauthorized
+from appliance.store.users import User
+
+SESSION_COOKIE = "appliance_session"
+CSRF_HEADER = "x-csrf-token"
+_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+PUBLIC = {"public": True}  # handler opt: reachable without signing in
+ADMIN = {"admin": True}  # handler opt: admins only
+
+
+class Identity(msgspec.Struct, frozen=True):
+    user: User
+    csrf: str | None  # set for a session: unsafe requests must echo it in X-CSRF-Token
+    session: str | None
+
+
+def identify(connection: ASGIConnection[Any, Any, Any, Any], accounts: Accounts) -> Identity | None:
+    header = connection.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        user = accounts.user_for_key(header[7:].strip())
+        return Identity(user, None, None) if user else None
+    token = connection.cookies.get(SESSION_COOKIE)
+    found = accounts.session(token) if token else None
+    return Identity(found[0], found[1], token) if found and token else None
+
+
+def guard_for(accounts: Accounts) -> Any:
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+        if handler.opt.get("public"):
+            return
+        identity = identify(connection, accounts)
+        if identity is None:
+            raise Unauthorized("sign in first, or send an API key: Authorization: Bearer apl_… "
+                               "(`appliance keys create USER` makes one)")  # fmt: skip
+        if identity.csrf is not None and connection.scope.get("method") in _UNSAFE:
+            sent = connection.headers.get(CSRF_HEADER, "")
+            if not hmac.compare_digest(sent, identity.csrf):
+                raise Forbidden("missing or wrong CSRF token (X-CSRF-Token); reload the page")
+        if handler.opt.get("admin") and identity.user.role != "admin":
+            raise Forbidden("this needs an admin account")
+        connection.state.identity = identity
+
+    return guard
+
+
+def current_user(request: Request[Any, Any, Any]) -> User:
+    """The `user` dependency: set by the guard, which every non-public route passes."""
+    identity: Identity = request.state.identity
+    return identity.user

@@ -1,0 +1,76 @@
+"""Signing in and out, the first admin on a fresh box, and who am I (for the page)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, delete, get, post
+from msgspec import Meta
+
+from appliance.errors import Unauthorized
+from appliance.services import Services
+from appliance.web.auth import PUBLIC, SESSION_COOKIE, Identity
+from appliance.web.deps import JSONBody, ServicesDep
+
+
+class Credentials(msgspec.Struct, forbid_unknown_fields=True):
+    name: Annotated[str, Meta(min_length=1, max_length=64)]
+    password: Annotated[str, Meta(min_length=1, max_length=1024)]
+
+
+class FirstAdmin(Credentials, forbid_unknown_fields=True):
+    token: Annotated[str, Meta(min_length=1, max_length=200)]
+
+
+class Me(msgspec.Struct):
+    name: str
+    role: str
+    csrf: str | None  # send it as X-CSRF-Token with every POST, PATCH and DELETE
+
+
+@post("/api/session", opt=PUBLIC, status_code=200)
+async def sign_in(request: Request[Any, Any, Any], data: JSONBody[Credentials],
+                  services: ServicesDep) -> Response[Me]:  # fmt: skip
+    """Name and password give a session cookie (HttpOnly, SameSite=Lax, Secure over TLS)."""
+    # argon2 takes tens of milliseconds on purpose: not on the event loop
+    return await asyncio.to_thread(_signed_in, request, services, data.name, data.password)
+
+
+@post("/api/setup", opt=PUBLIC, status_code=200)
+async def first_admin(request: Request[Any, Any, Any], data: JSONBody[FirstAdmin],
+                      services: ServicesDep) -> Response[Me]:  # fmt: skip
+    """Creates the first admin with the one-time token from the server's log, and signs in."""
+    await asyncio.to_thread(services.accounts.create_first_admin, data.token, data.name,
+                            data.password)  # fmt: skip
+    return await asyncio.to_thread(_signed_in, request, services, data.name, data.password)
+
+
+@delete("/api/session", status_code=200)
+async def sign_out(request: Request[Any, Any, Any],
+                   services: ServicesDep) -> Response[dict[str, str]]:  # fmt: skip
+    identity: Identity = request.state.identity
+    if identity.session:
+        services.accounts.sign_out(identity.session)
+    response = Response({"status": "signed out"})
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@get("/api/me")
+async def me(request: Request[Any, Any, Any]) -> Me:
+    identity: Identity = request.state.identity
+    return Me(identity.user.name, identity.user.role, identity.csrf)
+
+
+def _signed_in(request: Request[Any, Any, Any], services: Services, name: str,
+               password: str) -> Response[Me]:  # fmt: skip
+    found = services.accounts.sign_in(name, password)
+    if found is None:
+        raise Unauthorized("wrong name or password")
+    user, token, csrf = found
+    response = Response(Me(user.name, user.role, csrf))
+    response.set_cookie(SESSION_COOKIE, token, path="/", httponly=True, samesite="lax",
+                        secure=request.url.scheme == "https", max_age=7 * 24 * 3600)  # fmt: skip
+    return response

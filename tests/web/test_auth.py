@@ -1,0 +1,141 @@
+"""The perimeter through the real HTTP stack: nothing without signing in (walking the route
+table, so a new route cannot slip through), roles, private conversations, CSRF, first admin."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from appliance.services import Services
+from appliance.web.app import create_app
+from appliance.wiring import build_services
+from tests.conftest import ADMIN_PASSWORD, make_admin, make_settings
+
+PUBLIC = {("GET", "/signin"), ("GET", "/setup"), ("GET", "/healthz"), ("POST", "/api/session"),
+          ("POST", "/api/setup")}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Litestar, Services]]:
+    settings = make_settings(tmp_path_factory.mktemp("auth") / "data")
+    services = build_services(settings)
+    app = create_app(settings, services)
+    with TestClient(app):  # runs the lifespan: the engine starts
+        yield app, services
+
+
+def client(app: Litestar, key: str | None = None) -> TestClient:  # type: ignore[type-arg]
+    c = TestClient(app)
+    if key:
+        c.headers["Authorization"] = f"Bearer {key}"
+    return c
+
+
+def routes(app: Litestar) -> Iterator[tuple[str, str]]:
+    for route in app.routes:
+        for method in sorted(getattr(route, "methods", {"GET"}) - {"HEAD", "OPTIONS"}):
+            path = re.sub(r"\{[^}]+\}", "x", route.path)
+            yield method, "/static/app.js" if path.startswith("/static") else path
+
+
+def test_first_admin_through_the_one_time_setup_link(world: tuple[Litestar, Services]) -> None:
+    app, services = world
+    token = services.accounts.setup_token()
+    assert token
+    anon = client(app)
+    refused = anon.post("/api/setup", json={"token": "guess", "name": "boss",
+                                            "password": ADMIN_PASSWORD})  # fmt: skip
+    assert refused.status_code == 403
+    made = anon.post("/api/setup", json={"token": token, "name": "boss",
+                                         "password": ADMIN_PASSWORD})  # fmt: skip
+    assert made.status_code == 200
+    assert made.json()["role"] == "admin"
+    assert services.accounts.setup_token() is None
+    again = client(app).post("/api/setup", json={"token": token, "name": "boss2",
+                                                 "password": ADMIN_PASSWORD})  # fmt: skip
+    assert again.status_code == 403
+
+
+def test_every_route_refuses_anonymous_requests(world: tuple[Litestar, Services]) -> None:
+    app, _ = world
+    anon = client(app)
+    checked = 0
+    for method, path in routes(app):
+        if (method, path) in PUBLIC or path.startswith("/static"):
+            continue
+        reply = anon.request(method, path, json={})
+        assert reply.status_code == 401, (method, path, reply.status_code)
+        assert reply.json()["error"]["code"] == "invalid_api_key"
+        checked += 1
+    assert checked >= 15
+    assert anon.get("/static/app.js").status_code == 200
+    assert anon.get("/healthz").status_code == 200
+    page = anon.get("/", headers={"Accept": "text/html"}, follow_redirects=False)
+    assert page.status_code in (302, 303, 307)
+    assert page.headers["location"] == "/signin"
+
+
+def test_employees_get_403_on_admin_routes(world: tuple[Litestar, Services],
+                                          tmp_path: Path) -> None:  # fmt: skip
+    app, services = world
+    key = services.accounts.create_key(
+        services.accounts.add("emma", ADMIN_PASSWORD, "employee").name)[1]  # fmt: skip
+    employee = client(app, key)
+    assert employee.get("/api/documents").status_code == 403
+    assert employee.get("/documents").status_code == 403
+    assert employee.get("/api/conversations").status_code == 200
+
+
+def test_a_conversation_is_private_to_its_user(world: tuple[Litestar, Services]) -> None:
+    app, services = world
+    services.accounts.add("anna", ADMIN_PASSWORD)
+    services.accounts.add("ben", ADMIN_PASSWORD)
+    anna = client(app, services.accounts.create_key("anna")[1])
+    ben = client(app, services.accounts.create_key("ben")[1])
+    conv = anna.post("/api/conversations", json={"title": "travel plans"}).json()
+    url = f"/api/conversations/{conv['id']}"
+    assert ben.get(url).status_code == 404
+    assert ben.post(f"{url}/messages", json={"content": "hi", "max_tokens": 2}).status_code == 404
+    assert ben.post(f"{url}/regenerate", json={}).status_code == 404
+    assert ben.patch(url, json={"title": "mine now"}).status_code == 404
+    assert ben.delete(url).status_code == 404
+    assert conv["id"] not in str(ben.get("/api/conversations").json())
+    assert anna.get(url).json()["title"] == "travel plans"
+
+
+def test_sessions_need_the_csrf_token_and_end_at_sign_out(world: tuple[Litestar, Services]) -> None:
+    app, services = world
+    services.accounts.add("carl", ADMIN_PASSWORD)
+    page = client(app)
+    assert page.post("/api/session", json={"name": "carl", "password": "wrong one!"}
+                     ).status_code == 401  # fmt: skip
+    signed = page.post("/api/session", json={"name": "carl", "password": ADMIN_PASSWORD})
+    cookie = signed.headers["set-cookie"]
+    assert "HttpOnly" in cookie
+    assert "samesite=lax" in cookie.lower()
+    assert "Secure" not in cookie  # plain http here; over TLS it is set
+    csrf = signed.json()["csrf"]
+    assert page.get("/api/me").json()["name"] == "carl"
+    assert page.post("/api/conversations", json={}).status_code == 403  # no CSRF token
+    assert page.post("/api/conversations", json={}, headers={"X-CSRF-Token": csrf}
+                     ).status_code == 201  # fmt: skip
+    assert page.delete("/api/session", headers={"X-CSRF-Token": csrf}).status_code == 200
+    assert page.get("/api/me").status_code == 401
+
+
+def test_no_response_ever_carries_a_password_hash(world: tuple[Litestar, Services],
+                                                  tmp_path: Path) -> None:  # fmt: skip
+    app, services = world
+    admin = client(app, make_admin(tmp_path, "unused"))  # another db: this key is unknown here
+    assert admin.get("/api/me").status_code == 401
+    key = services.accounts.create_key("boss")[1]
+    admin = client(app, key)
+    bodies: list[Any] = [admin.get(path).text for method, path in routes(app)
+                         if method == "GET" and "{" not in path]  # fmt: skip
+    assert all("$argon2" not in body for body in bodies)
