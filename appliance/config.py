@@ -245,6 +245,24 @@ class PiiSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     ] = msgspec.field(default_factory=list)
 
 
+class LimitsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    chat_per_minute: Annotated[
+        int,
+        Meta(ge=1, description="Chat requests a user may start per minute (page and API); "
+             "beyond it: 429 with Retry-After."),
+    ] = 20
+    concurrent_streams: Annotated[
+        int, Meta(ge=1, description="Answers one user may have running at once; beyond: 429.")
+    ] = 2
+    max_message_chars: Annotated[
+        int, Meta(ge=1, description="Longest chat message (all messages of an API request "
+                  "together), in characters; longer: 413.")
+    ] = 20_000
+    max_body_kb: Annotated[
+        int, Meta(ge=1, description="Largest request body in KiB; larger: 413.")
+    ] = 512
+
+
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     data_dir: Annotated[
         str,
@@ -258,6 +276,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     embed: EmbedSettings = msgspec.field(default_factory=EmbedSettings)
     documents: DocumentsSettings = msgspec.field(default_factory=DocumentsSettings)
     pii: PiiSettings = msgspec.field(default_factory=PiiSettings)
+    limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
     web: WebSettings = msgspec.field(default_factory=WebSettings)
 
     @property

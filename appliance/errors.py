@@ -37,6 +37,18 @@ class Conflict(ApplianceError):
     """The request clashes with work in progress (e.g. a conversation already answering)."""
 
 
+class RateLimited(ApplianceError):
+    """Too many requests for now; `retry_after` says when to try again (seconds)."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TooLarge(ApplianceError):
+    """A request or message is over the configured size limit."""
+
+
 class StoreError(ApplianceError):
     """The database under the data directory cannot be opened or written."""
 

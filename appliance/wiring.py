@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from appliance.accounts.limits import ChatLimits
 from appliance.accounts.service import Accounts
 from appliance.chat.service import ChatService
 from appliance.config import Settings
@@ -54,7 +55,10 @@ def build_services(settings: Settings) -> Services:
     library = DocumentLibrary(Catalog(db), str(settings.watch_path),
                               indexing=lambda: not watcher.idle.is_set())  # fmt: skip
     return Services(
-        chat=ChatService(engine, ConversationStore(db), privacy),
+        chat=ChatService(engine, ConversationStore(db), privacy,
+                         ChatLimits(settings.limits.chat_per_minute,
+                                    settings.limits.concurrent_streams),
+                         settings.limits.max_message_chars),
         engine=engine,
         documents=library,
         accounts=Accounts(UserStore(db)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 
+from appliance.accounts.limits import SignInBrake
 from appliance.accounts.passwords import MIN_LENGTH, hash_password, needs_rehash, verify_password
 from appliance.errors import Forbidden, InvalidRequest, NotFound
 from appliance.store.users import ApiKey, Role, User, UserStore
@@ -15,8 +16,9 @@ SESSION_TTL_S = 7 * 24 * 3600  # a week; signing out ends it at once
 
 
 class Accounts:
-    def __init__(self, users: UserStore) -> None:
+    def __init__(self, users: UserStore, brake: SignInBrake | None = None) -> None:
         self.users = users
+        self._brake = brake or SignInBrake()
         self._setup_token: str | None = None
 
     def setup_token(self) -> str | None:
@@ -66,11 +68,17 @@ class Accounts:
             self.users.set_password(user.id, hash_password(password))
         return user
 
-    def sign_in(self, name: str, password: str) -> tuple[User, str, str] | None:
-        """(user, session token, CSRF token) for a right name and password, else None."""
+    def sign_in(self, name: str, password: str,
+                address: str = "") -> tuple[User, str, str] | None:  # fmt: skip
+        """(user, session token, CSRF token) for a right name and password, else None.
+        Repeated failures for the account or from the address are slowed (RateLimited)."""
+        keys = (f"name:{name.lower()}", f"address:{address}")
+        self._brake.check(*keys)
         user = self.authenticate(name, password)
         if user is None:
+            self._brake.failed(*keys)
             return None
+        self._brake.succeeded(*keys)
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
         self.users.add_session(user.id, token, csrf, SESSION_TTL_S)
         return user, token, csrf

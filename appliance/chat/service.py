@@ -11,7 +11,8 @@ from typing import Literal
 
 import msgspec
 
-from appliance.errors import ApplianceError, Conflict, InvalidRequest
+from appliance.accounts.limits import ChatLimits
+from appliance.errors import ApplianceError, Conflict, InvalidRequest, TooLarge
 from appliance.llm.engine import Engine, Generation
 from appliance.llm.types import (
     ChatMessage,
@@ -56,9 +57,11 @@ _First = tuple[Event, AsyncIterator[Event]]
 
 
 class ChatService:
-    def __init__(self, engine: Engine, conversations: ConversationStore,
-                 privacy: Privacy) -> None:  # fmt: skip
+    def __init__(self, engine: Engine, conversations: ConversationStore, privacy: Privacy,
+                 limits: ChatLimits | None = None, max_chars: int = 20_000) -> None:  # fmt: skip
         self.engine = engine
+        self._limits = limits or ChatLimits(per_minute=10**9, concurrent=10**9)
+        self._max_chars = max_chars
         self._store = conversations
         self.privacy = privacy
         self._answering: set[str] = set()  # conversations with an answer in flight
@@ -101,17 +104,25 @@ class ChatService:
     # ---- answers ------------------------------------------------------------------------
 
     async def complete(
-        self, messages: tuple[ChatMessage, ...], params: SamplingParams
+        self, user_id: int | None, messages: tuple[ChatMessage, ...], params: SamplingParams
     ) -> AsyncGenerator[Event, None]:
         """A stateless completion (the OpenAI API): engine events, nothing stored."""
         if not messages:
             raise InvalidRequest("messages must not be empty", param="messages")
+        self._check_size(sum(len(m.content) for m in messages), "messages")
         key = f"request-{uuid.uuid4().hex}"  # pseudonyms live as long as the request
         try:
-            async for event in self._complete(key, messages, params):
-                yield event
+            with self._limits.request(user_id):
+                async for event in self._complete(key, messages, params):
+                    yield event
         finally:
             self.privacy.forget(key)
+
+    def _check_size(self, chars: int, param: str) -> None:
+        if chars > self._max_chars:
+            raise TooLarge(f"the message has {chars:,} characters, over the limit of "
+                           f"{self._max_chars:,} (limits.max_message_chars); shorten it or "
+                           "split it in parts")  # fmt: skip
 
     async def _complete(self, key: str, messages: tuple[ChatMessage, ...],
                         params: SamplingParams) -> AsyncGenerator[Event, None]:  # fmt: skip
@@ -141,6 +152,7 @@ class ChatService:
         """Answer a new user message; it is stored only once the engine has taken the request."""
         if not content.strip():
             raise InvalidRequest("the message is empty; type a question", param="content")
+        self._check_size(len(content), "content")
         self._store.get(conversation_id, user_id)
         earlier = self._history(conversation_id)
         stored = [m.content for m in self._store.messages(conversation_id)]
@@ -158,7 +170,7 @@ class ChatService:
             stored = self._store.add_message(conversation_id, "user", prepared[0].stored_text)
             return self._shown(stored)
 
-        return self._respond(conversation_id, history, params, accept)
+        return self._respond(user_id, conversation_id, history, params, accept)
 
     def regenerate(
         self, user_id: int | None, conversation_id: str, params: SamplingParams
@@ -177,17 +189,18 @@ class ChatService:
         def accept() -> None:
             self._store.drop_trailing_assistant(conversation_id)
 
-        return self._respond(conversation_id, same, params, accept)
+        return self._respond(user_id, conversation_id, same, params, accept)
 
     async def _respond(
         self,
+        user_id: int | None,
         conversation_id: str,
         history: Callable[[], Awaitable[tuple[ChatMessage, ...]]],
         params: SamplingParams,
         accept: Callable[[], Shown | None],
     ) -> AsyncGenerator[ChatEvent, None]:
         """Generate from `history`; `accept` records the turn once the engine has started."""
-        with self._one_answer_at_a_time(conversation_id):
+        with self._one_answer_at_a_time(conversation_id), self._limits.request(user_id):
             messages = await history()
             generation = self.engine.submit(GenerationRequest(messages=messages, params=params))
             try:

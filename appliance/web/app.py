@@ -86,5 +86,6 @@ def create_app(settings: Settings, services: Services) -> Litestar:
         lifespan=[lifespan],
         response_headers=[ResponseHeader(name=k, value=v) for k, v in SECURITY_HEADERS.items()],
         openapi_config=None,
+        request_max_body_size=settings.limits.max_body_kb * 1024,
         logging_config=None,  # the process's logging is set up once, in cli.py
     )

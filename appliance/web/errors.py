@@ -17,6 +17,8 @@ from appliance.errors import (
     InvalidRequest,
     ModelError,
     NotFound,
+    RateLimited,
+    TooLarge,
     Unauthorized,
 )
 from appliance.web.disconnect import ClientGone
@@ -38,6 +40,8 @@ _MAPPING: tuple[tuple[type[ApplianceError], int, str, str | None], ...] = (
     (Forbidden, 403, "permission_error", "forbidden"),
     (NotFound, 404, "invalid_request_error", "not_found"),
     (Conflict, 409, "invalid_request_error", "conflict"),
+    (TooLarge, 413, "invalid_request_error", "too_large"),
+    (RateLimited, 429, "rate_limit_error", "rate_limited"),
     (ClientGone, 499, "invalid_request_error", "client_gone"),
     (EngineBusy, 503, "server_error", "engine_busy"),
     (ModelError, 500, "server_error", "model_unavailable"),
@@ -63,6 +67,8 @@ def appliance_error(retry_after: int) -> object:
         status, body = describe(exc)
         log.log(logging.ERROR if status >= 500 else logging.INFO, "%s: %s", status, exc)
         headers = {"Retry-After": str(retry_after)} if isinstance(exc, EngineBusy) else None
+        if isinstance(exc, RateLimited):
+            headers = {"Retry-After": str(exc.retry_after)}
         return _response(status, body, headers)
 
     return handle

@@ -12,7 +12,7 @@ from litestar import Controller, Request, get, post
 from litestar.response import Stream
 
 from appliance.llm.types import DoneEvent, Event, TokenEvent
-from appliance.web.deps import JSONBody, LlmDep, ServicesDep
+from appliance.web.deps import JSONBody, LlmDep, ServicesDep, UserDep
 from appliance.web.disconnect import until_disconnect
 from appliance.web.errors import describe
 from appliance.web.schemas import (
@@ -46,9 +46,10 @@ class OpenAIController(Controller):
         data: JSONBody[ChatCompletionRequest],
         services: ServicesDep,
         llm_settings: LlmDep,
+        user: UserDep,
     ) -> ChatCompletion | Stream:
         params = data.params(llm_settings, data.max_completion_tokens)
-        events = services.chat.complete(data.chat_messages(), params)
+        events = services.chat.complete(user.id, data.chat_messages(), params)
         first = await first_event(request, events)
         model = services.model_ids[0]
         if data.stream:

@@ -172,7 +172,7 @@ class RenameConversation(msgspec.Struct, kw_only=True):
 
 
 class PostMessage(Sampling, kw_only=True):
-    content: Annotated[str, Meta(max_length=100_000)]
+    content: str  # its length limit is a setting (limits.max_message_chars): 413 beyond
 
 
 class PiiSpan(msgspec.Struct, kw_only=True):

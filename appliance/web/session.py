@@ -66,7 +66,8 @@ async def me(request: Request[Any, Any, Any]) -> Me:
 
 def _signed_in(request: Request[Any, Any, Any], services: Services, name: str,
                password: str) -> Response[Me]:  # fmt: skip
-    found = services.accounts.sign_in(name, password)
+    address = request.client.host if request.client else ""
+    found = services.accounts.sign_in(name, password, address)
     if found is None:
         raise Unauthorized("wrong name or password")
     user, token, csrf = found

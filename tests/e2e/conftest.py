@@ -60,6 +60,9 @@ def server(request: pytest.FixtureRequest,
         "APPLIANCE_WEB__LOG_LEVEL": "warning",
         "APPLIANCE_EMBED__CACHE_DIR": str(EMBED_CACHE),
         "APPLIANCE_DOCUMENTS__SETTLE_MS": "300",
+        # one test user drives the engine's queue and disconnect paths: no per-user caps here
+        "APPLIANCE_LIMITS__CHAT_PER_MINUTE": "1000",
+        "APPLIANCE_LIMITS__CONCURRENT_STREAMS": "16",
         **getattr(request.module, "SERVER_ENV", {}),
     }
     key = make_admin(data)
