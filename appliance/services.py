@@ -9,6 +9,7 @@ from appliance.accounts.service import Accounts
 from appliance.chat.service import ChatService
 from appliance.ingest.library import DocumentLibrary
 from appliance.llm.engine import Engine
+from appliance.store.audit import AuditLog
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,7 @@ class Services:
     engine: Engine
     documents: DocumentLibrary
     accounts: Accounts
+    audit: AuditLog
     model_ids: tuple[str, ...]
     on_startup: tuple[Callable[[], None], ...] = field(default=())
     on_shutdown: tuple[Callable[[], None], ...] = field(default=())

@@ -25,6 +25,7 @@ from appliance.llm.models import load_model_info
 from appliance.pii.policy import Policy, Privacy
 from appliance.pii.redactor import Redactor
 from appliance.services import Services
+from appliance.store.audit import AuditLog
 from appliance.store.catalog import Catalog
 from appliance.store.conversations import ConversationStore
 from appliance.store.db import Database
@@ -62,6 +63,7 @@ def build_services(settings: Settings) -> Services:
         engine=engine,
         documents=library,
         accounts=Accounts(UserStore(db)),
+        audit=AuditLog(db, privacy.stored),
         model_ids=(model.id,),
         on_startup=(engine.start, watcher.start),
         on_shutdown=(watcher.stop, engine.stop, lock.release, db.close),

@@ -10,6 +10,7 @@ import time
 from appliance.accounts.service import Accounts
 from appliance.cli.output import table
 from appliance.config import Settings
+from appliance.store.audit import AuditLog
 from appliance.store.db import Database
 from appliance.store.users import UserStore
 
@@ -40,9 +41,12 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     db = Database(settings.data_path / "appliance.db")
     try:
         accounts = Accounts(UserStore(db))
-        if args.command == "users":
-            return _users(accounts, args)
-        return _keys(accounts, args)
+        done = _users(accounts, args) if args.command == "users" else _keys(accounts, args)
+        if args.action not in ("list",):
+            target = str(getattr(args, "name", None) or getattr(args, "user", ""))
+            AuditLog(db).record("cli", f"{'user' if args.command == 'users' else 'key'}."
+                                f"{args.action}", target)  # fmt: skip
+        return done
     finally:
         db.close()
 

@@ -16,6 +16,7 @@ from appliance.config import Settings
 from appliance.errors import ApplianceError
 from appliance.services import Services
 from appliance.web import pages, session
+from appliance.web.audit import audit_records, audit_verify
 from appliance.web.auth import PUBLIC, current_user, guard_for
 from appliance.web.conversations import ConversationController
 from appliance.web.documents import list_documents
@@ -68,6 +69,9 @@ def create_app(settings: Settings, services: Services) -> Litestar:
             session.me,
             ConversationController,
             list_documents,
+            audit_records,
+            audit_verify,
+            pages.audit_handler(webui),
             redact,
             privacy,
             OpenAIController,

@@ -12,7 +12,9 @@ from litestar.response import Stream
 
 from appliance.chat.service import ChatEvent, Finished, Shown, Started
 from appliance.llm.types import TokenEvent
+from appliance.services import Services
 from appliance.store.conversations import Conversation
+from appliance.store.users import User
 from appliance.web.deps import JSONBody, LlmDep, PathId, ServicesDep, UserDep
 from appliance.web.errors import describe
 from appliance.web.markdown import render
@@ -65,6 +67,7 @@ class ConversationController(Controller):
     @delete("/{conversation_id:str}")
     async def remove(self, conversation_id: PathId, services: ServicesDep, user: UserDep) -> None:
         services.chat.delete(user.id, conversation_id)
+        services.audit.record(user.name, "conversation.delete", conversation_id)
 
     @post("/{conversation_id:str}/messages", status_code=200)
     async def post_message(
@@ -72,6 +75,7 @@ class ConversationController(Controller):
         data: JSONBody[PostMessage], services: ServicesDep, llm_settings: LlmDep, user: UserDep,
     ) -> Stream:  # fmt: skip
         params = data.params(llm_settings)
+        _audit_chat(request, services, user, conversation_id, "chat")
         events = services.chat.reply(user.id, conversation_id, data.content, params)
         return event_stream(_sse(await first_event(request, events), events))
 
@@ -80,8 +84,17 @@ class ConversationController(Controller):
         self, request: Request[Any, Any, Any], conversation_id: PathId,
         data: JSONBody[Sampling], services: ServicesDep, llm_settings: LlmDep, user: UserDep,
     ) -> Stream:  # fmt: skip
+        _audit_chat(request, services, user, conversation_id, "chat.regenerate")
         events = services.chat.regenerate(user.id, conversation_id, data.params(llm_settings))
         return event_stream(_sse(await first_event(request, events), events))
+
+
+def _audit_chat(request: Request[Any, Any, Any], services: Services, user: User,
+                target: str, action: str) -> None:  # fmt: skip
+    """Who asked, how (session or API key), and the documents retrieved (none until retrieval
+    lands); never what was asked."""
+    via = "api key" if request.state.identity.session is None else "session"
+    services.audit.record(user.name, action, target, f"via {via}; documents []")
 
 
 async def _sse(

@@ -49,6 +49,8 @@ class OpenAIController(Controller):
         user: UserDep,
     ) -> ChatCompletion | Stream:
         params = data.params(llm_settings, data.max_completion_tokens)
+        via = "api key" if request.state.identity.session is None else "session"
+        services.audit.record(user.name, "chat", "api", f"via {via}; documents []")
         events = services.chat.complete(user.id, data.chat_messages(), params)
         first = await first_event(request, events)
         model = services.model_ids[0]

@@ -29,6 +29,14 @@ def documents_handler(webui: Path) -> HTTPRouteHandler:
     return documents
 
 
+def audit_handler(webui: Path) -> HTTPRouteHandler:
+    @get("/audit", include_in_schema=False, opt=ADMIN)
+    async def audit() -> File:
+        return _page(webui / "audit.html")
+
+    return audit
+
+
 def sign_in_handlers(webui: Path) -> list[HTTPRouteHandler]:
     """The sign-in page, and the first-admin page that a fresh box's set-up link opens."""
 

@@ -44,6 +44,7 @@ async def first_admin(request: Request[Any, Any, Any], data: JSONBody[FirstAdmin
     """Creates the first admin with the one-time token from the server's log, and signs in."""
     await asyncio.to_thread(services.accounts.create_first_admin, data.token, data.name,
                             data.password)  # fmt: skip
+    services.audit.record("-", "user.add", data.name, "the first admin, by the set-up link")
     return await asyncio.to_thread(_signed_in, request, services, data.name, data.password)
 
 
@@ -53,6 +54,7 @@ async def sign_out(request: Request[Any, Any, Any],
     identity: Identity = request.state.identity
     if identity.session:
         services.accounts.sign_out(identity.session)
+        services.audit.record(identity.user.name, "sign_out", identity.user.name)
     response = Response({"status": "signed out"})
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -69,8 +71,10 @@ def _signed_in(request: Request[Any, Any, Any], services: Services, name: str,
     address = request.client.host if request.client else ""
     found = services.accounts.sign_in(name, password, address)
     if found is None:
+        services.audit.record("-", "sign_in_failed", name, f"from {address}")
         raise Unauthorized("wrong name or password")
     user, token, csrf = found
+    services.audit.record(user.name, "sign_in", user.name, f"from {address}")
     response = Response(Me(user.name, user.role, csrf))
     response.set_cookie(SESSION_COOKIE, token, path="/", httponly=True, samesite="lax",
                         secure=request.url.scheme == "https", max_age=7 * 24 * 3600)  # fmt: skip

@@ -139,3 +139,22 @@ def test_no_response_ever_carries_a_password_hash(world: tuple[Litestar, Service
     bodies: list[Any] = [admin.get(path).text for method, path in routes(app)
                          if method == "GET" and "{" not in path]  # fmt: skip
     assert all("$argon2" not in body for body in bodies)
+
+
+def test_sign_ins_and_chats_are_audited_for_admins_only(world: tuple[Litestar, Services]) -> None:
+    app, services = world
+    services.accounts.add("dora", ADMIN_PASSWORD)
+    page = client(app)
+    page.post("/api/session", json={"name": "dora", "password": "wrong password"})
+    page.post("/api/session", json={"name": "dora", "password": ADMIN_PASSWORD})
+    dora = client(app, services.accounts.create_key("dora")[1])
+    dora.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "Hi"}],
+                                           "max_tokens": 2})  # fmt: skip
+    assert dora.get("/api/audit").status_code == 403
+    admin = client(app, services.accounts.create_key("boss")[1])
+    records = admin.get("/api/audit", params={"actor": "dora"}).json()
+    assert [r["action"] for r in records][:2] == ["chat", "sign_in"]
+    failed = admin.get("/api/audit", params={"action": "sign_in_failed"}).json()
+    assert failed[0]["target"] == "dora"
+    assert "Hi" not in str(records)  # who asked, never what
+    assert admin.get("/api/audit/verify").json()["intact"] is True

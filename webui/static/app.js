@@ -328,7 +328,7 @@ async function start() {
   const who = await me.json();
   state.csrf = who.csrf || "";
   $("who").textContent = who.name;
-  $("documents-link").hidden = who.role !== "admin";
+  $("admin-links").hidden = who.role !== "admin";
   $("sign-out").addEventListener("click", signOut);
   bind();
   fetch("/v1/models").then((r) => r.json()).then((m) => { $("model").textContent = m.data[0].id; })

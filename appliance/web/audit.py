@@ -1,0 +1,29 @@
+"""The audit log for admins: newest first, filtered by actor and action."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import get
+from litestar.params import QueryParameter
+
+from appliance.store.audit import Record, Verdict
+from appliance.web.auth import ADMIN
+from appliance.web.deps import ServicesDep
+
+
+@get("/api/audit", opt=ADMIN)
+async def audit_records(
+    services: ServicesDep,
+    actor: Annotated[str, QueryParameter(name="actor")] = "",
+    action: Annotated[str, QueryParameter(name="action")] = "",
+    before: Annotated[int | None, QueryParameter(name="before")] = None,
+    limit: Annotated[int, QueryParameter(name="limit", ge=1, le=1000)] = 100,
+) -> list[Record]:
+    return services.audit.records(actor, action, before, limit)
+
+
+@get("/api/audit/verify", opt=ADMIN)
+async def audit_verify(services: ServicesDep) -> Verdict:
+    """Whether the chain of records is intact (no record edited or deleted)."""
+    return services.audit.verify()
