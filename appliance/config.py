@@ -272,6 +272,14 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
             "Env `APPLIANCE_DATA_DIR`."
         ),
     ] = "data"
+    retention_days: Annotated[
+        int,
+        Meta(
+            ge=0,
+            description="Conversations untouched this many days are deleted (checked at start "
+            "and hourly); 0 keeps them. Env `APPLIANCE_RETENTION_DAYS`.",
+        ),
+    ] = 0
     llm: LlmSettings = msgspec.field(default_factory=LlmSettings)
     embed: EmbedSettings = msgspec.field(default_factory=EmbedSettings)
     documents: DocumentsSettings = msgspec.field(default_factory=DocumentsSettings)

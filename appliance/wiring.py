@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -55,19 +56,49 @@ def build_services(settings: Settings) -> Services:
                             watch=settings.documents.watch)  # fmt: skip
     library = DocumentLibrary(Catalog(db), str(settings.watch_path),
                               indexing=lambda: not watcher.idle.is_set())  # fmt: skip
+    chat = ChatService(engine, ConversationStore(db), privacy,
+                       ChatLimits(settings.limits.chat_per_minute,
+                                  settings.limits.concurrent_streams),
+                       settings.limits.max_message_chars)  # fmt: skip
+    retention = Retention(chat, settings.retention_days)
     return Services(
-        chat=ChatService(engine, ConversationStore(db), privacy,
-                         ChatLimits(settings.limits.chat_per_minute,
-                                    settings.limits.concurrent_streams),
-                         settings.limits.max_message_chars),
+        chat=chat,
         engine=engine,
         documents=library,
         accounts=Accounts(UserStore(db)),
         audit=AuditLog(db, privacy.stored),
         model_ids=(model.id,),
-        on_startup=(engine.start, watcher.start),
-        on_shutdown=(watcher.stop, engine.stop, lock.release, db.close),
+        on_startup=(engine.start, watcher.start, retention.start),
+        on_shutdown=(retention.stop, watcher.stop, engine.stop, lock.release, db.close),
     )
+
+
+class Retention:
+    """Deletes conversations past `retention_days`, at start and then hourly, on a thread."""
+
+    def __init__(self, chat: ChatService, days: int) -> None:
+        self._chat, self._days = chat, days
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
+
+    def start(self) -> None:
+        if self._days:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if gone := self._chat.purge(self._days):
+                    log.info("retention: %d conversations older than %d days deleted", gone,
+                             self._days)  # fmt: skip
+            except Exception:
+                log.exception("retention: the purge failed; it is tried again in an hour")
+            self._stop.wait(3600)
 
 
 def build_embedder(settings: Settings) -> Embedder:

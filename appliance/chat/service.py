@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import aclosing, contextmanager
@@ -92,6 +93,25 @@ class ChatService:
             raise Conflict("this conversation is still answering; press Stop first")
         self._store.delete(conversation_id)
         self.privacy.forget(conversation_id)
+
+    def export(self, user_id: int | None) -> list[tuple[Conversation, list[Shown]]]:
+        """All of a user's conversations with their messages, as the user sees them."""
+        return [self.show(user_id, c.id) for c in self._store.recent(user_id, limit=10**9)]
+
+    def delete_all(self, user_id: int | None) -> int:
+        ids = [c.id for c in self._store.recent(user_id, limit=10**9)]
+        if self._answering.intersection(ids):
+            raise Conflict("a conversation is still answering; press Stop first")
+        for conversation_id in ids:
+            self.privacy.forget(conversation_id)
+        return self._store.delete_all(user_id)
+
+    def purge(self, older_than_days: int) -> int:
+        """Retention: deletes conversations untouched for that many days; returns how many."""
+        gone = self._store.delete_older(time.time() - older_than_days * 86400)
+        for conversation_id in gone:
+            self.privacy.forget(conversation_id)
+        return len(gone)
 
     def _shown(self, message: Message) -> Shown:
         content, spans = self.privacy.shown(message.conversation_id, message.content)

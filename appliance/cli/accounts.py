@@ -11,6 +11,7 @@ from appliance.accounts.service import Accounts
 from appliance.cli.output import table
 from appliance.config import Settings
 from appliance.store.audit import AuditLog
+from appliance.store.conversations import ConversationStore
 from appliance.store.db import Database
 from appliance.store.users import UserStore
 
@@ -26,6 +27,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     u.add_parser("disable", help="stop a user from signing in").add_argument("name")
     u.add_parser("enable", help="let a disabled user sign in again").add_argument("name")
     u.add_parser("list", help="list the users")
+    u.add_parser("erase", help="delete every conversation of a user (the account stays)"
+                 ).add_argument("name")  # fmt: skip
     keys = sub.add_parser("keys", help="API keys for the OpenAI-compatible API and /api")
     k = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = k.add_parser("create", help="create a key for USER and print it (only this once)")
@@ -41,7 +44,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     db = Database(settings.data_path / "appliance.db")
     try:
         accounts = Accounts(UserStore(db))
-        done = _users(accounts, args) if args.command == "users" else _keys(accounts, args)
+        done = _users(accounts, args, db) if args.command == "users" else _keys(accounts, args)
         if args.action not in ("list",):
             target = str(getattr(args, "name", None) or getattr(args, "user", ""))
             AuditLog(db).record("cli", f"{'user' if args.command == 'users' else 'key'}."
@@ -51,13 +54,17 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         db.close()
 
 
-def _users(accounts: Accounts, args: argparse.Namespace) -> int:
+def _users(accounts: Accounts, args: argparse.Namespace, db: Database) -> int:
     if args.action == "add":
         user = accounts.add(args.name, _password(), "admin" if args.admin else "employee")
         print(f"user {user.name} ({user.role}) created")
     elif args.action == "passwd":
         accounts.set_password(args.name, _password())
         print(f"password of {args.name} changed")
+    elif args.action == "erase":
+        user = accounts.users.by_name(args.name)
+        gone = ConversationStore(db).delete_all(user.id)
+        print(f"{gone} conversations of {user.name} deleted")
     elif args.action in ("disable", "enable"):
         user = accounts.set_disabled(args.name, args.action == "disable")
         print(f"user {user.name} {'disabled' if user.disabled else 'enabled'}")

@@ -122,6 +122,19 @@ class ConversationStore:
                 (conversation_id,),
             )
 
+    def delete_all(self, user_id: int | None) -> int:
+        """Deletes every conversation of `user_id`; returns how many."""
+        with self._db.transaction() as tx:
+            cur = tx.execute("DELETE FROM conversations WHERE user_id IS ?", (user_id,))
+        return cur.rowcount
+
+    def delete_older(self, before: float) -> list[str]:
+        """Deletes the conversations last changed before `before`; returns their ids."""
+        with self._db.transaction() as tx:
+            rows = tx.execute("DELETE FROM conversations WHERE updated_at < ? RETURNING id",
+                              (before,)).fetchall()  # fmt: skip
+        return [r[0] for r in rows]
+
 
 @contextmanager
 def _missing_conversation(conversation_id: str) -> Iterator[None]:

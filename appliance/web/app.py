@@ -23,6 +23,7 @@ from appliance.web.documents import list_documents
 from appliance.web.errors import appliance_error, http_error, internal_error
 from appliance.web.openai_api import OpenAIController
 from appliance.web.privacy import privacy, redact
+from appliance.web.users import erase_user_data, list_users
 
 # The page runs no inline script and loads nothing from elsewhere; the policy holds it to that.
 SECURITY_HEADERS = {
@@ -70,6 +71,8 @@ def create_app(settings: Settings, services: Services) -> Litestar:
             ConversationController,
             list_documents,
             audit_records,
+            list_users,
+            erase_user_data,
             audit_verify,
             pages.audit_handler(webui),
             redact,

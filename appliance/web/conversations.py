@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.response import Stream
 
 from appliance.chat.service import ChatEvent, Finished, Shown, Started
@@ -21,6 +21,7 @@ from appliance.web.markdown import render
 from appliance.web.schemas import (
     ConversationView,
     ErrorResponse,
+    ExportView,
     MessageView,
     NewConversation,
     PiiSpan,
@@ -43,6 +44,23 @@ class ConversationController(Controller):
     @get("/")
     async def list_all(self, services: ServicesDep, user: UserDep) -> list[ConversationView]:
         return [_view(c) for c in services.chat.conversations(user.id)]
+
+    @get("/export")
+    async def export(self, services: ServicesDep, user: UserDep) -> Response[ExportView]:
+        """All of the user's conversations as one JSON file (their right to a copy)."""
+        data = [_view(c, [_message(m) for m in messages])
+                for c, messages in services.chat.export(user.id)]  # fmt: skip
+        services.audit.record(user.name, "conversation.export", user.name, f"{len(data)}")
+        name = f"conversations-{user.name}-{time.strftime('%Y%m%d')}.json"
+        return Response(ExportView(user=user.name, exported_at=time.time(), conversations=data),
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    @delete("/", status_code=200)
+    async def remove_all(self, services: ServicesDep, user: UserDep) -> dict[str, int]:
+        """Deletes every conversation of the user."""
+        deleted = services.chat.delete_all(user.id)
+        services.audit.record(user.name, "conversation.delete_all", user.name, f"{deleted}")
+        return {"deleted": deleted}
 
     @post("/", sync_to_thread=True)  # the title is redacted (spaCy): not on the event loop
     def create(

@@ -203,6 +203,12 @@ class ConversationView(msgspec.Struct, kw_only=True):
     messages: list[MessageView] | None = None
 
 
+class ExportView(msgspec.Struct, kw_only=True):
+    user: str
+    exported_at: float
+    conversations: list[ConversationView]
+
+
 def message_view(message: Message, html: str | None,
                  pii: list[PiiSpan] | None = None) -> MessageView:  # fmt: skip
     return MessageView(

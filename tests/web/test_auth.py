@@ -158,3 +158,42 @@ def test_sign_ins_and_chats_are_audited_for_admins_only(world: tuple[Litestar, S
     assert failed[0]["target"] == "dora"
     assert "Hi" not in str(records)  # who asked, never what
     assert admin.get("/api/audit/verify").json()["intact"] is True
+
+
+def test_data_rights_export_delete_all_and_admin_erase(world: tuple[Litestar, Services]) -> None:
+    app, services = world
+    services.accounts.add("fay", ADMIN_PASSWORD)
+    services.accounts.add("gus", ADMIN_PASSWORD)
+    fay = client(app, services.accounts.create_key("fay")[1])
+    gus = client(app, services.accounts.create_key("gus")[1])
+    mine = [fay.post("/api/conversations", json={"title": f"plan {n}"}).json()["id"]
+            for n in range(2)]  # fmt: skip
+    theirs = gus.post("/api/conversations", json={"title": "gus"}).json()["id"]
+    export = fay.get("/api/conversations/export")
+    assert export.status_code == 200
+    assert "attachment" in export.headers["content-disposition"]
+    assert sorted(c["id"] for c in export.json()["conversations"]) == sorted(mine)
+    assert fay.delete("/api/conversations").json() == {"deleted": 2}
+    assert fay.get("/api/conversations").json() == []
+    assert gus.get(f"/api/conversations/{theirs}").status_code == 200
+    assert gus.delete("/api/users/fay/data").status_code == 403  # admins only
+    admin = client(app, services.accounts.create_key("boss")[1])
+    assert admin.delete("/api/users/gus/data").json() == {"deleted": 1}
+    assert gus.get(f"/api/conversations/{theirs}").status_code == 404
+    assert "$argon2" not in admin.get("/api/users").text
+
+
+def test_retention_deletes_old_conversations(world: tuple[Litestar, Services],
+                                            tmp_path: Path) -> None:  # fmt: skip
+    app, services = world
+    services.accounts.add("hal", ADMIN_PASSWORD)
+    hal = client(app, services.accounts.create_key("hal")[1])
+    old = hal.post("/api/conversations", json={"title": "old"}).json()["id"]
+    new = hal.post("/api/conversations", json={"title": "new"}).json()["id"]
+    store = services.chat._store
+    with store._db.transaction() as tx:
+        tx.execute("UPDATE conversations SET updated_at = updated_at - 40 * 86400 WHERE id = ?",
+                   (old,))  # fmt: skip
+    assert services.chat.purge(30) >= 1
+    assert hal.get(f"/api/conversations/{old}").status_code == 404
+    assert hal.get(f"/api/conversations/{new}").status_code == 200
