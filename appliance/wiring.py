@@ -30,6 +30,7 @@ from appliance.store.audit import AuditLog
 from appliance.store.catalog import Catalog
 from appliance.store.conversations import ConversationStore
 from appliance.store.db import Database
+from appliance.store.feedback import FeedbackStore
 from appliance.store.lock import IndexLock
 from appliance.store.users import UserStore
 
@@ -56,7 +57,7 @@ def build_services(settings: Settings) -> Services:
                             watch=settings.documents.watch)  # fmt: skip
     library = DocumentLibrary(Catalog(db), str(settings.watch_path),
                               indexing=lambda: not watcher.idle.is_set())  # fmt: skip
-    chat = ChatService(engine, ConversationStore(db), privacy,
+    chat = ChatService(engine, ConversationStore(db), privacy, FeedbackStore(db),
                        ChatLimits(settings.limits.chat_per_minute,
                                   settings.limits.concurrent_streams),
                        settings.limits.max_message_chars)  # fmt: skip

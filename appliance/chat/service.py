@@ -13,7 +13,7 @@ from typing import Literal
 import msgspec
 
 from appliance.accounts.limits import ChatLimits
-from appliance.errors import ApplianceError, Conflict, InvalidRequest, TooLarge
+from appliance.errors import ApplianceError, Conflict, InvalidRequest, NotFound, TooLarge
 from appliance.llm.engine import Engine, Generation
 from appliance.llm.types import (
     ChatMessage,
@@ -25,6 +25,7 @@ from appliance.llm.types import (
 )
 from appliance.pii.policy import AnswerFilter, Prepared, Privacy, Span
 from appliance.store.conversations import Conversation, ConversationStore, Message
+from appliance.store.feedback import FeedbackStore
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,10 @@ _First = tuple[Event, AsyncIterator[Event]]
 
 class ChatService:
     def __init__(self, engine: Engine, conversations: ConversationStore, privacy: Privacy,
-                 limits: ChatLimits | None = None, max_chars: int = 20_000) -> None:  # fmt: skip
+                 feedback: FeedbackStore, limits: ChatLimits | None = None,
+                 max_chars: int = 20_000) -> None:  # fmt: skip
         self.engine = engine
+        self.feedback = feedback
         self._limits = limits or ChatLimits(per_minute=10**9, concurrent=10**9)
         self._max_chars = max_chars
         self._store = conversations
@@ -93,6 +96,17 @@ class ChatService:
             raise Conflict("this conversation is still answering; press Stop first")
         self._store.delete(conversation_id)
         self.privacy.forget(conversation_id)
+
+    def rate(self, user_id: int | None, conversation_id: str, message_id: int, up: bool,
+             comment: str = "") -> None:  # fmt: skip
+        """Thumbs up or down on one of the user's answers; the comment is stored redacted."""
+        self._store.get(conversation_id, user_id)
+        answer = [m for m in self._store.messages(conversation_id)
+                  if m.id == message_id and m.role == "assistant"]  # fmt: skip
+        if not answer:
+            raise NotFound(f"no answer {message_id} in conversation {conversation_id}")
+        stored = self.privacy.stored(comment, conversation_id) if comment.strip() else ""
+        self.feedback.rate(message_id, user_id, 1 if up else -1, stored)
 
     def export(self, user_id: int | None) -> list[tuple[Conversation, list[Shown]]]:
         """All of a user's conversations with their messages, as the user sees them."""

@@ -21,6 +21,7 @@ from appliance.web.auth import PUBLIC, current_user, guard_for
 from appliance.web.conversations import ConversationController
 from appliance.web.documents import list_documents
 from appliance.web.errors import appliance_error, http_error, internal_error
+from appliance.web.feedback import list_feedback, rate_answer
 from appliance.web.openai_api import OpenAIController
 from appliance.web.privacy import privacy, redact
 from appliance.web.users import erase_user_data, list_users
@@ -72,6 +73,9 @@ def create_app(settings: Settings, services: Services) -> Litestar:
             list_documents,
             audit_records,
             list_users,
+            rate_answer,
+            list_feedback,
+            pages.feedback_handler(webui),
             erase_user_data,
             audit_verify,
             pages.audit_handler(webui),

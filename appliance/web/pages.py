@@ -29,6 +29,14 @@ def documents_handler(webui: Path) -> HTTPRouteHandler:
     return documents
 
 
+def feedback_handler(webui: Path) -> HTTPRouteHandler:
+    @get("/feedback", include_in_schema=False, opt=ADMIN)
+    async def feedback() -> File:
+        return _page(webui / "feedback.html")
+
+    return feedback
+
+
 def audit_handler(webui: Path) -> HTTPRouteHandler:
     @get("/audit", include_in_schema=False, opt=ADMIN)
     async def audit() -> File:

@@ -40,7 +40,8 @@ def client(app: Litestar, key: str | None = None) -> TestClient:  # type: ignore
 def routes(app: Litestar) -> Iterator[tuple[str, str]]:
     for route in app.routes:
         for method in sorted(getattr(route, "methods", {"GET"}) - {"HEAD", "OPTIONS"}):
-            path = re.sub(r"\{[^}]+\}", "x", route.path)
+            path = re.sub(r"\{[^}]+:int\}", "1", route.path)
+            path = re.sub(r"\{[^}]+\}", "x", path)
             yield method, "/static/app.js" if path.startswith("/static") else path
 
 
@@ -197,3 +198,27 @@ def test_retention_deletes_old_conversations(world: tuple[Litestar, Services],
     assert services.chat.purge(30) >= 1
     assert hal.get(f"/api/conversations/{old}").status_code == 404
     assert hal.get(f"/api/conversations/{new}").status_code == 200
+
+
+def test_feedback_on_answers_reaches_the_admins_list(world: tuple[Litestar, Services]) -> None:
+    app, services = world
+    services.accounts.add("ivy", ADMIN_PASSWORD)
+    ivy = client(app, services.accounts.create_key("ivy")[1])
+    conv = ivy.post("/api/conversations", json={}).json()["id"]
+    with ivy.stream("POST", f"/api/conversations/{conv}/messages",
+                    json={"content": "What is the capital of France?", "max_tokens": 4}) as r:
+        r.read()  # fmt: skip
+    messages = ivy.get(f"/api/conversations/{conv}").json()["messages"]
+    question, answer = messages[0]["id"], messages[1]["id"]
+    url = f"/api/conversations/{conv}/messages"
+    comment = {"rating": "down", "comment": "Wrong; ask maria@example.com"}
+    assert ivy.post(f"{url}/{answer}/feedback", json=comment).status_code == 200
+    assert ivy.post(f"{url}/{question}/feedback", json=comment).status_code == 404  # not an answer
+    other = client(app, services.accounts.create_key("boss")[1])
+    assert other.post(f"{url}/{answer}/feedback", json=comment).status_code == 404  # not theirs
+    assert ivy.get("/api/feedback").status_code == 403
+    listed = other.get("/api/feedback").json()
+    mine = [f for f in listed if f["message_id"] == answer]
+    assert mine[0]["question"].startswith("What is the capital of")  # as stored: placeholders
+    assert mine[0]["user"] == "ivy"
+    assert "maria@example.com" not in mine[0]["comment"]

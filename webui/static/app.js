@@ -157,11 +157,36 @@ function answerActions(message) {
   const again = el("button", "small regenerate", "Regenerate");
   again.type = "button";
   again.addEventListener("click", regenerate);
-  actions.append(copy, again);
+  actions.append(copy, again, ...rateButtons(message));
   if (message.finish_reason === "cancelled") actions.append(el("span", "note", "stopped"));
   if (message.finish_reason === "length") actions.append(el("span", "note", "cut at the length limit"));
   if (message.finish_reason === "error") actions.append(el("span", "note", "failed part way"));
   return actions;
+}
+
+function rateButtons(message) {
+  if (!message.id || !state.current) return [];
+  return [["up", "👍"], ["down", "👎"]].map(([rating, label]) => {
+    const button = el("button", "small rate", label);
+    button.type = "button";
+    button.title = rating === "up" ? "A good answer" : "A bad answer (you may say why)";
+    button.addEventListener("click", async () => {
+      const comment = rating === "down" ? (prompt("What was wrong? (optional)") || "") : "";
+      const url = `/api/conversations/${state.current}/messages/${message.id}/feedback`;
+      try {
+        await api(url, { method: "POST", body: JSON.stringify({ rating, comment }) });
+        button.textContent = `${label} thanks`;
+      } catch (error) { showError(error.message); }
+    });
+    return button;
+  });
+}
+
+async function deleteAll() {
+  if (!confirm("Delete all your conversations? This cannot be undone.")) return;
+  await api("/api/conversations", { method: "DELETE" });
+  newChat();
+  await loadConversations();
 }
 
 function markLastAnswer() {
@@ -330,6 +355,7 @@ async function start() {
   $("who").textContent = who.name;
   $("admin-links").hidden = who.role !== "admin";
   $("sign-out").addEventListener("click", signOut);
+  $("delete-all").addEventListener("click", deleteAll);
   bind();
   fetch("/v1/models").then((r) => r.json()).then((m) => { $("model").textContent = m.data[0].id; })
     .catch(() => {});
