@@ -24,7 +24,7 @@ from appliance.web.errors import appliance_error, http_error, internal_error
 from appliance.web.feedback import list_feedback, rate_answer
 from appliance.web.openai_api import OpenAIController
 from appliance.web.privacy import privacy, redact
-from appliance.web.users import erase_user_data, list_users
+from appliance.web.users import create_key, erase_user_data, list_users, my_keys, revoke_key
 
 # The page runs no inline script and loads nothing from elsewhere; the policy holds it to that.
 SECURITY_HEADERS = {
@@ -73,6 +73,10 @@ def create_app(settings: Settings, services: Services) -> Litestar:
             list_documents,
             audit_records,
             list_users,
+            my_keys,
+            create_key,
+            revoke_key,
+            pages.keys_handler(webui),
             rate_answer,
             list_feedback,
             pages.feedback_handler(webui),

@@ -29,6 +29,14 @@ def documents_handler(webui: Path) -> HTTPRouteHandler:
     return documents
 
 
+def keys_handler(webui: Path) -> HTTPRouteHandler:
+    @get("/keys", include_in_schema=False)
+    async def keys() -> File:
+        return _page(webui / "keys.html")
+
+    return keys
+
+
 def feedback_handler(webui: Path) -> HTTPRouteHandler:
     @get("/feedback", include_in_schema=False, opt=ADMIN)
     async def feedback() -> File:

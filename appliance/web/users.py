@@ -1,12 +1,17 @@
-"""Admin actions on accounts over HTTP: the list, and erasing a user's data."""
+"""Accounts over HTTP: one's own API keys; for admins, the user list and erasing data."""
 
 from __future__ import annotations
 
-from litestar import delete, get
+from typing import Annotated
 
-from appliance.store.users import User
+import msgspec
+from litestar import delete, get, post
+from litestar.params import FromPath
+from msgspec import Meta
+
+from appliance.store.users import ApiKey, User
 from appliance.web.auth import ADMIN
-from appliance.web.deps import PathId, ServicesDep, UserDep
+from appliance.web.deps import JSONBody, PathId, ServicesDep, UserDep
 
 
 @get("/api/users", opt=ADMIN)
@@ -21,3 +26,34 @@ async def erase_user_data(name: PathId, services: ServicesDep, user: UserDep) ->
     deleted = services.chat.delete_all(target.id)
     services.audit.record(user.name, "user.erase", target.name, f"{deleted} conversations")
     return {"deleted": deleted}
+
+
+class NewKey(msgspec.Struct, forbid_unknown_fields=True):
+    name: Annotated[str, Meta(min_length=1, max_length=64)] = "api"
+
+
+class CreatedKey(msgspec.Struct):
+    key: ApiKey
+    secret: str  # shown this once; only its hash is kept
+
+
+@get("/api/keys")
+async def my_keys(services: ServicesDep, user: UserDep) -> list[ApiKey]:
+    """The signed-in user's API keys (prefixes only)."""
+    return services.accounts.users.keys(user.id)
+
+
+@post("/api/keys", status_code=201)
+async def create_key(data: JSONBody[NewKey], services: ServicesDep,
+                     user: UserDep) -> CreatedKey:  # fmt: skip
+    key, secret = services.accounts.create_key(user.name, data.name)
+    services.audit.record(user.name, "key.create", user.name, f"key {key.id} ({key.name})")
+    return CreatedKey(key=key, secret=secret)
+
+
+@delete("/api/keys/{key_id:int}", status_code=200)
+async def revoke_key(key_id: FromPath[int], services: ServicesDep,
+                     user: UserDep) -> dict[str, str]:  # fmt: skip
+    services.accounts.users.revoke_key(user.id, key_id)
+    services.audit.record(user.name, "key.revoke", user.name, f"key {key_id}")
+    return {"status": "revoked"}

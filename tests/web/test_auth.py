@@ -222,3 +222,22 @@ def test_feedback_on_answers_reaches_the_admins_list(world: tuple[Litestar, Serv
     assert mine[0]["question"].startswith("What is the capital of")  # as stored: placeholders
     assert mine[0]["user"] == "ivy"
     assert "maria@example.com" not in mine[0]["comment"]
+
+
+def test_users_manage_their_own_keys_on_the_page_api(world: tuple[Litestar, Services]) -> None:
+    app, services = world
+    services.accounts.add("jon", ADMIN_PASSWORD)
+    page = client(app)
+    csrf = page.post("/api/session", json={"name": "jon", "password": ADMIN_PASSWORD}
+                     ).json()["csrf"]  # fmt: skip
+    made = page.post("/api/keys", json={"name": "laptop"}, headers={"X-CSRF-Token": csrf})
+    assert made.status_code == 201
+    secret, key_id = made.json()["secret"], made.json()["key"]["id"]
+    assert client(app, secret).get("/api/me").json()["name"] == "jon"
+    listed = page.get("/api/keys").json()
+    assert secret not in str(listed)
+    assert [k["name"] for k in listed] == ["laptop"]
+    boss = client(app, services.accounts.create_key("boss")[1])
+    assert boss.delete(f"/api/keys/{key_id}").status_code == 404  # not boss's key
+    assert page.delete(f"/api/keys/{key_id}", headers={"X-CSRF-Token": csrf}).status_code == 200
+    assert client(app, secret).get("/api/me").status_code == 401
