@@ -24,7 +24,15 @@ from appliance.web.errors import appliance_error, http_error, internal_error
 from appliance.web.feedback import list_feedback, rate_answer
 from appliance.web.openai_api import OpenAIController
 from appliance.web.privacy import privacy, redact
-from appliance.web.users import create_key, erase_user_data, list_users, my_keys, revoke_key
+from appliance.web.users import (
+    add_user,
+    change_user,
+    create_key,
+    erase_user_data,
+    list_users,
+    my_keys,
+    revoke_key,
+)
 
 # The page runs no inline script and loads nothing from elsewhere; the policy holds it to that.
 SECURITY_HEADERS = {
@@ -73,6 +81,9 @@ def create_app(settings: Settings, services: Services) -> Litestar:
             list_documents,
             audit_records,
             list_users,
+            add_user,
+            change_user,
+            pages.users_handler(webui),
             my_keys,
             create_key,
             revoke_key,
@@ -92,7 +103,7 @@ def create_app(settings: Settings, services: Services) -> Litestar:
             "llm_settings": Provide(lambda: settings.llm, use_cache=True, sync_to_thread=False),
             "user": Provide(current_user, sync_to_thread=False),
         },
-        guards=[guard_for(services.accounts)],
+        guards=[guard_for(services.accounts, services.audit)],
         exception_handlers={
             ApplianceError: appliance_error(settings.web.retry_after),  # type: ignore[dict-item]
             HTTPException: http_error,

@@ -4,6 +4,8 @@ route needs one of them unless it is marked public; admin routes need an admin."
 from __future__ import annotations
 
 import hmac
+import threading
+import time
 from typing import Any
 
 import msgspec
@@ -13,6 +15,7 @@ from litestar.handlers import BaseRouteHandler
 
 from appliance.accounts.service import Accounts
 from appliance.errors import Forbidden, Unauthorized
+from appliance.store.audit import AuditLog
 from appliance.store.users import User
 
 SESSION_COOKIE = "appliance_session"
@@ -38,11 +41,15 @@ def identify(connection: ASGIConnection[Any, Any, Any, Any], accounts: Accounts)
     return Identity(found[0], found[1], token) if found and token else None
 
 
-def guard_for(accounts: Accounts) -> Any:
+def guard_for(accounts: Accounts, audit: AuditLog) -> Any:
+    key_use = KeyUse(audit)
+
     def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
         if handler.opt.get("public"):
             return
         identity = identify(connection, accounts)
+        if identity is not None and identity.session is None:
+            key_use.seen(identity.user.name, connection.headers.get("authorization", "")[7:19])
         if identity is None:
             raise Unauthorized("sign in first, or send an API key: Authorization: Bearer apl_… "
                                "(`appliance keys create USER` makes one)")  # fmt: skip
@@ -55,6 +62,24 @@ def guard_for(accounts: Accounts) -> Any:
         connection.state.identity = identity
 
     return guard
+
+
+class KeyUse:
+    """Audits the use of each API key: once when first seen, then at most every 10 minutes
+    (each chat request is audited on its own anyway)."""
+
+    def __init__(self, audit: AuditLog, every_s: float = 600) -> None:
+        self._audit, self._every = audit, every_s
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def seen(self, user: str, prefix: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last.get(prefix, -self._every) < self._every:
+                return
+            self._last[prefix] = now
+        self._audit.record(user, "key.use", user, f"key {prefix}…")
 
 
 def current_user(request: Request[Any, Any, Any]) -> User:

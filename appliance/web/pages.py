@@ -29,6 +29,14 @@ def documents_handler(webui: Path) -> HTTPRouteHandler:
     return documents
 
 
+def users_handler(webui: Path) -> HTTPRouteHandler:
+    @get("/users", include_in_schema=False, opt=ADMIN)
+    async def users() -> File:
+        return _page(webui / "users.html")
+
+    return users
+
+
 def keys_handler(webui: Path) -> HTTPRouteHandler:
     @get("/keys", include_in_schema=False)
     async def keys() -> File:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+from typing import Annotated, Literal
 
 import msgspec
-from litestar import delete, get, post
+from litestar import delete, get, patch, post
 from litestar.params import FromPath
 from msgspec import Meta
 
+from appliance.errors import Conflict
 from appliance.store.users import ApiKey, User
 from appliance.web.auth import ADMIN
 from appliance.web.deps import JSONBody, PathId, ServicesDep, UserDep
@@ -57,3 +59,30 @@ async def revoke_key(key_id: FromPath[int], services: ServicesDep,
     services.accounts.users.revoke_key(user.id, key_id)
     services.audit.record(user.name, "key.revoke", user.name, f"key {key_id}")
     return {"status": "revoked"}
+
+
+class NewUser(msgspec.Struct, forbid_unknown_fields=True):
+    name: Annotated[str, Meta(min_length=1, max_length=64)]
+    password: Annotated[str, Meta(min_length=1, max_length=1024)]
+    role: Literal["admin", "employee"] = "employee"
+
+
+class UserChange(msgspec.Struct, forbid_unknown_fields=True):
+    disabled: bool
+
+
+@post("/api/users", opt=ADMIN, status_code=201)
+async def add_user(data: JSONBody[NewUser], services: ServicesDep, user: UserDep) -> User:
+    made = await asyncio.to_thread(services.accounts.add, data.name, data.password, data.role)
+    services.audit.record(user.name, "user.add", made.name, made.role)
+    return made
+
+
+@patch("/api/users/{name:str}", opt=ADMIN)
+async def change_user(name: PathId, data: JSONBody[UserChange], services: ServicesDep,
+                      user: UserDep) -> User:  # fmt: skip
+    if name.lower() == user.name.lower() and data.disabled:
+        raise Conflict("you cannot disable your own account")
+    changed = services.accounts.set_disabled(name, data.disabled)
+    services.audit.record(user.name, "user.disable" if data.disabled else "user.enable", name)
+    return changed

@@ -52,6 +52,8 @@ def test_no_log_line_carries_personal_data(server: Server) -> None:
     log = server.log.read_text()
     assert "Letter to <PERSON" in log  # the file's warning is there, redacted
     assert not any(value in log for value in RAW)
+    assert "$argon2" not in log  # nor a password hash
+    assert server.key not in log  # nor an API key
 
 
 def test_redact_api(server: Server) -> None:

@@ -154,7 +154,7 @@ def test_sign_ins_and_chats_are_audited_for_admins_only(world: tuple[Litestar, S
     assert dora.get("/api/audit").status_code == 403
     admin = client(app, services.accounts.create_key("boss")[1])
     records = admin.get("/api/audit", params={"actor": "dora"}).json()
-    assert [r["action"] for r in records][:2] == ["chat", "sign_in"]
+    assert [r["action"] for r in records] == ["chat", "key.use", "sign_in"]
     failed = admin.get("/api/audit", params={"action": "sign_in_failed"}).json()
     assert failed[0]["target"] == "dora"
     assert "Hi" not in str(records)  # who asked, never what
@@ -241,3 +241,23 @@ def test_users_manage_their_own_keys_on_the_page_api(world: tuple[Litestar, Serv
     assert boss.delete(f"/api/keys/{key_id}").status_code == 404  # not boss's key
     assert page.delete(f"/api/keys/{key_id}", headers={"X-CSRF-Token": csrf}).status_code == 200
     assert client(app, secret).get("/api/me").status_code == 401
+
+
+def test_admins_add_disable_and_enable_users(world: tuple[Litestar, Services]) -> None:
+    app, services = world
+    admin = client(app, services.accounts.create_key("boss")[1])
+    made = admin.post("/api/users", json={"name": "kim", "password": ADMIN_PASSWORD})
+    assert made.status_code == 201
+    assert made.json()["role"] == "employee"
+    assert "password" not in made.text
+    assert admin.post("/api/users", json={"name": "kim", "password": ADMIN_PASSWORD}
+                      ).status_code == 409  # fmt: skip
+    kim = client(app, services.accounts.create_key("kim")[1])
+    assert kim.get("/api/users").status_code == 403
+    assert admin.patch("/api/users/kim", json={"disabled": True}).json()["disabled"] is True
+    assert kim.get("/api/me").status_code == 401  # a disabled user's keys stop working
+    assert admin.patch("/api/users/kim", json={"disabled": False}).status_code == 200
+    assert kim.get("/api/me").status_code == 200
+    assert admin.patch("/api/users/boss", json={"disabled": True}).status_code == 409
+    records = admin.get("/api/audit", params={"action": "key.use", "actor": "kim"}).json()
+    assert records  # the key's use is audited
