@@ -78,7 +78,13 @@ def _wants_page(request: Request[Any, Any, Any]) -> bool:
     return request.method == "GET" and "text/html" in request.headers.get("accept", "")
 
 
-def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorResponse]:
+def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorResponse]:
+    if exc.status_code == 413:
+        size = request.app.request_max_body_size
+        limit = size // 1024 if isinstance(size, int) else 0
+        message = (f"the request body is over the limit of {limit} KiB (limits.max_body_kb); "
+                   "send less, or raise the setting")  # fmt: skip
+        return _response(413, ErrorBody(message, "invalid_request_error", code="too_large"))
     if isinstance(exc, ValidationException):
         message, param = _validation_message(exc)
         return _response(400, ErrorBody(message, "invalid_request_error", param=param))

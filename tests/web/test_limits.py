@@ -52,6 +52,7 @@ def test_too_long_messages_and_bodies_get_413(tight: Client) -> None:
     assert page.status_code == 413
     huge = tight.post("/api/redact", json={"text": "z" * 8000})
     assert huge.status_code == 413
+    assert "limits.max_body_kb" in huge.json()["error"]["message"]
 
 
 def test_failed_sign_ins_are_slowed_per_account(tight: Client) -> None:
