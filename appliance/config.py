@@ -91,6 +91,13 @@ class WebSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     retry_after: Annotated[
         int, Meta(ge=1, description="Seconds sent in Retry-After when the engine queue is full.")
     ] = 2
+    secure_cookies: Annotated[
+        bool,
+        Meta(
+            description="Always mark the session cookie Secure. Set it behind a TLS proxy "
+            "whose forwarded headers uvicorn does not trust (over https it is set anyway)."
+        ),
+    ] = False
     log_level: Annotated[
         Literal["debug", "info", "warning", "error"], Meta(description="Log level.")
     ] = "info"

@@ -20,5 +20,6 @@ class Services:
     accounts: Accounts
     audit: AuditLog
     model_ids: tuple[str, ...]
+    secure_cookies: bool = False
     on_startup: tuple[Callable[[], None], ...] = field(default=())
     on_shutdown: tuple[Callable[[], None], ...] = field(default=())

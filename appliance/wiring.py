@@ -68,6 +68,7 @@ def build_services(settings: Settings) -> Services:
         documents=library,
         accounts=Accounts(UserStore(db)),
         audit=AuditLog(db, privacy.stored),
+        secure_cookies=settings.web.secure_cookies,
         model_ids=(model.id,),
         on_startup=(engine.start, watcher.start, retention.start),
         on_shutdown=(retention.stop, watcher.stop, engine.stop, lock.release, db.close),

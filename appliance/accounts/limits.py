@@ -11,6 +11,8 @@ from contextlib import contextmanager
 
 from appliance.errors import RateLimited
 
+_MOST_KEYS = 10_000  # accounts and addresses with failures kept before stale ones are dropped
+
 
 class ChatLimits:
     def __init__(self, per_minute: int, concurrent: int) -> None:
@@ -62,8 +64,12 @@ class SignInBrake:
 
     def failed(self, *keys: str) -> None:
         with self._lock:
+            now = time.monotonic()
+            if len(self._failures) > _MOST_KEYS:  # bounded: forget keys with old failures only
+                for stale in [k for k, f in self._failures.items() if now - f[-1] > self._window]:
+                    del self._failures[stale]
             for key in keys:
-                self._failures[key].append(time.monotonic())
+                self._failures[key].append(now)
 
     def succeeded(self, *keys: str) -> None:
         with self._lock:
@@ -72,7 +78,9 @@ class SignInBrake:
 
     def _wait(self, key: str) -> float:
         now = time.monotonic()
-        failures = self._failures[key]
+        failures = self._failures.get(key)
+        if failures is None:
+            return 0.0
         while failures and now - failures[0] > self._window:
             failures.popleft()
         over = len(failures) - self._free

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
 
 from appliance.accounts.limits import SignInBrake
 from appliance.accounts.passwords import MIN_LENGTH, hash_password, needs_rehash, verify_password
@@ -20,6 +21,7 @@ class Accounts:
         self.users = users
         self._brake = brake or SignInBrake()
         self._setup_token: str | None = None
+        self._setup_lock = threading.Lock()
 
     def setup_token(self) -> str | None:
         """While no account exists: a one-time token that lets one person create the first
@@ -31,13 +33,15 @@ class Accounts:
         return self._setup_token
 
     def create_first_admin(self, token: str, name: str, password: str) -> User:
-        expected = self._setup_token
-        if expected is None or self.users.count() or not secrets.compare_digest(token, expected):
-            raise Forbidden("this set-up link is not valid (used already, or the server "
-                            "restarted: its log shows the current one)")  # fmt: skip
-        user = self.add(name, password, "admin")
-        self._setup_token = None
-        return user
+        with self._setup_lock:  # two tabs at once must not make two first admins
+            expected = self._setup_token
+            if expected is None or self.users.count() or not secrets.compare_digest(
+                    token.encode(), expected.encode()):  # fmt: skip
+                raise Forbidden("this set-up link is not valid (used already, or the server "
+                                "restarted: its log shows the current one)")  # fmt: skip
+            user = self.add(name, password, "admin")
+            self._setup_token = None
+            return user
 
     def add(self, name: str, password: str, role: Role = "employee") -> User:
         if not _NAME.fullmatch(name):
@@ -62,7 +66,7 @@ class Accounts:
             verify_password(None, password)  # as slow as a real check: names stay private
             return None
         stored = self.users.password_hash(user.id)
-        if user.disabled or not verify_password(stored, password):
+        if not verify_password(stored, password) or user.disabled:  # same cost either way
             return None
         if stored and needs_rehash(stored):
             self.users.set_password(user.id, hash_password(password))
@@ -74,9 +78,9 @@ class Accounts:
         Repeated failures for the account or from the address are slowed (RateLimited)."""
         keys = (f"name:{name.lower()}", f"address:{address}")
         self._brake.check(*keys)
+        self._brake.failed(*keys)  # counted before the slow check: parallel tries count too
         user = self.authenticate(name, password)
         if user is None:
-            self._brake.failed(*keys)
             return None
         self._brake.succeeded(*keys)
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)

@@ -75,14 +75,18 @@ class UserStore:
         return int(self._db.query("SELECT COUNT(*) FROM users")[0][0])
 
     def set_password(self, user_id: int, password_hash: str) -> None:
-        self._update(user_id, "password_hash = ?", (password_hash,))
+        """A new password also ends every session of the user (a stolen one among them)."""
+        self._update(user_id, "password_hash = ?", (password_hash,), end_sessions=True)
 
     def set_disabled(self, user_id: int, disabled: bool) -> None:
-        self._update(user_id, "disabled = ?", (int(disabled),))
+        self._update(user_id, "disabled = ?", (int(disabled),), end_sessions=disabled)
 
-    def _update(self, user_id: int, assignment: str, params: tuple[object, ...]) -> None:
+    def _update(self, user_id: int, assignment: str, params: tuple[object, ...],
+                end_sessions: bool) -> None:  # fmt: skip
         with self._db.transaction() as tx:
             tx.execute(f"UPDATE users SET {assignment} WHERE id = ?", (*params, user_id))  # noqa: S608
+            if end_sessions:
+                tx.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
 
     # ---- API keys ---------------------------------------------------------------------------
 

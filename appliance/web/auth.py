@@ -31,6 +31,15 @@ class Identity(msgspec.Struct, frozen=True):
     session: str | None
 
 
+def _json_only(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+    """Public changes (sign-in, first admin) take JSON only: a page on another site can post a
+    form or text/plain, but not JSON without the browser asking first (login CSRF)."""
+    if connection.scope.get("method") in _UNSAFE:
+        kind = connection.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            raise Forbidden("send JSON (Content-Type: application/json)")
+
+
 def identify(connection: ASGIConnection[Any, Any, Any, Any], accounts: Accounts) -> Identity | None:
     header = connection.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
@@ -46,16 +55,18 @@ def guard_for(accounts: Accounts, audit: AuditLog) -> Any:
 
     def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
         if handler.opt.get("public"):
+            _json_only(connection)
             return
         identity = identify(connection, accounts)
         if identity is not None and identity.session is None:
-            key_use.seen(identity.user.name, connection.headers.get("authorization", "")[7:19])
+            secret = connection.headers.get("authorization", "")[7:].strip()
+            key_use.seen(identity.user.name, secret[:12])
         if identity is None:
             raise Unauthorized("sign in first, or send an API key: Authorization: Bearer apl_… "
                                "(`appliance keys create USER` makes one)")  # fmt: skip
         if identity.csrf is not None and connection.scope.get("method") in _UNSAFE:
             sent = connection.headers.get(CSRF_HEADER, "")
-            if not hmac.compare_digest(sent, identity.csrf):
+            if not hmac.compare_digest(sent.encode(), identity.csrf.encode()):
                 raise Forbidden("missing or wrong CSRF token (X-CSRF-Token); reload the page")
         if handler.opt.get("admin") and identity.user.role != "admin":
             raise Forbidden("this needs an admin account")

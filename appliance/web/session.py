@@ -71,11 +71,15 @@ def _signed_in(request: Request[Any, Any, Any], services: Services, name: str,
     address = request.client.host if request.client else ""
     found = services.accounts.sign_in(name, password, address)
     if found is None:
-        services.audit.record("-", "sign_in_failed", name, f"from {address}")
+        known = any(u.name.lower() == name.lower() for u in services.accounts.users.all())
+        # a name that is no account may be a password typed in the wrong field: not kept
+        services.audit.record("-", "sign_in_failed", name if known else "(unknown name)",
+                              f"from {address}")  # fmt: skip
         raise Unauthorized("wrong name or password")
     user, token, csrf = found
     services.audit.record(user.name, "sign_in", user.name, f"from {address}")
     response = Response(Me(user.name, user.role, csrf))
     response.set_cookie(SESSION_COOKIE, token, path="/", httponly=True, samesite="lax",
-                        secure=request.url.scheme == "https", max_age=7 * 24 * 3600)  # fmt: skip
+                        secure=services.secure_cookies or request.url.scheme == "https",
+                        max_age=7 * 24 * 3600)  # fmt: skip
     return response

@@ -49,7 +49,8 @@ async def my_keys(services: ServicesDep, user: UserDep) -> list[ApiKey]:
 async def create_key(data: JSONBody[NewKey], services: ServicesDep,
                      user: UserDep) -> CreatedKey:  # fmt: skip
     key, secret = services.accounts.create_key(user.name, data.name)
-    services.audit.record(user.name, "key.create", user.name, f"key {key.id} ({key.name})")
+    services.audit.record(user.name, "key.create", user.name, f"key {key.id} ({key.name})",
+                          private=True)  # fmt: skip
     return CreatedKey(key=key, secret=secret)
 
 

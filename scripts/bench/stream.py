@@ -21,11 +21,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 from llama_cpp import Llama
 
+from appliance.accounts.service import Accounts
 from appliance.llm.models import bundled_model
+from appliance.store.db import Database
+from appliance.store.users import UserStore
 
 PROMPT = "Request {i}: write a long story about a dragon who guards a library."
 
@@ -73,6 +77,20 @@ def appliance_pieces(client: httpx.Client, prompt: str, args: argparse.Namespace
                 yield choices[0]["delta"].get("content") or "" if choices else ""
 
 
+def auth(data_dir: str) -> dict[str, str]:
+    """An API key of a bench user in the server's database (made once per data dir)."""
+    key_file = Path(data_dir) / "bench.key"
+    if not key_file.exists():
+        db = Database(Path(data_dir) / "appliance.db")
+        try:
+            accounts = Accounts(UserStore(db))
+            accounts.add("bench", "bench password, local only", "admin")
+            key_file.write_text(accounts.create_key("bench")[1])
+        finally:
+            db.close()
+    return {"Authorization": f"Bearer {key_file.read_text()}"}
+
+
 def start_server(args: argparse.Namespace, data_dir: str) -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -84,7 +102,7 @@ def start_server(args: argparse.Namespace, data_dir: str) -> tuple[subprocess.Po
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:
-            if httpx.get(f"{url}/readyz").status_code == 200:
+            if httpx.get(f"{url}/readyz", headers=auth(data_dir)).status_code == 200:
                 return proc, url
         except httpx.TransportError:
             pass
@@ -120,7 +138,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as data_dir:
         proc, url = start_server(args, data_dir)
         try:
-            with httpx.Client(base_url=url, timeout=120) as client:
+            with httpx.Client(base_url=url, timeout=120, headers=auth(data_dir)) as client:
                 timed(appliance_pieces(client, "warm up", args))
                 timed(raw_pieces(llm, "warm up", args))
                 raw: list[Sample] = []

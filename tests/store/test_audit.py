@@ -19,7 +19,8 @@ def log(tmp_path: Path) -> AuditLog:
                      redact=lambda t: t.replace("maria@example.com", "<EMAIL>"))  # fmt: skip
     for n in range(5):
         audit.record("ann", "chat", f"conv-{n}", "via session; documents []")
-    audit.record("-", "sign_in_failed", "bob", "typed maria@example.com as the password")
+    audit.record("-", "sign_in_failed", "bob", "typed maria@example.com as the password",
+                 private=True)
     return audit
 
 

@@ -261,3 +261,27 @@ def test_admins_add_disable_and_enable_users(world: tuple[Litestar, Services]) -
     assert admin.patch("/api/users/boss", json={"disabled": True}).status_code == 409
     records = admin.get("/api/audit", params={"action": "key.use", "actor": "kim"}).json()
     assert records  # the key's use is audited
+
+
+def test_sign_in_from_another_site_and_stale_sessions_are_refused(
+    world: tuple[Litestar, Services],
+) -> None:
+    app, services = world
+    services.accounts.add("lee", ADMIN_PASSWORD)
+    body = f'{{"name":"lee","password":"{ADMIN_PASSWORD}"}}'
+    forged = client(app).post("/api/session", headers={"Content-Type": "text/plain"},
+                              content=body)  # fmt: skip
+    assert forged.status_code == 403  # a form on another site cannot send JSON
+    page = client(app)
+    page.post("/api/session", json={"name": "lee", "password": ADMIN_PASSWORD})
+    assert page.get("/api/me").status_code == 200
+    services.accounts.set_password("lee", "a brand new password")
+    assert page.get("/api/me").status_code == 401  # a new password ends old sessions
+    page.post("/api/session", json={"name": "lee", "password": "a brand new password"})
+    services.accounts.set_disabled("lee", True)
+    services.accounts.set_disabled("lee", False)
+    assert page.get("/api/me").status_code == 401  # so does disabling, for good
+    client(app).post("/api/session", json={"name": "my secret pw", "password": "x" * 10})
+    admin = client(app, services.accounts.create_key("boss")[1])
+    failed = admin.get("/api/audit", params={"action": "sign_in_failed"}).json()
+    assert failed[0]["target"] == "(unknown name)"
