@@ -108,7 +108,8 @@ class EmbedSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
         Literal["onnx", "sentence-transformers"],
         Meta(
             description="`onnx`: the model exported once to ONNX (cached under `data_dir`) and "
-            "run by onnxruntime, the faster here; `sentence-transformers`: torch."
+            "run by onnxruntime, the faster here; `sentence-transformers`: torch, in the "
+            "server's process, where its threads slow llama.cpp's generation (about 2x here)."
         ),
     ] = "onnx"
     model: Annotated[
