@@ -253,6 +253,25 @@ class PiiSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     ] = msgspec.field(default_factory=list)
 
 
+class RagSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    k: Annotated[int, Meta(ge=1, le=50, description="Chunks retrieved for a question.")] = 5
+    candidates: Annotated[
+        int, Meta(ge=1, le=500, description="Hits each retriever (vector, BM25) offers to the "
+                  "fusion.")
+    ] = 20
+    vector_weight: Annotated[
+        float, Meta(ge=0, description="Weight of the vector ranking in reciprocal rank fusion.")
+    ] = 1.0
+    keyword_weight: Annotated[
+        float, Meta(ge=0, description="Weight of the BM25 ranking in reciprocal rank fusion; "
+                    "0 turns keyword search off.")
+    ] = 1.0
+    min_similarity: Annotated[
+        float, Meta(ge=-1, le=1, description="Relevance floor: a chunk whose cosine similarity "
+                    "to the question is lower is not used.")
+    ] = 0.25
+
+
 class LimitsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     chat_per_minute: Annotated[
         int,
@@ -292,6 +311,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     embed: EmbedSettings = msgspec.field(default_factory=EmbedSettings)
     documents: DocumentsSettings = msgspec.field(default_factory=DocumentsSettings)
     pii: PiiSettings = msgspec.field(default_factory=PiiSettings)
+    rag: RagSettings = msgspec.field(default_factory=RagSettings)
     limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
     web: WebSettings = msgspec.field(default_factory=WebSettings)
 

@@ -9,6 +9,7 @@ from appliance.accounts.service import Accounts
 from appliance.chat.service import ChatService
 from appliance.ingest.library import DocumentLibrary
 from appliance.llm.engine import Engine
+from appliance.rag.retrieve import Retriever
 from appliance.store.audit import AuditLog
 
 
@@ -19,6 +20,7 @@ class Services:
     documents: DocumentLibrary
     accounts: Accounts
     audit: AuditLog
+    retriever: Retriever
     model_ids: tuple[str, ...]
     secure_cookies: bool = False
     on_startup: tuple[Callable[[], None], ...] = field(default=())

@@ -25,12 +25,14 @@ from appliance.llm.llamacpp import LlamaCppBackend
 from appliance.llm.models import load_model_info
 from appliance.pii.policy import Policy, Privacy
 from appliance.pii.redactor import Redactor
+from appliance.rag.retrieve import Retriever
 from appliance.services import Services
 from appliance.store.audit import AuditLog
 from appliance.store.catalog import Catalog
 from appliance.store.conversations import ConversationStore
 from appliance.store.db import Database
 from appliance.store.feedback import FeedbackStore
+from appliance.store.keywords import KeywordIndex
 from appliance.store.lock import IndexLock
 from appliance.store.users import UserStore
 
@@ -69,6 +71,11 @@ def build_services(settings: Settings) -> Services:
         accounts=Accounts(UserStore(db)),
         audit=AuditLog(db, privacy.stored),
         secure_cookies=settings.web.secure_cookies,
+        retriever=Retriever(pipeline.embedder, pipeline.index, KeywordIndex(db), Catalog(db),
+                            candidates=settings.rag.candidates,
+                            vector_weight=settings.rag.vector_weight,
+                            keyword_weight=settings.rag.keyword_weight,
+                            min_similarity=settings.rag.min_similarity),
         model_ids=(model.id,),
         on_startup=(engine.start, watcher.start, retention.start),
         on_shutdown=(retention.stop, watcher.stop, engine.stop, lock.release, db.close),

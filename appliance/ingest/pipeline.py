@@ -75,6 +75,14 @@ class IngestPipeline:
         self._signature = (f"{embedder.name}|{chunker.signature}|v{CHUNKER_VERSION}"
                            f"|pii={'redact' if redact else 'off'}")  # fmt: skip
 
+    @property
+    def embedder(self) -> Embedder:
+        return self._embedder
+
+    @property
+    def index(self) -> VectorIndex:
+        return self._index
+
     # -- whole-folder passes -------------------------------------------------------------------
 
     def reconcile(self, on_progress: Callable[[Progress], None] = lambda p: None,

@@ -124,6 +124,19 @@ _MIGRATIONS = (
     );
     CREATE INDEX feedback_by_rating ON feedback(rating, created_at);
     """,
+    """
+    CREATE VIRTUAL TABLE chunks_fts USING fts5(
+        text, heading, content='chunks', content_rowid='rowid', tokenize='porter unicode61'
+    );
+    CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN
+        INSERT INTO chunks_fts(rowid, text, heading) VALUES (new.rowid, new.text, new.heading);
+    END;
+    CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN
+        INSERT INTO chunks_fts(chunks_fts, rowid, text, heading)
+        VALUES ('delete', old.rowid, old.text, old.heading);
+    END;
+    INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild');
+    """,
 )
 
 

@@ -24,6 +24,7 @@ from appliance.web.errors import appliance_error, http_error, internal_error
 from appliance.web.feedback import list_feedback, rate_answer
 from appliance.web.openai_api import OpenAIController
 from appliance.web.privacy import privacy, redact
+from appliance.web.search import search
 from appliance.web.users import (
     add_user,
     change_user,
@@ -79,6 +80,7 @@ def create_app(settings: Settings, services: Services) -> Litestar:
             session.me,
             ConversationController,
             list_documents,
+            search,
             audit_records,
             list_users,
             add_user,

@@ -1,0 +1,1 @@
+"""Answers from the documents: hybrid retrieval (vectors + BM25) and, later, answer assembly."""

@@ -1,0 +1,82 @@
+"""Hybrid retrieval: Chroma's nearest vectors and SQLite's BM25 matches, fused by reciprocal
+rank fusion, each hit scoped to a collection (a top-level subfolder) and held to a floor."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import msgspec
+import numpy as np
+
+from appliance.embed.embedder import Embedder
+from appliance.store.catalog import Catalog, StoredChunk
+from appliance.store.keywords import KeywordIndex
+from appliance.store.vectors import VectorIndex
+
+RRF_K = 60  # the usual constant of reciprocal rank fusion: damps the head of each list
+SNIPPET_CHARS = 240
+
+
+class Hit(msgspec.Struct, frozen=True):
+    chunk_id: str
+    source: str  # path relative to the watched folder
+    page: int | None
+    heading: str | None
+    score: float  # the fused score (higher is better)
+    similarity: float  # cosine similarity of the chunk to the query
+    snippet: str
+    found_by: list[Literal["vector", "keyword"]]
+
+
+class Retriever:
+    def __init__(self, embedder: Embedder, vectors: VectorIndex, keywords: KeywordIndex,
+                 catalog: Catalog, *, candidates: int = 20, vector_weight: float = 1.0,
+                 keyword_weight: float = 1.0, min_similarity: float = 0.25) -> None:  # fmt: skip
+        self._embedder, self._vectors, self._keywords = embedder, vectors, keywords
+        self._catalog = catalog
+        self._candidates = candidates
+        self._weights = {"vector": vector_weight, "keyword": keyword_weight}
+        self.min_similarity = min_similarity
+
+    def search(self, query: str, k: int, collections: Sequence[str] = ()) -> list[Hit]:
+        """The `k` best chunks for `query` that clear the relevance floor, best first;
+        `collections` (top-level subfolders) limits where they may come from."""
+        vector = self._embedder.embed([query])[0]
+        ranked = {"vector": [i for i, _ in self._vectors.query(vector, self._candidates)],
+                  "keyword": [i for i, _ in self._keywords.search(query, self._candidates)]}
+        fused: dict[str, float] = {}
+        found: dict[str, list[Literal["vector", "keyword"]]] = {}
+        for name in ("vector", "keyword"):
+            for rank, chunk_id in enumerate(ranked[name]):
+                fused[chunk_id] = fused.get(chunk_id, 0.0) + self._weights[name] / (RRF_K + rank)
+                found.setdefault(chunk_id, []).append(name)
+        chunks = {c.id: c for c in self._catalog.chunks(list(fused))}
+        similarity = self._similarities(vector, list(chunks))
+        hits = [_hit(chunks[i], fused[i], similarity.get(i, 0.0), found[i])
+                for i in sorted(fused, key=fused.__getitem__, reverse=True)
+                if i in chunks and similarity.get(i, 0.0) >= self.min_similarity
+                and _in(chunks[i].path, collections)]  # fmt: skip
+        return hits[:k]
+
+    def _similarities(self, query: np.ndarray, ids: list[str]) -> dict[str, float]:
+        stored = self._vectors.vectors(ids)
+        return {i: float(np.dot(query, v)) for i, v in stored.items()}
+
+
+def collection_of(path: str) -> str:
+    """A document's collection: its top-level subfolder ("" for files at the top)."""
+    return path.split("/", 1)[0] if "/" in path else ""
+
+
+def _in(path: str, collections: Sequence[str]) -> bool:
+    return not collections or collection_of(path) in collections
+
+
+def _hit(chunk: StoredChunk, score: float, similarity: float,
+         found_by: list[Literal["vector", "keyword"]]) -> Hit:  # fmt: skip
+    text = " ".join(chunk.text.split())
+    snippet = text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1] + "…"
+    return Hit(chunk_id=chunk.id, source=chunk.path, page=chunk.page, heading=chunk.heading,
+               score=round(score, 6), similarity=round(similarity, 4), snippet=snippet,
+               found_by=found_by)  # fmt: skip
