@@ -136,6 +136,7 @@ _MIGRATIONS = (
         VALUES ('delete', old.rowid, old.text, old.heading);
     END;
     INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild');
+    CREATE VIRTUAL TABLE chunks_vocab USING fts5vocab(chunks_fts, 'row');
     """,
 )
 
