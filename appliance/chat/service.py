@@ -188,8 +188,9 @@ class ChatService:
             raise InvalidRequest("the message is empty; type a question", param="content")
         self._check_size(len(content), "content")
         self._store.get(conversation_id, user_id)
-        earlier = self._history(conversation_id)
-        stored = [m.content for m in self._store.messages(conversation_id)]
+        messages = self._store.messages(conversation_id)
+        stored = [m.content for m in messages]
+        earlier = self._history(conversation_id, messages)
         prepared: list[Prepared] = []
 
         async def history() -> tuple[ChatMessage, ...]:
@@ -257,14 +258,16 @@ class ChatService:
         finally:
             self._answering.discard(conversation_id)
 
-    def _history(self, conversation_id: str) -> tuple[ChatMessage, ...]:
+    def _history(self, conversation_id: str,
+                 messages: list[Message] | None = None) -> tuple[ChatMessage, ...]:  # fmt: skip
         """The stored turns, with consecutive turns of one role joined into one.
 
         A question whose answer was never stored (the process died mid-answer) would otherwise
-        put two user turns in a row, which many chat templates refuse for good.
+        put two user turns in a row, which many chat templates refuse for good. `messages`: the
+        conversation's stored messages, when the caller has read them already.
         """
         turns: list[ChatMessage] = []
-        for m in self._store.messages(conversation_id):
+        for m in self._store.messages(conversation_id) if messages is None else messages:
             content = self.privacy.for_model(conversation_id, m.content)
             if turns and turns[-1].role == m.role:
                 turns[-1] = ChatMessage(turns[-1].role, f"{turns[-1].content}\n\n{content}")

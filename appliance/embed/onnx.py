@@ -10,15 +10,14 @@ import onnxruntime as ort
 
 from appliance.embed.embedder import Vectors, normalise
 from appliance.embed.models import ModelCard
-from appliance.embed.tokens import ModelTokenizer
+from appliance.embed.tokens import CardModel
 
 
-class OnnxEmbedder:
+class OnnxEmbedder(CardModel):
     """Batches texts of similar length together (less padding), pools and normalises."""
 
     def __init__(self, card: ModelCard, onnx_path: Path, threads: int, batch_size: int) -> None:
-        self._card = card
-        self._tokens = ModelTokenizer(card.path, card.max_tokens)
+        super().__init__(card, f"onnx:{onnx_path.stem}")
         self._batch_size = batch_size
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -27,25 +26,6 @@ class OnnxEmbedder:
         self._session = ort.InferenceSession(str(onnx_path), options,
                                              providers=["CPUExecutionProvider"])  # fmt: skip
         self._inputs = {i.name for i in self._session.get_inputs()}
-        self._name = f"onnx:{onnx_path.stem}"
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def dim(self) -> int:
-        return self._card.dim
-
-    @property
-    def max_tokens(self) -> int:
-        return self._card.max_tokens
-
-    def count_tokens(self, text: str) -> int:
-        return self._tokens.count(text)
-
-    def token_spans(self, text: str) -> list[tuple[int, int]]:
-        return self._tokens.spans(text)
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)

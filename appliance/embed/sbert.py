@@ -10,10 +10,10 @@ import numpy as np
 from appliance.embed.embedder import Vectors, normalise
 from appliance.embed.export import weights_key
 from appliance.embed.models import ModelCard
-from appliance.embed.tokens import ModelTokenizer
+from appliance.embed.tokens import CardModel
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(CardModel):
     """Loads the folder with sentence-transformers on the CPU, from local files only."""
 
     def __init__(self, card: ModelCard, threads: int, batch_size: int) -> None:
@@ -24,29 +24,9 @@ class SentenceTransformerEmbedder:
 
         hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         torch.set_num_threads(threads)
-        self._card = card
-        self._tokens = ModelTokenizer(card.path, card.max_tokens)
+        super().__init__(card, f"sentence-transformers:{card.path.name}-{weights_key(card.path)}")
         self._batch_size = batch_size
         self._model = SentenceTransformer(str(card.path), device="cpu", local_files_only=True)
-        self._name = f"sentence-transformers:{card.path.name}-{weights_key(card.path)}"
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def dim(self) -> int:
-        return self._card.dim
-
-    @property
-    def max_tokens(self) -> int:
-        return self._card.max_tokens
-
-    def count_tokens(self, text: str) -> int:
-        return self._tokens.count(text)
-
-    def token_spans(self, text: str) -> list[tuple[int, int]]:
-        return self._tokens.spans(text)
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:

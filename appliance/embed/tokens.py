@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 from tokenizers import Tokenizer
 
+from appliance.embed.models import ModelCard
 from appliance.errors import ModelError
 
 Ids = npt.NDArray[np.int64]
@@ -51,3 +52,30 @@ class ModelTokenizer:
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         return ids, mask
+
+
+class CardModel:
+    """What both real embedders share: the model card's sizes and its tokenizer."""
+
+    def __init__(self, card: ModelCard, name: str) -> None:
+        self._card = card
+        self._tokens = ModelTokenizer(card.path, card.max_tokens)
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dim(self) -> int:
+        return self._card.dim
+
+    @property
+    def max_tokens(self) -> int:
+        return self._card.max_tokens
+
+    def count_tokens(self, text: str) -> int:
+        return self._tokens.count(text)
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        return self._tokens.spans(text)

@@ -68,9 +68,7 @@ def create_app(settings: Settings, services: Services) -> Litestar:
 
     return Litestar(
         route_handlers=[
-            pages.index_handler(webui),
-            pages.documents_handler(webui),
-            *pages.sign_in_handlers(webui),
+            *pages.page_handlers(webui),
             pages.healthz,
             pages.readyz,
             create_static_files_router("/static", directories=[webui / "static"], opt=PUBLIC),
@@ -85,17 +83,13 @@ def create_app(settings: Settings, services: Services) -> Litestar:
             list_users,
             add_user,
             change_user,
-            pages.users_handler(webui),
             my_keys,
             create_key,
             revoke_key,
-            pages.keys_handler(webui),
             rate_answer,
             list_feedback,
-            pages.feedback_handler(webui),
             erase_user_data,
             audit_verify,
-            pages.audit_handler(webui),
             redact,
             privacy,
             OpenAIController,

@@ -1,4 +1,4 @@
-"""The chat and documents pages, and the health probes."""
+"""The HTML pages and the health probes."""
 
 from __future__ import annotations
 
@@ -12,67 +12,29 @@ from appliance.llm.types import EngineInfo
 from appliance.web.auth import ADMIN, PUBLIC
 from appliance.web.deps import ServicesDep
 
-
-def index_handler(webui: Path) -> HTTPRouteHandler:
-    @get("/", include_in_schema=False)
-    async def index() -> File:
-        return _page(webui / "index.html")
-
-    return index
-
-
-def documents_handler(webui: Path) -> HTTPRouteHandler:
-    @get("/documents", include_in_schema=False, opt=ADMIN)
-    async def documents() -> File:
-        return _page(webui / "documents.html")
-
-    return documents
+# The HTML pages: route, file in webui/, and who may open it (opt: public, admin, or anyone
+# signed in). Each page's data comes from the API; the file itself is static.
+PAGES: tuple[tuple[str, str, dict[str, bool]], ...] = (
+    ("/", "index.html", {}),
+    ("/keys", "keys.html", {}),
+    ("/documents", "documents.html", ADMIN),
+    ("/users", "users.html", ADMIN),
+    ("/feedback", "feedback.html", ADMIN),
+    ("/audit", "audit.html", ADMIN),
+    ("/signin", "signin.html", PUBLIC),
+    ("/setup", "signin.html", PUBLIC),  # the first-admin form a fresh box's set-up link opens
+)
 
 
-def users_handler(webui: Path) -> HTTPRouteHandler:
-    @get("/users", include_in_schema=False, opt=ADMIN)
-    async def users() -> File:
-        return _page(webui / "users.html")
-
-    return users
+def page_handlers(webui: Path) -> list[HTTPRouteHandler]:
+    return [_page_handler(route, webui / name, opt) for route, name, opt in PAGES]
 
 
-def keys_handler(webui: Path) -> HTTPRouteHandler:
-    @get("/keys", include_in_schema=False)
-    async def keys() -> File:
-        return _page(webui / "keys.html")
+def _page_handler(route: str, path: Path, opt: dict[str, bool]) -> HTTPRouteHandler:
+    async def page() -> File:
+        return _page(path)
 
-    return keys
-
-
-def feedback_handler(webui: Path) -> HTTPRouteHandler:
-    @get("/feedback", include_in_schema=False, opt=ADMIN)
-    async def feedback() -> File:
-        return _page(webui / "feedback.html")
-
-    return feedback
-
-
-def audit_handler(webui: Path) -> HTTPRouteHandler:
-    @get("/audit", include_in_schema=False, opt=ADMIN)
-    async def audit() -> File:
-        return _page(webui / "audit.html")
-
-    return audit
-
-
-def sign_in_handlers(webui: Path) -> list[HTTPRouteHandler]:
-    """The sign-in page, and the first-admin page that a fresh box's set-up link opens."""
-
-    @get("/signin", include_in_schema=False, opt=PUBLIC)
-    async def sign_in() -> File:
-        return _page(webui / "signin.html")
-
-    @get("/setup", include_in_schema=False, opt=PUBLIC)
-    async def setup() -> File:
-        return _page(webui / "signin.html")
-
-    return [sign_in, setup]
+    return get(route, include_in_schema=False, opt=opt, name=f"page:{route}")(page)
 
 
 def _page(path: Path) -> File:
