@@ -1,13 +1,6 @@
 // The audit log page (admins): newest records first, filtered by actor and action.
 "use strict";
 
-const $ = (id) => document.getElementById(id);
-
-function cell(text) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  return td;
-}
 
 async function load() {
   const query = new URLSearchParams({ actor: $("actor").value, action: $("action").value });

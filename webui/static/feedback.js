@@ -1,13 +1,6 @@
 // The feedback page (admins): answers rated down, with the question and the comment.
 "use strict";
 
-const $ = (id) => document.getElementById(id);
-
-function cell(text) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  return td;
-}
 
 async function load() {
   const response = await fetch("/api/feedback?rating=down");

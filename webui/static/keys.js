@@ -1,26 +1,8 @@
-// My API keys: create (the key is shown once), list, revoke.
+// My API keys: create (the key is shown once), list, revoke. Helpers: pages.js.
 "use strict";
 
-const $ = (id) => document.getElementById(id);
-let csrf = "";
-
-function cell(text) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  return td;
-}
 
 const when = (s) => (s ? new Date(s * 1000).toLocaleString() : "–");
-
-async function call(path, options = {}) {
-  const response = await fetch(path, {
-    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf }, ...options,
-  });
-  if (response.status === 401) { location.assign("/signin"); throw new Error("signed out"); }
-  const body = await response.json();
-  if (!response.ok) throw new Error(body.error.message);
-  return body;
-}
 
 async function load() {
   const keys = await call("/api/keys");
@@ -53,9 +35,7 @@ $("create").addEventListener("submit", async (event) => {
     $("secret").textContent = `Your new key (shown only now; copy it): ${made.secret}`;
     $("secret").hidden = false;
     load();
-  } catch (error) { $("error").textContent = error.message; $("error").hidden = false; }
+  } catch (error) { showError(error); }
 });
 
-fetch("/api/me").then((r) => (r.ok ? r.json() : Promise.reject(new Error("signed out"))))
-  .then((me) => { csrf = me.csrf || ""; load(); })
-  .catch(() => location.assign("/signin"));
+whenSignedIn(load);

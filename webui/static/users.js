@@ -1,14 +1,6 @@
-// Users (admins): add, disable or enable, erase a user's conversations.
+// Users (admins): add, disable or enable, erase a user's conversations. Helpers: pages.js.
 "use strict";
 
-const $ = (id) => document.getElementById(id);
-let csrf = "";
-
-function cell(text) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  return td;
-}
 
 function button(label, action) {
   const b = document.createElement("button");
@@ -19,17 +11,6 @@ function button(label, action) {
   return b;
 }
 
-async function call(path, options = {}) {
-  const response = await fetch(path, {
-    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf }, ...options,
-  });
-  if (response.status === 401) { location.assign("/signin"); throw new Error("signed out"); }
-  const body = await response.json();
-  if (!response.ok) throw new Error(body.error.message);
-  return body;
-}
-
-function fail(error) { $("error").textContent = error.message; $("error").hidden = false; }
 
 async function load() {
   const users = await call("/api/users");
@@ -39,11 +20,11 @@ async function load() {
     actions.append(
       button(u.disabled ? "Enable" : "Disable", () => call(`/api/users/${encodeURIComponent(u.name)}`, {
         method: "PATCH", body: JSON.stringify({ disabled: !u.disabled }),
-      }).then(load, fail)),
+      }).then(load, showError)),
       button("Erase conversations", () => {
         if (!confirm(`Delete every conversation of ${u.name}?`)) return;
         call(`/api/users/${encodeURIComponent(u.name)}/data`, { method: "DELETE" })
-          .then((r) => alert(`${r.deleted} conversations deleted`), fail);
+          .then((r) => alert(`${r.deleted} conversations deleted`), showError);
       }),
     );
     tr.append(cell(u.name), cell(u.role), cell(u.disabled ? "disabled" : "active"), actions);
@@ -58,9 +39,7 @@ $("create").addEventListener("submit", async (event) => {
       name: $("name").value, password: $("password").value, role: $("role").value }) });
     $("create").reset();
     load();
-  } catch (error) { fail(error); }
+  } catch (error) { showError(error); }
 });
 
-fetch("/api/me").then((r) => (r.ok ? r.json() : Promise.reject(new Error("signed out"))))
-  .then((me) => { csrf = me.csrf || ""; load(); })
-  .catch(() => location.assign("/signin"));
+whenSignedIn(load);
