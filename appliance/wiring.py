@@ -25,6 +25,7 @@ from appliance.llm.llamacpp import LlamaCppBackend
 from appliance.llm.models import load_model_info
 from appliance.pii.policy import Policy, Privacy
 from appliance.pii.redactor import Redactor
+from appliance.rag.answer import Grounding
 from appliance.rag.retrieve import Retriever
 from appliance.services import Services
 from appliance.store.audit import AuditLog
@@ -59,10 +60,16 @@ def build_services(settings: Settings) -> Services:
                             watch=settings.documents.watch)  # fmt: skip
     library = DocumentLibrary(Catalog(db), str(settings.watch_path),
                               indexing=lambda: not watcher.idle.is_set())  # fmt: skip
+    rag = settings.rag
+    retriever = Retriever(pipeline.embedder, pipeline.index, KeywordIndex(db), Catalog(db),
+                          candidates=rag.candidates, vector_weight=rag.vector_weight,
+                          keyword_weight=rag.keyword_weight,
+                          min_similarity=rag.min_similarity)  # fmt: skip
+    grounding = Grounding(retriever, rag, engine.count_tokens, engine.context_size)
     chat = ChatService(engine, ConversationStore(db), privacy, FeedbackStore(db),
                        ChatLimits(settings.limits.chat_per_minute,
                                   settings.limits.concurrent_streams),
-                       settings.limits.max_message_chars)  # fmt: skip
+                       settings.limits.max_message_chars, grounding)  # fmt: skip
     retention = Retention(chat, settings.retention_days)
     return Services(
         chat=chat,
@@ -71,11 +78,7 @@ def build_services(settings: Settings) -> Services:
         accounts=Accounts(UserStore(db)),
         audit=AuditLog(db, privacy.stored),
         secure_cookies=settings.web.secure_cookies,
-        retriever=Retriever(pipeline.embedder, pipeline.index, KeywordIndex(db), Catalog(db),
-                            candidates=settings.rag.candidates,
-                            vector_weight=settings.rag.vector_weight,
-                            keyword_weight=settings.rag.keyword_weight,
-                            min_similarity=settings.rag.min_similarity),
+        retriever=retriever,
         model_ids=(model.id,),
         on_startup=(engine.start, watcher.start, retention.start),
         on_shutdown=(retention.stop, watcher.stop, engine.stop, lock.release, db.close),

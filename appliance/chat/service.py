@@ -24,6 +24,7 @@ from appliance.llm.types import (
     TokenEvent,
 )
 from appliance.pii.policy import AnswerFilter, Prepared, Privacy, Span
+from appliance.rag.answer import Citation, Grounded, Grounding, Kind
 from appliance.store.conversations import Conversation, ConversationStore, Message
 from appliance.store.feedback import FeedbackStore
 
@@ -34,10 +35,20 @@ _TITLE_CHARS = 60
 
 class Shown(msgspec.Struct, frozen=True, kw_only=True):
     """A stored message as its owner sees it: placeholders put back; `pii` marks the spans
-    that were personal data (the model saw placeholders or types there)."""
+    that were personal data (the model saw placeholders or types there); `citations` are the
+    sources an answer was given."""
 
     message: Message
     pii: list[Span]
+    citations: list[Citation] = msgspec.field(default_factory=list)
+
+
+class Sources(msgspec.Struct, frozen=True, kw_only=True):
+    """What retrieval gave an answer: the first event of a completion (the OpenAI API)."""
+
+    kind: Kind
+    citations: list[Citation]
+    query: str
 
 
 class Started(msgspec.Struct, frozen=True, kw_only=True):
@@ -45,6 +56,7 @@ class Started(msgspec.Struct, frozen=True, kw_only=True):
 
     conversation_id: str
     user_message: Shown | None
+    sources: Sources
 
 
 class Finished(msgspec.Struct, frozen=True, kw_only=True):
@@ -56,13 +68,15 @@ class Finished(msgspec.Struct, frozen=True, kw_only=True):
 
 ChatEvent = Started | TokenEvent | Finished
 _First = tuple[Event, AsyncIterator[Event]]
+_Prepare = Callable[[], Awaitable[Grounded]]
 
 
 class ChatService:
     def __init__(self, engine: Engine, conversations: ConversationStore, privacy: Privacy,
                  feedback: FeedbackStore, limits: ChatLimits | None = None,
-                 max_chars: int = 20_000) -> None:  # fmt: skip
+                 max_chars: int = 20_000, grounding: Grounding | None = None) -> None:  # fmt: skip
         self.engine = engine
+        self._grounding = grounding
         self.feedback = feedback
         self._limits = limits or ChatLimits(per_minute=10**9, concurrent=10**9)
         self._max_chars = max_chars
@@ -129,7 +143,10 @@ class ChatService:
 
     def _shown(self, message: Message) -> Shown:
         content, spans = self.privacy.shown(message.conversation_id, message.content)
-        return Shown(message=msgspec.structs.replace(message, content=content), pii=spans)
+        citations = (msgspec.json.decode(message.citations, type=list[Citation])
+                     if message.citations else [])  # fmt: skip
+        return Shown(message=msgspec.structs.replace(message, content=content), pii=spans,
+                     citations=citations)  # fmt: skip
 
     def _titled(self, conversation: Conversation) -> Conversation:
         title, _ = self.privacy.shown(conversation.id, conversation.title)
@@ -137,17 +154,29 @@ class ChatService:
 
     # ---- answers ------------------------------------------------------------------------
 
+    def _ground(self, history: tuple[ChatMessage, ...], question: str, searched: str,
+                params: SamplingParams, collections: tuple[str, ...]) -> Grounded:  # fmt: skip
+        """The messages for the model, with sources when documents answer (a thread: this
+        embeds the question and tokenizes the prompt)."""
+        if self._grounding is None:
+            return Grounded(kind="plain", messages=(*history, ChatMessage("user", question)),
+                            citations=[], query="")  # fmt: skip
+        return self._grounding.ground(history, question, max_tokens=params.max_tokens,
+                                      collections=collections, searched=searched)  # fmt: skip
+
     async def complete(
-        self, user_id: int | None, messages: tuple[ChatMessage, ...], params: SamplingParams
-    ) -> AsyncGenerator[Event, None]:
-        """A stateless completion (the OpenAI API): engine events, nothing stored."""
+        self, user_id: int | None, messages: tuple[ChatMessage, ...], params: SamplingParams,
+        collections: tuple[str, ...] = (),
+    ) -> AsyncGenerator[Sources | Event, None]:
+        """A stateless completion (the OpenAI API): the sources, then engine events; nothing
+        is stored."""
         if not messages:
             raise InvalidRequest("messages must not be empty", param="messages")
         self._check_size(sum(len(m.content) for m in messages), "messages")
         key = f"request-{uuid.uuid4().hex}"  # pseudonyms live as long as the request
         try:
             with self._limits.request(user_id):
-                async for event in self._complete(key, messages, params):
+                async for event in self._complete(key, messages, params, collections):
                     yield event
         finally:
             self.privacy.forget(key)
@@ -158,12 +187,26 @@ class ChatService:
                            f"{self._max_chars:,} (limits.max_message_chars); shorten it or "
                            "split it in parts")  # fmt: skip
 
-    async def _complete(self, key: str, messages: tuple[ChatMessage, ...],
-                        params: SamplingParams) -> AsyncGenerator[Event, None]:  # fmt: skip
+    async def _complete(
+        self, key: str, messages: tuple[ChatMessage, ...], params: SamplingParams,
+        collections: tuple[str, ...],
+    ) -> AsyncGenerator[Sources | Event, None]:  # fmt: skip
+        typed = messages[-1].content
         if self.privacy.policy.prompts != "off":  # nothing is stored here: else no analysis
             messages = await asyncio.to_thread(self._for_model, key, messages)  # spaCy: a thread
+        if messages[-1].role == "user":
+            grounded = await asyncio.to_thread(self._ground, messages[:-1], messages[-1].content,
+                                               typed, params, collections)  # fmt: skip
+        else:
+            grounded = Grounded(kind="plain", messages=messages, citations=[], query="")
+        yield Sources(kind=grounded.kind, citations=grounded.citations, query=grounded.query)
+        if grounded.kind == "abstained":
+            yield TokenEvent(grounded.answer)
+            yield DoneEvent(finish_reason="stop", prompt_tokens=0, completion_tokens=0)
+            return
         shown = self.privacy.answer_filter(key)
-        generation = self.engine.submit(GenerationRequest(messages=messages, params=params))
+        request = GenerationRequest(messages=grounded.messages, params=params)
+        generation = self.engine.submit(request)
         try:
             async for event in generation:
                 if isinstance(event, TokenEvent):
@@ -181,7 +224,8 @@ class ChatService:
                      for m in messages)  # fmt: skip
 
     def reply(
-        self, user_id: int | None, conversation_id: str, content: str, params: SamplingParams
+        self, user_id: int | None, conversation_id: str, content: str, params: SamplingParams,
+        collections: tuple[str, ...] = (),
     ) -> AsyncGenerator[ChatEvent, None]:
         """Answer a new user message; it is stored only once the engine has taken the request."""
         if not content.strip():
@@ -193,11 +237,12 @@ class ChatService:
         earlier = self._history(conversation_id, messages)
         prepared: list[Prepared] = []
 
-        async def history() -> tuple[ChatMessage, ...]:
-            # The redactor (spaCy) takes tens of milliseconds: not on the event loop.
+        async def ground() -> Grounded:
+            # The redactor (spaCy) and retrieval take tens of milliseconds: not on the loop.
             prepared.append(await asyncio.to_thread(self.privacy.prepare, conversation_id,
                                                     content, stored))  # fmt: skip
-            return (*earlier, ChatMessage("user", prepared[0].model_text))
+            return await asyncio.to_thread(self._ground, earlier, prepared[0].model_text,
+                                           content, params, collections)  # fmt: skip
 
         def accept() -> Shown:
             if not earlier:
@@ -205,10 +250,11 @@ class ChatService:
             stored = self._store.add_message(conversation_id, "user", prepared[0].stored_text)
             return self._shown(stored)
 
-        return self._respond(user_id, conversation_id, history, params, accept)
+        return self._respond(user_id, conversation_id, ground, params, accept)
 
     def regenerate(
-        self, user_id: int | None, conversation_id: str, params: SamplingParams
+        self, user_id: int | None, conversation_id: str, params: SamplingParams,
+        collections: tuple[str, ...] = (),
     ) -> AsyncGenerator[ChatEvent, None]:
         """Answer the last user message again, replacing the previous answer once accepted."""
         self._store.get(conversation_id, user_id)
@@ -218,30 +264,46 @@ class ChatService:
         if not history or history[-1].role != "user":
             raise InvalidRequest("there is no question to answer again", param="conversation")
 
-        async def same() -> tuple[ChatMessage, ...]:
-            return history
+        async def ground() -> Grounded:
+            question = history[-1].content
+            return await asyncio.to_thread(self._ground, history[:-1], question, question,
+                                           params, collections)  # fmt: skip
 
         def accept() -> None:
             self._store.drop_trailing_assistant(conversation_id)
 
-        return self._respond(user_id, conversation_id, same, params, accept)
+        return self._respond(user_id, conversation_id, ground, params, accept)
 
     async def _respond(
         self,
         user_id: int | None,
         conversation_id: str,
-        history: Callable[[], Awaitable[tuple[ChatMessage, ...]]],
+        ground: _Prepare,
         params: SamplingParams,
         accept: Callable[[], Shown | None],
     ) -> AsyncGenerator[ChatEvent, None]:
-        """Generate from `history`; `accept` records the turn once the engine has started."""
+        """Answer what `ground` prepares; `accept` records the turn once the engine has
+        started (at once when the documents don't cover the question: nothing is generated)."""
         with self._one_answer_at_a_time(conversation_id), self._limits.request(user_id):
-            messages = await history()
-            generation = self.engine.submit(GenerationRequest(messages=messages, params=params))
+            grounded = await ground()
+            sources = Sources(kind=grounded.kind, citations=grounded.citations,
+                              query=grounded.query)  # fmt: skip
+            if grounded.kind == "abstained":
+                yield Started(conversation_id=conversation_id, user_message=accept(),
+                              sources=sources)  # fmt: skip
+                async with aclosing(self._answer(conversation_id, _said(grounded.answer),
+                                                 [])) as answer:  # fmt: skip
+                    async for event in answer:
+                        yield event
+                return
+            request = GenerationRequest(messages=grounded.messages, params=params)
+            generation = self.engine.submit(request)
             try:
                 first = await _first(generation)
-                yield Started(conversation_id=conversation_id, user_message=accept())
-                async with aclosing(self._answer(conversation_id, first)) as answer:
+                yield Started(conversation_id=conversation_id, user_message=accept(),
+                              sources=sources)  # fmt: skip
+                async with aclosing(self._answer(conversation_id, first,
+                                                 grounded.citations)) as answer:  # fmt: skip
                     async for event in answer:
                         yield event
             finally:
@@ -275,7 +337,8 @@ class ChatService:
                 turns.append(ChatMessage(m.role, content))  # type: ignore[arg-type]
         return tuple(turns)
 
-    async def _answer(self, conversation_id: str, first: _First) -> AsyncGenerator[ChatEvent, None]:
+    async def _answer(self, conversation_id: str, first: _First,
+                      citations: list[Citation]) -> AsyncGenerator[ChatEvent, None]:  # fmt: skip
         """Stream the answer, and store it however the stream ends (a stopped one in part)."""
         event, rest = first
         parts: list[str] = []
@@ -297,7 +360,8 @@ class ChatService:
             raise
         finally:
             reason = done.finish_reason if done else ("error" if failed else "cancelled")
-            message = self._store_answer(conversation_id, "".join(parts), reason, done)
+            message = self._store_answer(conversation_id, "".join(parts), reason, done,
+                                         citations)  # fmt: skip
         if message is not None and done is not None:
             yield Finished(message=self._shown(message), finish_reason=done.finish_reason)
 
@@ -307,7 +371,8 @@ class ChatService:
         return shown.feed(piece)
 
     def _store_answer(
-        self, conversation_id: str, text: str, reason: str, done: DoneEvent | None
+        self, conversation_id: str, text: str, reason: str, done: DoneEvent | None,
+        citations: list[Citation],
     ) -> Message | None:
         try:
             return self._store.add_message(
@@ -315,10 +380,20 @@ class ChatService:
                 finish_reason=reason,
                 prompt_tokens=done.prompt_tokens if done else None,
                 completion_tokens=done.completion_tokens if done else None,
+                citations=msgspec.json.encode(citations).decode() if citations else None,
             )  # fmt: skip
         except ApplianceError as exc:  # e.g. the database closed during shutdown
             log.warning("answer in conversation %s not stored: %s", conversation_id, exc)
             return None
+
+
+def _said(answer: str) -> _First:
+    """A fixed answer as the events the engine would send."""
+
+    async def rest() -> AsyncIterator[Event]:
+        yield DoneEvent(finish_reason="stop", prompt_tokens=0, completion_tokens=0)
+
+    return TokenEvent(answer), aiter(rest())
 
 
 async def _first(generation: Generation) -> _First:

@@ -18,7 +18,14 @@ from typing import Protocol
 import msgspec
 
 from appliance.errors import EngineBusy, ModelError
-from appliance.llm.types import DoneEvent, EngineInfo, Event, GenerationRequest, LoadReport
+from appliance.llm.types import (
+    ChatMessage,
+    DoneEvent,
+    EngineInfo,
+    Event,
+    GenerationRequest,
+    LoadReport,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +35,12 @@ class Backend(Protocol):
 
     model_id: str
 
+    @property
+    def n_ctx(self) -> int: ...
+
     def load(self) -> LoadReport: ...
+
+    def tokens(self, messages: tuple[ChatMessage, ...]) -> list[int]: ...
 
     def generate(
         self, request: GenerationRequest, cancelled: Callable[[], bool]
@@ -51,6 +63,15 @@ class Engine(Protocol):
     def cancel(self, generation_id: str) -> None: ...
 
     def info(self) -> EngineInfo: ...
+
+    def count_tokens(self, messages: tuple[ChatMessage, ...]) -> int:
+        """Prompt tokens of these messages through the model's chat template; blocks while
+        the model loads. For sizing a prompt before it is submitted."""
+        ...
+
+    def context_size(self) -> int:
+        """The model's context window in tokens (prompt plus answer); blocks while loading."""
+        ...
 
 
 class _Failure(msgspec.Struct, frozen=True):
@@ -153,6 +174,21 @@ class ThreadedEngine:
             completed=self._completed,
             cancelled=self._cancelled,
         )
+
+    def count_tokens(self, messages: tuple[ChatMessage, ...]) -> int:
+        self._loaded()
+        return len(self._backend.tokens(messages))
+
+    def context_size(self) -> int:
+        self._loaded()
+        return self._backend.n_ctx
+
+    def _loaded(self) -> None:
+        while not self._ready.wait(0.1):
+            if self._load_error is not None:
+                raise ModelError(self._load_error)
+            if not self._thread.is_alive():
+                raise ModelError("the engine is not running")
 
     def _run(self) -> None:
         try:

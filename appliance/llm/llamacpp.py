@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import re
 import secrets
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from appliance.config import LlmSettings
 from appliance.errors import InvalidRequest, ModelError
 from appliance.llm.text import StopScanner
 from appliance.llm.types import (
+    ChatMessage,
     DoneEvent,
     Event,
     GenerationRequest,
@@ -41,6 +43,7 @@ class LlamaCppBackend:
         self._llama: Any = None
         self._format: Jinja2ChatFormatter | None = None
         self._pieces: dict[int, bytes] = {}
+        self._controls: re.Pattern[str] | None = None
 
     def load(self) -> LoadReport:
         s = self._settings
@@ -56,7 +59,28 @@ class LlamaCppBackend:
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"llama.cpp could not load {self._path}: {exc}") from None
         self._format = self._formatter()
+        self._controls = self._control_texts()
         return self._report()
+
+    def _control_texts(self) -> re.Pattern[str] | None:
+        """The texts of the model's control tokens (`<|im_start|>`, `[INST]`...), which the
+        tokenizer would turn into real role markers if a message contained them."""
+        vocab = self._llama._model.vocab
+        special = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
+        texts = {llama_cpp.llama_vocab_get_text(vocab, i).decode("utf-8", "replace")
+                 for i in range(llama_cpp.llama_vocab_n_tokens(vocab))
+                 if llama_cpp.llama_vocab_get_attr(vocab, i) & special}  # fmt: skip
+        texts = {t for t in texts if len(t) > 1}
+        if not texts:
+            return None
+        return re.compile("|".join(re.escape(t) for t in sorted(texts, key=len, reverse=True)))
+
+    def _plain(self, text: str) -> str:
+        """`text` with every control-token text broken by a zero-width space: a message (or a
+        document quoted in one) cannot open a system turn or end its own."""
+        if self._controls is None:
+            return text
+        return self._controls.sub(lambda m: m[0][0] + "\u200b" + m[0][1:], text)
 
     def _formatter(self) -> Jinja2ChatFormatter:
         llama = self._llama
@@ -88,18 +112,28 @@ class LlamaCppBackend:
             log.warning("llm.n_gpu_layers=%d is ignored: this build is CPU-only", wanted)
         return LoadReport(gpu_offload_supported=supported, gpu_layers=layers)
 
-    def count_prompt(self, request: GenerationRequest) -> list[int]:
-        """The request as prompt tokens, through the model's chat template."""
+    @property
+    def n_ctx(self) -> int:
+        return int(self._llama.n_ctx())
+
+    def tokens(self, messages: tuple[ChatMessage, ...]) -> list[int]:
+        """The messages as prompt tokens, through the model's chat template (the answer's
+        opening included); thread-safe: it reads the vocabulary, never the context."""
         assert self._format is not None  # noqa: S101 - load() ran first
-        messages: Any = [{"role": m.role, "content": m.content} for m in request.messages]
+        turns: Any = [{"role": m.role, "content": self._plain(m.content)} for m in messages]
         try:
-            prompt = self._format(messages=messages).prompt
+            prompt = self._format(messages=turns).prompt
         except (jinja2.TemplateError, ValueError) as exc:
             raise InvalidRequest(
                 f"the model's chat template refused these messages: {exc}", param="messages"
             ) from None
         tokens: list[int] = self._llama.tokenize(prompt.encode(), add_bos=False, special=True)
-        n_ctx = self._llama.n_ctx()
+        return tokens
+
+    def count_prompt(self, request: GenerationRequest) -> list[int]:
+        """The request as prompt tokens; refused when it leaves no room for an answer."""
+        tokens = self.tokens(request.messages)
+        n_ctx = self.n_ctx
         if len(tokens) >= n_ctx:
             raise InvalidRequest(
                 f"the conversation is {len(tokens)} tokens, the model's context is {n_ctx}; "

@@ -27,6 +27,7 @@ class Hit(msgspec.Struct, frozen=True):
     similarity: float  # cosine similarity of the chunk to the query
     snippet: str
     found_by: list[Literal["vector", "keyword"]]
+    text: str  # the whole chunk, as the model is given it
 
 
 class Retriever:
@@ -59,6 +60,10 @@ class Retriever:
                 and _in(chunks[i].path, collections)]  # fmt: skip
         return hits[:k]
 
+    def empty(self) -> bool:
+        """True while no chunk is indexed at all (nothing to ground an answer on)."""
+        return not self._catalog.has_chunks()
+
     def _similarities(self, query: np.ndarray, ids: list[str]) -> dict[str, float]:
         stored = self._vectors.vectors(ids)
         return {i: float(np.dot(query, v)) for i, v in stored.items()}
@@ -79,4 +84,4 @@ def _hit(chunk: StoredChunk, score: float, similarity: float,
     snippet = text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1] + "…"
     return Hit(chunk_id=chunk.id, source=chunk.path, page=chunk.page, heading=chunk.heading,
                score=round(score, 6), similarity=round(similarity, 4), snippet=snippet,
-               found_by=found_by)  # fmt: skip
+               found_by=found_by, text=chunk.text)  # fmt: skip

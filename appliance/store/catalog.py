@@ -172,6 +172,9 @@ class Catalog:
         by_id = {r[0]: StoredChunk(**dict(r)) for r in rows}
         return [by_id[i] for i in ids if i in by_id]
 
+    def has_chunks(self) -> bool:
+        return bool(self._db.query("SELECT 1 FROM chunks LIMIT 1"))
+
     def meta(self, key: str) -> str | None:
         rows = self._db.query("SELECT value FROM index_meta WHERE key = ?", (key,))
         return str(rows[0][0]) if rows else None

@@ -138,6 +138,10 @@ _MIGRATIONS = (
     INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild');
     CREATE VIRTUAL TABLE chunks_vocab USING fts5vocab(chunks_fts, 'row');
     """,
+    # 5: the sources an answer was given (JSON list of citations; NULL: none)
+    """
+    ALTER TABLE messages ADD COLUMN citations TEXT;
+    """,
 )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.response import Stream
 
-from appliance.chat.service import ChatEvent, Finished, Shown, Started
+from appliance.chat.service import ChatEvent, Finished, Shown, Sources, Started
 from appliance.llm.types import TokenEvent
 from appliance.services import Services
 from appliance.store.conversations import Conversation
@@ -26,8 +26,8 @@ from appliance.web.schemas import (
     NewConversation,
     PiiSpan,
     PostMessage,
+    Regenerate,
     RenameConversation,
-    Sampling,
     message_view,
 )
 from appliance.web.sse import sse
@@ -93,26 +93,38 @@ class ConversationController(Controller):
         data: JSONBody[PostMessage], services: ServicesDep, llm_settings: LlmDep, user: UserDep,
     ) -> Stream:  # fmt: skip
         params = data.params(llm_settings)
-        _audit_chat(request, services, user, conversation_id, "chat")
-        events = services.chat.reply(user.id, conversation_id, data.content, params)
-        return event_stream(_sse(await first_event(request, events), events))
+        events = services.chat.reply(user.id, conversation_id, data.content, params,
+                                     tuple(data.collections))  # fmt: skip
+        first = await first_event(request, events)
+        _audited(request, services, user, conversation_id, "chat", first)
+        return event_stream(_sse(first, events))
 
     @post("/{conversation_id:str}/regenerate", status_code=200)
     async def regenerate(
         self, request: Request[Any, Any, Any], conversation_id: PathId,
-        data: JSONBody[Sampling], services: ServicesDep, llm_settings: LlmDep, user: UserDep,
+        data: JSONBody[Regenerate], services: ServicesDep, llm_settings: LlmDep, user: UserDep,
     ) -> Stream:  # fmt: skip
-        _audit_chat(request, services, user, conversation_id, "chat.regenerate")
-        events = services.chat.regenerate(user.id, conversation_id, data.params(llm_settings))
-        return event_stream(_sse(await first_event(request, events), events))
+        events = services.chat.regenerate(user.id, conversation_id, data.params(llm_settings),
+                                          tuple(data.collections))  # fmt: skip
+        first = await first_event(request, events)
+        _audited(request, services, user, conversation_id, "chat.regenerate", first)
+        return event_stream(_sse(first, events))
 
 
-def _audit_chat(request: Request[Any, Any, Any], services: Services, user: User,
-                target: str, action: str) -> None:  # fmt: skip
-    """Who asked, how (session or API key), and the documents retrieved (none until retrieval
-    lands); never what was asked."""
+def _audited(request: Request[Any, Any, Any], services: Services, user: User, target: str,
+             action: str, first: ChatEvent) -> None:  # fmt: skip
+    if isinstance(first, Started):
+        audit_chat(request, services, user, target, action, first.sources)
+
+
+def audit_chat(request: Request[Any, Any, Any], services: Services, user: User, target: str,
+               action: str, sources: Sources) -> None:  # fmt: skip
+    """Who asked, how (session or API key), and the documents the answer was given; never
+    what was asked."""
     via = "api key" if request.state.identity.session is None else "session"
-    services.audit.record(user.name, action, target, f"via {via}; documents []")
+    documents = sorted({c.source for c in sources.citations})
+    services.audit.record(user.name, action, target,
+                          f"via {via}; {sources.kind}; documents {documents}")  # fmt: skip
 
 
 async def _sse(
@@ -142,14 +154,15 @@ def _encode(event: ChatEvent) -> bytes:
         user = event.user_message and _message(event.user_message)
         return sse({"conversation_id": event.conversation_id, "user_message": user}, "start")
     assert isinstance(event, Finished)  # noqa: S101 - ChatEvent has three members
-    return sse({"message": _message(event.message), "finish_reason": event.finish_reason}, "done")
+    return sse({"message": _message(event.message), "finish_reason": event.finish_reason,
+                "citations": event.message.citations}, "done")  # fmt: skip
 
 
 def _message(shown: Shown) -> MessageView:
     message = shown.message
     html = render(message.content) if message.role == "assistant" else None
     return message_view(message, html, [PiiSpan(type=s.type, start=s.start, end=s.end)
-                                        for s in shown.pii])  # fmt: skip
+                                        for s in shown.pii], shown.citations)  # fmt: skip
 
 
 def _view(conv: Conversation, messages: list[MessageView] | None = None) -> ConversationView:

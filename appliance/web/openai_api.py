@@ -6,12 +6,15 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
-from typing import Any
+from typing import Any, cast
 
 from litestar import Controller, Request, get, post
 from litestar.response import Stream
 
+from appliance.chat.service import Sources
 from appliance.llm.types import DoneEvent, Event, TokenEvent
+from appliance.rag.answer import Citation
+from appliance.web.conversations import audit_chat
 from appliance.web.deps import JSONBody, LlmDep, ServicesDep, UserDep
 from appliance.web.disconnect import until_disconnect
 from appliance.web.errors import describe
@@ -49,19 +52,25 @@ class OpenAIController(Controller):
         user: UserDep,
     ) -> ChatCompletion | Stream:
         params = data.params(llm_settings, data.max_completion_tokens)
-        via = "api key" if request.state.identity.session is None else "session"
-        services.audit.record(user.name, "chat", "api", f"via {via}; documents []")
-        events = services.chat.complete(user.id, data.chat_messages(), params)
-        first = await first_event(request, events)
+        events = services.chat.complete(user.id, data.chat_messages(), params,
+                                        tuple(data.collections))  # fmt: skip
+        sources = await first_event(request, events)
+        assert isinstance(sources, Sources)  # noqa: S101 - complete() starts with them
+        audit_chat(request, services, user, "api", "chat", sources)
+        answer = cast(AsyncGenerator[Event, None], events)  # the rest: the engine's events
+        first = await first_event(request, answer)
         model = services.model_ids[0]
         if data.stream:
             usage = data.stream_options is not None and data.stream_options.include_usage
-            return event_stream(_chunks(first, events, model, include_usage=usage))
-        async with aclosing(events):
-            return await until_disconnect(request, _collect(first, events, model))
+            return event_stream(_chunks(first, answer, model, sources.citations,
+                                        include_usage=usage))  # fmt: skip
+        async with aclosing(answer):
+            return await until_disconnect(request, _collect(first, answer, model,
+                                                            sources.citations))  # fmt: skip
 
 
-async def _collect(first: Event, events: AsyncIterator[Event], model: str) -> ChatCompletion:
+async def _collect(first: Event, events: AsyncIterator[Event], model: str,
+                   citations: list[Citation]) -> ChatCompletion:  # fmt: skip
     parts: list[str] = []
     event = first
     while isinstance(event, TokenEvent):
@@ -69,22 +78,24 @@ async def _collect(first: Event, events: AsyncIterator[Event], model: str) -> Ch
         event = await anext(events)
     return ChatCompletion(
         id=_completion_id(), created=int(time.time()), model=model,
-        choices=[Choice(index=0, message=AssistantMessage("".join(parts)),
+        choices=[Choice(index=0, message=AssistantMessage("".join(parts), citations=citations),
                         finish_reason=event.finish_reason)],
         usage=_usage(event),
     )  # fmt: skip
 
 
 async def _chunks(
-    first: Event, events: AsyncGenerator[Event, None], model: str, *, include_usage: bool
+    first: Event, events: AsyncGenerator[Event, None], model: str, citations: list[Citation],
+    *, include_usage: bool,
 ) -> AsyncGenerator[bytes, None]:
     """OpenAI's chunks; a failure part way is sent as `data: {"error": ...}`, as OpenAI does."""
     cid, created = _completion_id(), int(time.time())
 
     def chunk(delta: Delta, finish: str | None = None, usage: Usage | None = None) -> bytes:
         choices = [] if usage else [ChunkChoice(index=0, delta=delta, finish_reason=finish)]
+        cited = citations if finish else None
         return sse(ChatCompletionChunk(id=cid, created=created, model=model, choices=choices,
-                                       usage=usage))  # fmt: skip
+                                       usage=usage, citations=cited))  # fmt: skip
 
     event = first
     async with aclosing(events):

@@ -10,12 +10,15 @@ from msgspec import Meta
 from appliance.config import LlmSettings
 from appliance.errors import InvalidRequest
 from appliance.llm.types import ChatMessage, SamplingParams
+from appliance.rag.answer import Citation
 from appliance.store.conversations import Message
 
 Temperature = Annotated[float, Meta(ge=0, le=2)]
 TopP = Annotated[float, Meta(gt=0, le=1)]
 MaxTokens = Annotated[int, Meta(ge=1)]
 Stop = str | Annotated[list[str], Meta(max_length=4)]
+# Top-level subfolders of the watched folder the answer may draw on; empty: all of them.
+Collections = Annotated[list[Annotated[str, Meta(max_length=200)]], Meta(max_length=50)]
 
 
 class Sampling(msgspec.Struct, kw_only=True):
@@ -86,6 +89,7 @@ class ChatCompletionRequest(Sampling, kw_only=True):
     stream_options: StreamOptions | None = None
     max_completion_tokens: MaxTokens | None = None
     n: Annotated[int, Meta(ge=1, le=1)] = 1
+    collections: Collections = msgspec.field(default_factory=list)  # an extension of OpenAI's
 
     def chat_messages(self) -> tuple[ChatMessage, ...]:
         return tuple(m.to_chat(i) for i, m in enumerate(self.messages))
@@ -100,6 +104,7 @@ class Usage(msgspec.Struct):
 class AssistantMessage(msgspec.Struct):
     content: str
     role: str = "assistant"
+    citations: list[Citation] = msgspec.field(default_factory=list)  # an extension
 
 
 class Choice(msgspec.Struct):
@@ -135,6 +140,7 @@ class ChatCompletionChunk(msgspec.Struct, omit_defaults=True):
     choices: list[ChunkChoice]
     usage: Usage | None = None
     object: str = "chat.completion.chunk"
+    citations: list[Citation] | None = None  # an extension: on the chunk that ends the answer
 
 
 class ModelCard(msgspec.Struct):
@@ -171,7 +177,11 @@ class RenameConversation(msgspec.Struct, kw_only=True):
     title: Annotated[str, Meta(min_length=1, max_length=200)]
 
 
-class PostMessage(Sampling, kw_only=True):
+class Regenerate(Sampling, kw_only=True):
+    collections: Collections = msgspec.field(default_factory=list)
+
+
+class PostMessage(Regenerate, kw_only=True):
     content: str  # its length limit is a setting (limits.max_message_chars): 413 beyond
 
 
@@ -193,6 +203,7 @@ class MessageView(msgspec.Struct, kw_only=True):
     finish_reason: str | None
     completion_tokens: int | None
     pii: list[PiiSpan] = msgspec.field(default_factory=list)
+    citations: list[Citation] = msgspec.field(default_factory=list)
 
 
 class ConversationView(msgspec.Struct, kw_only=True):
@@ -209,10 +220,10 @@ class ExportView(msgspec.Struct, kw_only=True):
     conversations: list[ConversationView]
 
 
-def message_view(message: Message, html: str | None,
-                 pii: list[PiiSpan] | None = None) -> MessageView:  # fmt: skip
+def message_view(message: Message, html: str | None, pii: list[PiiSpan] | None = None,
+                 citations: list[Citation] | None = None) -> MessageView:  # fmt: skip
     return MessageView(
         id=message.id, role=message.role, content=message.content, html=html,
         created_at=message.created_at, finish_reason=message.finish_reason,
-        completion_tokens=message.completion_tokens, pii=pii or [],
+        completion_tokens=message.completion_tokens, pii=pii or [], citations=citations or [],
     )  # fmt: skip
