@@ -44,8 +44,12 @@ class Retriever:
         """The `k` best chunks for `query` that clear the relevance floor, best first;
         `collections` (top-level subfolders) limits where they may come from."""
         vector = self._embedder.embed([query])[0]
-        ranked = {"vector": [i for i, _ in self._vectors.query(vector, self._candidates)],
-                  "keyword": [i for i, _ in self._keywords.search(query, self._candidates)]}
+        ranked = {  # a retriever weighted 0 is not asked at all
+            "vector": [i for i, _ in self._vectors.query(vector, self._candidates)]
+            if self._weights["vector"] else [],
+            "keyword": [i for i, _ in self._keywords.search(query, self._candidates)]
+            if self._weights["keyword"] else [],
+        }
         fused: dict[str, float] = {}
         found: dict[str, list[Literal["vector", "keyword"]]] = {}
         for name in ("vector", "keyword"):
