@@ -1,10 +1,26 @@
-"""DocumentLibrary: what the admin views read, the catalog and the indexing progress."""
+"""DocumentLibrary: what the admin views and the source links read: the catalog, the indexing
+progress, the collections, and a document's file or indexed text, confined to the folder."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
+import msgspec
+
+from appliance.errors import NotFound
 from appliance.store.catalog import Catalog, Document
+
+_OVERLAP_CHARS = 2000  # longer than any chunk overlap (documents.chunk_overlap tokens)
+
+
+class Passage(msgspec.Struct, frozen=True):
+    """A stretch of a document's indexed text under one page and heading."""
+
+    text: str
+    page: int | None
+    heading: str | None
 
 
 class DocumentLibrary:
@@ -20,3 +36,55 @@ class DocumentLibrary:
     def indexing(self) -> bool:
         """True while the watcher has files to read."""
         return self._indexing()
+
+    def collections(self) -> dict[str, int]:
+        """Top-level subfolders holding indexed documents, with how many each holds."""
+        counts = Counter(d.path.split("/", 1)[0] for d in self._catalog.documents()
+                         if d.status == "indexed" and "/" in d.path)  # fmt: skip
+        return dict(sorted(counts.items()))
+
+    def file(self, path: str) -> Path:
+        """The file of indexed document `path` (relative to the watched folder).
+
+        Anything else is "not found": a path outside the folder, through a symlink, or one
+        the index does not hold (a hidden or skipped file).
+        """
+        self._indexed(path)
+        root = Path(self.watch_dir).resolve()
+        full = root.joinpath(*path.split("/"))
+        if full.is_symlink() or not full.resolve().is_relative_to(root) or not full.is_file():
+            raise NotFound(f"no document {path!r} in the watched folder")
+        return full
+
+    def passages(self, path: str) -> list[Passage]:
+        """The document's text as it is indexed (redacted where the documents policy says
+        so), one passage per run of chunks under the same page and heading."""
+        self._indexed(path)
+        passages: list[Passage] = []
+        for chunk in self._catalog.chunks_of(path):
+            last = passages[-1] if passages else None
+            if last and (last.page, last.heading) == (chunk.page, chunk.heading):
+                text = last.text + _after_overlap(last.text, chunk.text)
+                passages[-1] = Passage(text=text, page=chunk.page, heading=chunk.heading)
+            else:
+                passages.append(Passage(text=chunk.text, page=chunk.page, heading=chunk.heading))
+        return passages
+
+    def _indexed(self, path: str) -> Document:
+        parts = path.split("/")
+        bad = not path or path.startswith("/") or "\\" in path or "\0" in path
+        if bad or any(p in ("", ".", "..") for p in parts):
+            raise NotFound(f"no document {path!r} in the watched folder")
+        document = self._catalog.get(path)
+        if document is None or document.status != "indexed":
+            raise NotFound(f"no document {path!r} in the watched folder")
+        return document
+
+
+def _after_overlap(before: str, chunk: str) -> str:
+    """`chunk` without the start it repeats from the end of `before` (chunks overlap)."""
+    tail = before[-_OVERLAP_CHARS:]
+    for n in range(min(len(tail), len(chunk)), 0, -1):
+        if tail.endswith(chunk[:n]):
+            return chunk[n:]
+    return " " + chunk

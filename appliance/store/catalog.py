@@ -172,6 +172,11 @@ class Catalog:
         by_id = {r[0]: StoredChunk(**dict(r)) for r in rows}
         return [by_id[i] for i in ids if i in by_id]
 
+    def chunks_of(self, path: str) -> list[StoredChunk]:
+        """A document's chunks in reading order."""
+        rows = self._db.query(f"{_CHUNK_SELECT} WHERE d.path = ? ORDER BY c.ord", (path,))
+        return [StoredChunk(**dict(r)) for r in rows]
+
     def has_chunks(self) -> bool:
         return bool(self._db.query("SELECT 1 FROM chunks LIMIT 1"))
 

@@ -19,7 +19,7 @@ from appliance.web import pages, session
 from appliance.web.audit import audit_records, audit_verify
 from appliance.web.auth import PUBLIC, current_user, guard_for
 from appliance.web.conversations import ConversationController
-from appliance.web.documents import list_documents
+from appliance.web.documents import document_file, document_text, list_collections, list_documents
 from appliance.web.errors import appliance_error, http_error, internal_error
 from appliance.web.feedback import list_feedback, rate_answer
 from appliance.web.openai_api import OpenAIController
@@ -78,6 +78,9 @@ def create_app(settings: Settings, services: Services) -> Litestar:
             session.me,
             ConversationController,
             list_documents,
+            list_collections,
+            document_text,
+            document_file,
             search,
             audit_records,
             list_users,

@@ -1,4 +1,5 @@
-"""The documents API: the catalog of the watched folder, for the admin's documents page."""
+"""The documents API: the catalog of the watched folder (the admin's documents page), the
+collections, and the sources that citations open."""
 
 from __future__ import annotations
 
@@ -6,9 +7,13 @@ from typing import Literal
 
 import msgspec
 from litestar import get
+from litestar.params import FromPath
+from litestar.response import File
 
+from appliance.errors import Forbidden
+from appliance.ingest.library import Passage
 from appliance.web.auth import ADMIN
-from appliance.web.deps import ServicesDep
+from appliance.web.deps import ServicesDep, UserDep
 
 
 class DocumentView(msgspec.Struct, kw_only=True):
@@ -39,3 +44,39 @@ def list_documents(services: ServicesDep) -> DocumentsView:
         counts[d.status] += 1
     return DocumentsView(watch_dir=library.watch_dir, indexing=library.indexing(),
                          counts=counts, documents=docs)  # fmt: skip
+
+
+class DocumentText(msgspec.Struct, kw_only=True):
+    path: str
+    passages: list[Passage]
+
+
+@get("/api/collections")
+async def list_collections(services: ServicesDep) -> dict[str, int]:
+    """The collections (top-level subfolders) a question may be limited to, with their
+    number of indexed documents."""
+    return services.documents.collections()
+
+
+@get("/api/documents/text/{path:path}", sync_to_thread=True)
+def document_text(path: FromPath[str], services: ServicesDep) -> DocumentText:
+    """An indexed document's text (what answers are drawn from), by page and heading: what a
+    citation opens for formats a browser cannot show at a heading."""
+    relative = path.lstrip("/")
+    return DocumentText(path=relative, passages=services.documents.passages(relative))
+
+
+@get("/api/documents/file/{path:path}", sync_to_thread=True)
+def document_file(path: FromPath[str], services: ServicesDep, user: UserDep) -> File:
+    """An indexed document's original file: PDF inline (a citation opens it at its page,
+    `#page=N`), other formats as a download. Never run on this origin: sandboxed, no sniffing.
+    Where documents are indexed redacted (pii.documents), only admins get the original."""
+    if services.chat.privacy.policy.documents == "redact" and user.role != "admin":
+        raise Forbidden("documents are shown redacted here (pii.documents = redact); the "
+                        "original file is for admins")  # fmt: skip
+    full = services.documents.file(path.lstrip("/"))
+    pdf = full.suffix.lower() == ".pdf"
+    return File(full, filename=full.name,
+                content_disposition_type="inline" if pdf else "attachment",
+                media_type="application/pdf" if pdf else "application/octet-stream",
+                headers={"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"})

@@ -17,6 +17,7 @@ from appliance.web.deps import ServicesDep
 PAGES: tuple[tuple[str, str, dict[str, bool]], ...] = (
     ("/", "index.html", {}),
     ("/keys", "keys.html", {}),
+    ("/view", "view.html", {}),  # a cited document's indexed text
     ("/documents", "documents.html", ADMIN),
     ("/users", "users.html", ADMIN),
     ("/feedback", "feedback.html", ADMIN),

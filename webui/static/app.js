@@ -107,8 +107,99 @@ function renderMessage(message) {
   if (message.role === "assistant" && message.html !== null) setHtml(body, message.html);
   else markPii(body, message.content, message.pii || []);
   node.append(body);
+  if (message.citations && message.citations.length) {
+    linkCitations(body, message.citations);
+    node.append(sourceList(message.citations));
+  }
   if (message.role === "assistant") node.append(answerActions(message));
   return node;
+}
+
+// ---- citations ----------------------------------------------------------------------------
+
+// Where a citation opens: a PDF at its page in the browser's viewer; other formats in the
+// document view, at the heading (and the original PDF is for admins where documents are
+// indexed redacted).
+function sourceUrl(c) {
+  const original = state.privacy?.documents !== "redact" || state.role === "admin";
+  if (c.source.toLowerCase().endsWith(".pdf") && original) {
+    const path = c.source.split("/").map(encodeURIComponent).join("/");
+    return `/api/documents/file/${path}#page=${c.page || 1}`;
+  }
+  const query = new URLSearchParams({ path: c.source, snippet: c.snippet.slice(0, 120) });
+  if (c.page) query.set("page", c.page);
+  if (c.heading) query.set("heading", c.heading);
+  return `/view?${query}`;
+}
+
+function citationLink(c, text) {
+  const link = el("a", "cite", text);
+  link.href = sourceUrl(c);
+  link.target = "_blank";
+  link.rel = "noopener";
+  link.title = `${c.source}${c.page ? `, page ${c.page}` : ""}${c.heading ? ` — ${c.heading}` : ""}`;
+  return link;
+}
+
+// Turns each "[n]" in the answer's text into a link to source n.
+function linkCitations(body, citations) {
+  const byNumber = new Map(citations.map((c) => [String(c.n), c]));
+  const walker = document.createTreeWalker(body, NodeFilter.SHOW_TEXT);
+  const nodes = [];
+  while (walker.nextNode()) if (/\[\d+\]/.test(walker.currentNode.data)) nodes.push(walker.currentNode);
+  for (const node of nodes) {
+    if (node.parentElement.closest("pre, code, a")) continue;
+    const parts = node.data.split(/(\[\d+\])/);
+    const fragment = document.createDocumentFragment();
+    for (const part of parts) {
+      const c = byNumber.get(part.slice(1, -1));
+      fragment.append(/^\[\d+\]$/.test(part) && c ? citationLink(c, part) : part);
+    }
+    node.replaceWith(fragment);
+  }
+}
+
+function sourceList(citations) {
+  const list = el("ol", "sources");
+  list.setAttribute("aria-label", "Sources");
+  for (const c of citations) {
+    const item = el("li");
+    item.value = c.n;
+    const where = [c.page ? `page ${c.page}` : "", c.heading || ""].filter(Boolean).join(" · ");
+    item.append(citationLink(c, c.source));
+    if (where) item.append(el("span", "where", ` — ${where}`));
+    item.title = c.snippet;
+    list.append(item);
+  }
+  return list;
+}
+
+// ---- collections --------------------------------------------------------------------------
+
+async function loadCollections() {
+  const response = await api("/api/collections");
+  const collections = await response.json();
+  const names = Object.keys(collections);
+  $("scope").hidden = names.length === 0;
+  $("scope-options").replaceChildren(...names.map((name) => {
+    const label = el("label", "scope-option");
+    const box = el("input");
+    box.type = "checkbox";
+    box.value = name;
+    box.addEventListener("change", showScope);
+    label.append(box, ` ${name} (${collections[name]})`);
+    return label;
+  }));
+  showScope();
+}
+
+function chosenCollections() {
+  return Array.from(document.querySelectorAll("#scope-options input:checked"), (b) => b.value);
+}
+
+function showScope() {
+  const chosen = chosenCollections();
+  $("scope-summary").textContent = chosen.length ? `Documents: ${chosen.join(", ")}` : "Documents: all";
 }
 
 // Personal data in a message: marked, with what the model saw instead as a tooltip.
@@ -226,7 +317,7 @@ async function send(text) {
     history.replaceState(null, "", `#${conv.id}`);
     $("messages").replaceChildren();
   }
-  const body = JSON.stringify({ content: text });
+  const body = JSON.stringify({ content: text, collections: chosenCollections() });
   await stream(`/api/conversations/${state.current}/messages`, body, text);
 }
 
@@ -234,7 +325,8 @@ async function regenerate() {
   if (state.streaming) return;
   const answers = document.querySelectorAll(".msg.assistant");
   if (answers.length) answers[answers.length - 1].remove();
-  await stream(`/api/conversations/${state.current}/regenerate`, "{}", null);
+  const body = JSON.stringify({ collections: chosenCollections() });
+  await stream(`/api/conversations/${state.current}/regenerate`, body, null);
 }
 
 async function stream(url, body, userText) {
@@ -352,6 +444,7 @@ async function start() {
   if (!me.ok) { location.assign("/signin"); return; }
   const who = await me.json();
   state.csrf = who.csrf || "";
+  state.role = who.role;
   $("who").textContent = who.name;
   $("admin-links").hidden = who.role !== "admin";
   $("sign-out").addEventListener("click", signOut);
@@ -360,6 +453,7 @@ async function start() {
   fetch("/v1/models").then((r) => r.json()).then((m) => { $("model").textContent = m.data[0].id; })
     .catch(() => {});
   fetch("/api/privacy").then((r) => r.json()).then(privacyNotice).catch(() => {});
+  loadCollections().catch(() => {});
   const id = location.hash.slice(1);
   if (id) {
     try { await openConversation(id); return; } catch (error) { showError(error.message); }

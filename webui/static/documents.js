@@ -2,12 +2,10 @@
 "use strict";
 
 const REFRESH_MS = 3000;
-const $ = (id) => document.getElementById(id);
 
-function cell(text, className) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  if (className) td.className = className;
+function classed(text, className) {
+  const td = cell(text);
+  td.className = className;
   return td;
 }
 
@@ -25,10 +23,11 @@ function render(view) {
   const rows = view.documents.map((d) => {
     const tr = document.createElement("tr");
     tr.className = `status-${d.status}`;
-    tr.append(cell(d.path, "path"), cell(d.status, "status"), cell(String(d.chunks), "num"),
-              cell(d.pages == null ? "–" : String(d.pages), "num pages"),
-              cell(when(d.indexed_at), "when"),
-              cell(d.error || "", "reason"));
+    tr.append(classed(d.path, "path"), classed(d.status, "status"),
+              classed(String(d.chunks), "num"),
+              classed(d.pages == null ? "–" : String(d.pages), "num pages"),
+              classed(when(d.indexed_at), "when"),
+              classed(d.error || "", "reason"));
     return tr;
   });
   $("rows").replaceChildren(...rows);
@@ -51,4 +50,32 @@ async function refresh() {
   setTimeout(refresh, REFRESH_MS);
 }
 
-refresh();
+// The retrieval debugger: POST /api/search, one row per hit.
+async function search(event) {
+  event.preventDefault();
+  $("search-error").hidden = true;
+  const collections = $("collections").value.split(",").map((c) => c.trim()).filter(Boolean);
+  try {
+    const hits = await call("/api/search", {
+      method: "POST", body: JSON.stringify({ query: $("query").value, k: 10, collections }),
+    });
+    $("hit-rows").replaceChildren(...hits.map((h, i) => {
+      const tr = document.createElement("tr");
+      tr.append(cell(String(i + 1)), classed(h.source, "path"), cell(h.page == null ? "–" : String(h.page)),
+                cell(h.heading || ""), cell(h.found_by.join(" + ")), classed(h.score.toFixed(4), "num"),
+                classed(h.similarity.toFixed(3), "num"), classed(h.snippet, "snippet"));
+      return tr;
+    }));
+    $("hits").hidden = hits.length === 0;
+    $("no-hits").hidden = hits.length > 0;
+    $("no-hits").textContent = "Nothing clears the relevance floor (rag.min_similarity): a chat answer would say the documents don't cover it.";
+  } catch (error) {
+    $("search-error").textContent = error.message;
+    $("search-error").hidden = false;
+  }
+}
+
+whenSignedIn(() => {
+  $("search").addEventListener("submit", search);
+  refresh();
+});
