@@ -132,8 +132,8 @@ function sourceUrl(c) {
   return `/view?${query}`;
 }
 
-function citationLink(c, text) {
-  const link = el("a", "cite", text);
+function citationLink(c, text, className = "cite") {
+  const link = el("a", className, text);
   link.href = sourceUrl(c);
   link.target = "_blank";
   link.rel = "noopener";
@@ -166,7 +166,7 @@ function sourceList(citations) {
     const item = el("li");
     item.value = c.n;
     const where = [c.page ? `page ${c.page}` : "", c.heading || ""].filter(Boolean).join(" · ");
-    item.append(citationLink(c, c.source));
+    item.append(citationLink(c, c.source, "source"));
     if (where) item.append(el("span", "where", ` — ${where}`));
     item.title = c.snippet;
     list.append(item);
