@@ -38,12 +38,15 @@ class Chunker:
     @property
     def signature(self) -> str:
         """Changes whenever the same blocks would be chunked differently."""
-        return f"size={self._size},overlap={self._overlap}"
+        return f"size={self._size},overlap={self._overlap},titles=skipped"
 
     def chunks(self, blocks: list[Block]) -> list[Chunk]:
         out: list[Chunk] = []
         for (page, heading), section in groupby(blocks, key=lambda b: (b.page, b.heading)):
-            for text, tokens in self._pack([b.text for b in section]):
+            texts = [b.text for b in section]
+            if heading and all(t.strip() == heading.rsplit(" > ", 1)[-1] for t in texts):
+                continue  # only the heading line itself: a chunk that would answer nothing
+            for text, tokens in self._pack(texts):
                 out.append(Chunk(text, page, heading, tokens))
         return out
 

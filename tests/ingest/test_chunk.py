@@ -84,3 +84,13 @@ def test_small_paragraphs_are_packed_and_nothing_is_empty() -> None:
 def test_overlap_must_be_smaller_than_the_size() -> None:
     with pytest.raises(ValueError, match="overlap"):
         Chunker(HashingEmbedder().token_spans, 10, 10)
+
+
+def test_a_section_holding_only_its_heading_line_makes_no_chunk() -> None:
+    chunker = Chunker(HashingEmbedder().token_spans, size=64, overlap=8)
+    section = "Year-end closing > Deadlines"
+    blocks = [Block("Year-end closing", None, "Year-end closing"),
+              Block("Deadlines", None, section), Block("Ledgers freeze on 10 July.", None, section)]
+    chunks = chunker.chunks(blocks)
+    assert [(c.heading, c.text) for c in chunks] == [
+        ("Year-end closing > Deadlines", "Deadlines\n\nLedgers freeze on 10 July.")]
