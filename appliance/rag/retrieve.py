@@ -4,6 +4,7 @@ rank fusion, each hit scoped to a collection (a top-level subfolder) and held to
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import msgspec
@@ -39,17 +40,24 @@ class Retriever:
         self._candidates = candidates
         self._weights = {"vector": vector_weight, "keyword": keyword_weight}
         self.min_similarity = min_similarity
+        # Vector queries of concurrent searches, each beside its keyword query; the threads
+        # start when first needed and end with the retriever.
+        self._pool = ThreadPoolExecutor(4, thread_name_prefix="retrieve")
 
     def search(self, query: str, k: int, collections: Sequence[str] = ()) -> list[Hit]:
         """The `k` best chunks for `query` that clear the relevance floor, best first;
         `collections` (top-level subfolders) limits where they may come from."""
         vector = self._embedder.embed([query])[0]
-        ranked = {  # a retriever weighted 0 is not asked at all
-            "vector": [i for i, _ in self._vectors.query(vector, self._candidates)]
-            if self._weights["vector"] else [],
-            "keyword": [i for i, _ in self._keywords.search(query, self._candidates)]
-            if self._weights["keyword"] else [],
-        }
+        # A retriever weighted 0 is not asked at all. The vector query runs in a thread beside
+        # the keyword ranking: Chroma holds the GIL while it searches, SQLite lets it go while
+        # it ranks (so the quick part of the keyword search comes first).
+        terms = self._keywords.terms(query) if self._weights["keyword"] else None
+        nearest = (self._pool.submit(self._vectors.query, vector, self._candidates)
+                   if self._weights["vector"] else None)  # fmt: skip
+        keyword = ([i for i, _ in self._keywords.ranked(terms, self._candidates)]
+                   if terms is not None else [])  # fmt: skip
+        distances = dict(nearest.result()) if nearest else {}
+        ranked = {"vector": list(distances), "keyword": keyword}
         fused: dict[str, float] = {}
         found: dict[str, list[Literal["vector", "keyword"]]] = {}
         for name in ("vector", "keyword"):
@@ -57,20 +65,28 @@ class Retriever:
                 fused[chunk_id] = fused.get(chunk_id, 0.0) + self._weights[name] / (RRF_K + rank)
                 found.setdefault(chunk_id, []).append(name)
         chunks = {c.id: c for c in self._catalog.chunks(list(fused))}
-        similarity = self._similarities(vector, list(chunks))
-        hits = [_hit(chunks[i], fused[i], similarity.get(i, 0.0), found[i])
-                for i in sorted(fused, key=fused.__getitem__, reverse=True)
-                if i in chunks and similarity.get(i, 0.0) >= self.min_similarity
-                and _in(chunks[i].path, collections)]  # fmt: skip
-        return hits[:k]
+        order = [i for i in sorted(fused, key=fused.__getitem__, reverse=True)
+                 if i in chunks and _in(chunks[i].path, collections)]  # fmt: skip
+        # Similarity: 1 - the cosine distance the vector query returned; a chunk only BM25
+        # found has its vector read, first for the k best places, the rest only if needed.
+        similarity = {i: 1.0 - d for i, d in distances.items()}
+        kept: list[str] = []
+        for part in (order[:k], order[k:]):
+            if len(kept) < k:
+                self._read_similarity(vector, [i for i in part if i not in similarity], similarity)
+                kept += [i for i in part if similarity.get(i, 0.0) >= self.min_similarity]
+        return [_hit(chunks[i], fused[i], similarity.get(i, 0.0), found[i]) for i in kept[:k]]
 
     def empty(self) -> bool:
         """True while no chunk is indexed at all (nothing to ground an answer on)."""
         return not self._catalog.has_chunks()
 
-    def _similarities(self, query: np.ndarray, ids: list[str]) -> dict[str, float]:
-        stored = self._vectors.vectors(ids)
-        return {i: float(np.dot(query, v)) for i, v in stored.items()}
+    def _read_similarity(self, query: np.ndarray, ids: list[str],
+                         similarity: dict[str, float]) -> None:  # fmt: skip
+        """Adds the cosine similarity of these chunks' stored vectors to the query."""
+        if ids:
+            stored = self._vectors.vectors(ids)
+            similarity.update((i, float(np.dot(query, v))) for i, v in stored.items())
 
 
 def collection_of(path: str) -> str:

@@ -1,43 +1,168 @@
 """Keyword search over the chunks: SQLite FTS5 with BM25, kept in step with the catalog by
-triggers (the same transaction writes both)."""
+triggers (the same transaction writes both).
+
+FTS5 scores every chunk that holds any query word, so a query with a common word costs as
+much as the chunks that word is in. Two things keep that small without changing the ranking
+of the words searched: the counts BM25 weighs words by are cached per version of the index,
+and the chunks that hold only the query's most common words are not scored when their best
+possible score is below the k-th best score found among the others (see `ranked`).
+"""
 
 from __future__ import annotations
 
+import math
 import re
+
+import msgspec
 
 from appliance.store.db import Database
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+# FTS5's own records: the averages (1: its row count, then token totals) and the structure
+# (10: segments and a write counter), rewritten by every transaction that changes the index,
+# whoever writes.
+_VERSION = "SELECT id, block FROM chunks_fts_data WHERE id IN (1, 10) ORDER BY id"
+_CACHED_WORDS = 20_000  # document frequencies kept per version of the index
+K1 = 1.2  # the constants of FTS5's bm25()
+# Chunk ids and BM25 scores of a MATCH, best first, ties in rowid order (as `ORDER BY rank`
+# gives them; SQLite keeps only the best `LIMIT` rows while scoring instead of sorting all).
+_RANKED = ("SELECT c.id, -f.s, f.rowid FROM ({}) f JOIN chunks c ON c.rowid = f.rowid "
+           "ORDER BY f.s, f.rowid")  # fmt: skip
+_MATCH = "SELECT rowid, bm25(chunks_fts) AS s FROM chunks_fts WHERE chunks_fts MATCH ?"
+_ONE = _RANKED.format(f"{_MATCH} ORDER BY s, rowid LIMIT ?")
+_TWO = _RANKED.format(f"{_MATCH} UNION ALL {_MATCH} ORDER BY s, rowid LIMIT ?")
+
+
+class _Stats:
+    """What pruning needs of one version of the index: its size and each word's count."""
+
+    def __init__(self, version: tuple[bytes, ...], total: int) -> None:
+        self.version, self.total = version, total
+        self.docs: dict[str, int] = {}
+
+
+class Terms(msgspec.Struct, frozen=True):
+    """A query's words as they will be searched: rarest first (the order BM25 adds them up
+    in, whichever query below scores a chunk), with the chunks that hold each and the most
+    each can add to a chunk's score."""
+
+    words: list[str]
+    docs: list[int]
+    most: list[float]
 
 
 class KeywordIndex:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._stats = _Stats((), 0)
 
     def search(self, query: str, k: int) -> list[tuple[str, float]]:
         """Chunk ids with their BM25 score (higher is better), best first."""
+        return self.ranked(self.terms(query), k)
+
+    def terms(self, query: str) -> Terms:
+        """The words of `query` worth searching, weighed against the index as it is now: the
+        quick half of `search` (the caller may start other work between the two)."""
         words = list(dict.fromkeys(_WORD.findall(query.lower())))
+        if not words:
+            return Terms([], [], [])
+        stats = self._current()
+        docs = {w: self._docs(stats, w) for w in words}
+        # A word no chunk holds adds nothing to any score: it is not asked for.
+        kept = sorted((w for w in _telling(words, docs, stats.total) if docs[w]),
+                      key=docs.__getitem__)  # fmt: skip
+        return Terms(kept, [docs[w] for w in kept], [_most(stats.total, docs[w]) for w in kept])
+
+    def ranked(self, terms: Terms, k: int) -> list[tuple[str, float]]:
+        """The k best chunks for `terms`, as one query for all its words ranks them.
+
+        A chunk that holds none of the rarer words scores less than the sum of the common
+        words' `most`. So the chunks of the rarest words are scored first (with every word);
+        the k-th best of them is a floor under the k-th best overall, and the common words
+        whose `most` add up to less than it need not find chunks of their own. Every chunk
+        scored gets the score the full query gives it, added up in the same order.
+        """
+        words, most = terms.words, terms.most
         if not words or k <= 0:
             return []
-        words = self._telling(words)
-        # Each word quoted (no FTS5 syntax from users), any of them may match; BM25 ranks.
-        match = " OR ".join(f'"{w}"' for w in words)
-        # FTS5 ranks `ORDER BY rank LIMIT` inside the index; the join comes after, on k rows.
-        rows = self._db.query(
-            "SELECT c.id, -f.rank FROM (SELECT rowid, rank FROM chunks_fts WHERE chunks_fts "
-            "MATCH ? ORDER BY rank LIMIT ?) f JOIN chunks c ON c.rowid = f.rowid "
-            "ORDER BY f.rank", (match, k))  # fmt: skip
-        return [(r[0], float(r[1])) for r in rows]
+        head = 1
+        while head < len(words) and sum(terms.docs[:head]) < k:
+            head += 1
+        best = self._scored(words, 0, head, k)
+        floor = best[-1][1] if len(best) == k else 0.0
+        cut, below = len(words), 0.0
+        while cut > head and (below + most[cut - 1]) * (1 + 1e-9) < floor:
+            below += most[cut - 1]
+            cut -= 1
+        if cut > head:  # the chunks of the words between, not scored yet
+            more = self._scored(words, head, cut, k)
+            best = sorted(best + more, key=lambda r: (-r[1], r[2]))[:k]  # ties: rowid order
+        return [(i, s) for i, s, _ in best]
 
-    def _telling(self, words: list[str]) -> list[str]:
-        """Drops words found in more than a fifth of the chunks ("the", "policy" in a folder
-        of policies): they barely move BM25, yet make it score most of the index. If all are
-        that common, the rarest one stays."""
-        total = self._db.query("SELECT COUNT(*) FROM chunks")[0][0] or 1
-        marks = ",".join("?" * len(words))
-        # The vocabulary holds porter stems: a word whose stem differs ("policies") is not
-        # found there and simply stays in the query.
-        sql = f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})"  # noqa: S608
-        docs = {r[0]: r[1] for r in self._db.query(sql, tuple(words))}
-        kept = [w for w in words if docs.get(w, 0) <= total / 5]
-        return kept or [min(words, key=lambda w: docs.get(w, 0))]
+    def _scored(self, words: list[str], start: int, cut: int,
+                k: int) -> list[tuple[str, float, int]]:  # fmt: skip
+        """The k best chunks that hold any of `words[start:cut]` but none of `words[:start]`
+        (those were scored before), scored with all of `words`: a word a chunk doesn't hold
+        adds exactly 0, the others are added in the order of `words`."""
+        match = _any(words[start:cut])
+        if start:
+            match = f"({match}) NOT ({_any(words[:start])})"
+        if cut >= len(words):
+            rows = self._db.query(_ONE, (match, k))
+        else:  # the common words match or not: both halves score with them
+            rest = _any(words[cut:])
+            rows = self._db.query(_TWO, (f"({match}) AND ({rest})",
+                                         f"({match}) NOT ({rest})", k))  # fmt: skip
+        return [(r[0], float(r[1]), int(r[2])) for r in rows]
+
+    def _current(self) -> _Stats:
+        """The statistics of the index as it is now: reused until a write changes it."""
+        blocks = {r[0]: bytes(r[1]) for r in self._db.query(_VERSION)}
+        version = (blocks.get(1, b""), blocks.get(10, b""))
+        stats = self._stats
+        if stats.version != version or len(stats.docs) > _CACHED_WORDS:
+            stats = self._stats = _Stats(version, _varint(version[0]))
+        return stats
+
+    def _docs(self, stats: _Stats, word: str) -> int:
+        """How many chunks match `word` as FTS5 reads it (stemmed, split as its tokenizer
+        splits): the count BM25 weighs it by. (The fts5vocab table holds stems: a lookup
+        there misses every word whose stem differs, "policies" or "was", however common.)"""
+        found = stats.docs.get(word)
+        if found is None:
+            found = stats.docs[word] = self._db.query(
+                "SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (f'"{word}"',)
+            )[0][0]
+        return found
+
+
+def _any(words: list[str]) -> str:
+    """An FTS5 query for chunks with any of `words`, each quoted: no FTS5 syntax from users."""
+    return " OR ".join(f'"{w}"' for w in words)
+
+
+def _telling(words: list[str], docs: dict[str, int], total: int) -> list[str]:
+    """Drops words found in more than a fifth of the chunks ("the", "policy" in a folder of
+    policies): they barely move BM25, yet make it score most of the index. If all are that
+    common, the rarest one stays."""
+    kept = [w for w in words if docs[w] <= total / 5]
+    return kept or [min(words, key=docs.__getitem__)]
+
+
+def _most(total: int, docs: int) -> float:
+    """More than a word found in `docs` of `total` chunks can add to a chunk's BM25 score:
+    its IDF (as FTS5 computes it) times k1 + 1, which the term-frequency part approaches."""
+    idf = math.log((0.5 + total - docs) / (0.5 + docs))
+    return max(idf, 1e-6) * (K1 + 1)
+
+
+def _varint(data: bytes) -> int:
+    """The SQLite varint `data` starts with (0 when empty): FTS5's row count."""
+    value = 0
+    for i, byte in enumerate(data[:9]):
+        if i == 8:
+            return (value << 8) | byte
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            break
+    return value
