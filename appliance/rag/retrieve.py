@@ -3,6 +3,7 @@ rank fusion, each hit scoped to a collection (a top-level subfolder) and held to
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
@@ -70,11 +71,19 @@ class Retriever:
         # Similarity: 1 - the cosine distance the vector query returned; a chunk only BM25
         # found has its vector read, first for the k best places, the rest only if needed.
         similarity = {i: 1.0 - d for i, d in distances.items()}
+        exact = exact_terms(query)
+
+        def relevant(i: str) -> bool:
+            # A code or a name of the question, found as written by BM25, is relevant however
+            # far the chunk's meaning is: embeddings barely see "SUP-19" or "Ingrid Solberg".
+            return similarity.get(i, 0.0) >= self.min_similarity or (
+                "keyword" in found[i] and _holds(chunks[i].text, exact))
+
         kept: list[str] = []
         for part in (order[:k], order[k:]):
             if len(kept) < k:
                 self._read_similarity(vector, [i for i in part if i not in similarity], similarity)
-                kept += [i for i in part if similarity.get(i, 0.0) >= self.min_similarity]
+                kept += [i for i in part if relevant(i)]
         return [_hit(chunks[i], fused[i], similarity.get(i, 0.0), found[i]) for i in kept[:k]]
 
     def empty(self) -> bool:
@@ -87,6 +96,22 @@ class Retriever:
         if ids:
             stored = self._vectors.vectors(ids)
             similarity.update((i, float(np.dot(query, v))) for i, v in stored.items())
+
+
+# Words of a question that name one thing: with a digit (XJ-4471, 2024), in capitals (HR-PL3,
+# VPN), or capitalized after the first word (Ingrid Solberg).
+_CODE = re.compile(r"(?<![\w-])(?:[\w-]*\d[\w-]*|[A-Z][A-Z0-9-]+)(?![\w-])")
+_NAME = re.compile(r"(?<=\s)[A-Z][a-z]+(?:-[A-Z][a-z]+)?(?![\w-])")
+
+
+def exact_terms(query: str) -> list[str]:
+    """The codes and names in `query`, as written."""
+    terms = _CODE.findall(query) + _NAME.findall(query)
+    return [t for t in dict.fromkeys(terms) if len(t.strip("-")) > 1]
+
+
+def _holds(text: str, terms: list[str]) -> bool:
+    return any(re.search(rf"(?<![\w-]){re.escape(t)}(?![\w-])", text) for t in terms)
 
 
 def collection_of(path: str) -> str:

@@ -141,11 +141,26 @@ def _any(words: list[str]) -> str:
     return " OR ".join(f'"{w}"' for w in words)
 
 
+# The words of a question that say nothing of its subject. Rare in policy text, BM25 would
+# weigh them high: "how" and "what" would pull in the one chunk that explains how to do what.
+_STOP_TEXT = """
+a about after all also am an and any are as at be been before but by can could did do does
+for from had has have how i if in into is it its may me might must my no not of on or our
+shall should so than that the their them then there these they this those to up us was we
+were what when where which who whom whose why will with would you your get got
+"""
+STOP_WORDS = frozenset(_STOP_TEXT.split())
+# Below this many chunks a fifth of them is a handful: the frequency rule would drop the very
+# words that tell a small library's documents apart.
+_SMALL_INDEX = 100
+
+
 def _telling(words: list[str], docs: dict[str, int], total: int) -> list[str]:
-    """Drops words found in more than a fifth of the chunks ("the", "policy" in a folder of
-    policies): they barely move BM25, yet make it score most of the index. If all are that
-    common, the rarest one stays."""
-    kept = [w for w in words if docs[w] <= total / 5]
+    """Drops stop words, and words found in more than a fifth of the chunks ("policy" in a
+    folder of policies): they barely move BM25, yet make it score most of the index. If all
+    are dropped, the rarest word stays."""
+    kept = [w for w in words if w not in STOP_WORDS
+            and (total < _SMALL_INDEX or docs[w] <= total / 5)]  # fmt: skip
     return kept or [min(words, key=docs.__getitem__)]
 
 
