@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from tests.e2e.conftest import Server
+from tests.rag.test_retrieve import TRAVEL
 
 FILES = 60
 
@@ -67,3 +68,35 @@ def test_the_documents_page_is_served_under_the_policy(server: Server) -> None:
     assert '<script src="/static/documents.js"' in page.text
     assert "<script>" not in page.text
     assert server.http.get("/static/documents.js", timeout=10).status_code == 200
+
+
+def test_answers_cite_the_documents_and_the_sources_open(server: Server) -> None:
+    folder = server.log.parent / "documents"
+    (folder / "finance").mkdir(exist_ok=True)
+    (folder / "finance/travel.md").write_text(TRAVEL)
+    wait_for("travel policy indexed",
+             lambda: statuses(server).get("finance/travel.md") == "indexed")  # fmt: skip
+    question = {"role": "user", "content": "How many days before departure must I book a flight?"}
+    reply = server.http.post("/v1/chat/completions", timeout=60, json={
+        "messages": [question], "max_tokens": 16, "collections": ["finance"]})  # fmt: skip
+    assert reply.status_code == 200
+    citations = reply.json()["choices"][0]["message"]["citations"]
+    assert citations[0]["source"] == "finance/travel.md"
+    assert citations[0]["heading"] == "Travel policy > Flights"
+    follow_up = server.http.post("/v1/chat/completions", timeout=60, json={
+        "messages": [{"role": "user", "content": "What is the daily allowance at home?"},
+                     {"role": "assistant", "content": "45 euros."},
+                     {"role": "user", "content": "and abroad?"}],
+        "max_tokens": 8, "collections": ["finance"]})  # fmt: skip
+    assert "60 euros abroad" in follow_up.json()["choices"][0]["message"]["citations"][0]["snippet"]
+    source = server.http.get("/api/documents/file/finance/travel.md")
+    assert source.status_code == 200
+    assert source.text == TRAVEL
+    outside = server.http.get("/api/documents/file/%2e%2e/server.log")
+    assert outside.status_code == 404
+    nothing = server.http.post("/v1/chat/completions", timeout=60, json={
+        "messages": [{"role": "user", "content": "What is the recipe for a chocolate cake?"}],
+        "max_tokens": 8})  # fmt: skip
+    message = nothing.json()["choices"][0]["message"]
+    assert message["citations"] == []
+    assert "documents don't cover" in message["content"]
