@@ -3,9 +3,12 @@ progress, the collections, and a document's file or indexed text, confined to th
 
 from __future__ import annotations
 
+import os
+import stat
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import msgspec
 
@@ -13,6 +16,8 @@ from appliance.errors import NotFound
 from appliance.store.catalog import Catalog, Document
 
 _OVERLAP_CHARS = 2000  # longer than any chunk overlap (documents.chunk_overlap tokens)
+_MIN_OVERLAP = 12  # shorter repeats are chance ("see the" + "exam"), not the chunks' overlap
+_PROC_FD = Path("/proc/self/fd").is_dir()
 
 
 class Passage(msgspec.Struct, frozen=True):
@@ -43,18 +48,26 @@ class DocumentLibrary:
                          if d.status == "indexed" and "/" in d.path)  # fmt: skip
         return dict(sorted(counts.items()))
 
-    def file(self, path: str) -> Path:
-        """The file of indexed document `path` (relative to the watched folder).
+    def open(self, path: str) -> BinaryIO:
+        """The file of indexed document `path` (relative to the watched folder), open.
 
-        Anything else is "not found": a path outside the folder, through a symlink, or one
-        the index does not hold (a hidden or skipped file).
+        Anything else is "not found": a path the index does not hold (outside the folder, a
+        hidden or skipped file), a symlink, or a file whose real place, read from the open
+        descriptor, is outside the folder (a link swapped in between check and open).
         """
         self._indexed(path)
         root = Path(self.watch_dir).resolve()
-        full = root.joinpath(*path.split("/"))
-        if full.is_symlink() or not full.resolve().is_relative_to(root) or not full.is_file():
-            raise NotFound(f"no document {path!r} in the watched folder")
-        return full
+        missing = NotFound(f"no document {path!r} in the watched folder")
+        try:
+            fd = os.open(root.joinpath(*path.split("/")), os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            raise missing from None
+        file = os.fdopen(fd, "rb")
+        real = Path(os.readlink(f"/proc/self/fd/{fd}")) if _PROC_FD else Path(file.name)
+        if not real.is_relative_to(root) or not stat.S_ISREG(os.fstat(fd).st_mode):
+            file.close()
+            raise missing
+        return file
 
     def passages(self, path: str) -> list[Passage]:
         """The document's text as it is indexed (redacted where the documents policy says
@@ -84,7 +97,7 @@ class DocumentLibrary:
 def _after_overlap(before: str, chunk: str) -> str:
     """`chunk` without the start it repeats from the end of `before` (chunks overlap)."""
     tail = before[-_OVERLAP_CHARS:]
-    for n in range(min(len(tail), len(chunk)), 0, -1):
+    for n in range(min(len(tail), len(chunk)), _MIN_OVERLAP - 1, -1):
         if tail.endswith(chunk[:n]):
             return chunk[n:]
     return " " + chunk

@@ -3,17 +3,23 @@ collections, and the sources that citations open."""
 
 from __future__ import annotations
 
-from typing import Literal
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, Literal
+from urllib.parse import quote
 
 import msgspec
 from litestar import get
 from litestar.params import FromPath
-from litestar.response import File
+from litestar.response import Stream
 
 from appliance.errors import Forbidden
 from appliance.ingest.library import Passage
 from appliance.web.auth import ADMIN
 from appliance.web.deps import ServicesDep, UserDep
+
+_BLOCK = 256 * 1024
 
 
 class DocumentView(msgspec.Struct, kw_only=True):
@@ -51,8 +57,8 @@ class DocumentText(msgspec.Struct, kw_only=True):
     passages: list[Passage]
 
 
-@get("/api/collections")
-async def list_collections(services: ServicesDep) -> dict[str, int]:
+@get("/api/collections", sync_to_thread=True)
+def list_collections(services: ServicesDep) -> dict[str, int]:
     """The collections (top-level subfolders) a question may be limited to, with their
     number of indexed documents."""
     return services.documents.collections()
@@ -67,16 +73,27 @@ def document_text(path: FromPath[str], services: ServicesDep) -> DocumentText:
 
 
 @get("/api/documents/file/{path:path}", sync_to_thread=True)
-def document_file(path: FromPath[str], services: ServicesDep, user: UserDep) -> File:
+def document_file(path: FromPath[str], services: ServicesDep, user: UserDep) -> Stream:
     """An indexed document's original file: PDF inline (a citation opens it at its page,
-    `#page=N`), other formats as a download. Never run on this origin: sandboxed, no sniffing.
-    Where documents are indexed redacted (pii.documents), only admins get the original."""
+    `#page=N`), other formats as a download that never runs on this origin (sandboxed, no
+    sniffing). Where documents are indexed redacted (pii.documents), only admins get it."""
     if services.chat.privacy.policy.documents == "redact" and user.role != "admin":
         raise Forbidden("documents are shown redacted here (pii.documents = redact); the "
                         "original file is for admins")  # fmt: skip
-    full = services.documents.file(path.lstrip("/"))
-    pdf = full.suffix.lower() == ".pdf"
-    return File(full, filename=full.name,
-                content_disposition_type="inline" if pdf else "attachment",
-                media_type="application/pdf" if pdf else "application/octet-stream",
-                headers={"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"})
+    file = services.documents.open(path.lstrip("/"))  # read from this descriptor only
+    name = Path(path).name
+    headers = {"X-Content-Type-Options": "nosniff",
+               "Content-Length": str(os.fstat(file.fileno()).st_size)}  # fmt: skip
+    if name.lower().endswith(".pdf"):  # the browser's PDF viewer: no sandbox, or no viewer
+        media, disposition = "application/pdf", "inline"
+    else:
+        media, disposition = "application/octet-stream", "attachment"
+        headers["Content-Security-Policy"] = "sandbox"
+    headers["Content-Disposition"] = f"{disposition}; filename*=UTF-8''{quote(name)}"
+    return Stream(_chunks(file), media_type=media, headers=headers)
+
+
+def _chunks(file: BinaryIO) -> Iterator[bytes]:
+    with file:
+        while block := file.read(_BLOCK):
+            yield block

@@ -118,11 +118,13 @@ def test_a_citation_opens_its_source(library: tuple[Client, Settings]) -> None:
     assert pdf.status_code == 200
     assert pdf.headers["content-type"] == "application/pdf"
     assert pdf.headers["content-disposition"].startswith("inline")
-    assert pdf.headers["content-security-policy"] == "sandbox"
+    assert pdf.headers["x-content-type-options"] == "nosniff"
+    assert pdf.content.startswith(b"%PDF")
     md = client.get("/api/documents/file/finance/travel.md")
     assert md.status_code == 200
     assert md.text.startswith("# Travel policy")
     assert md.headers["content-disposition"].startswith("attachment")
+    assert md.headers["content-security-policy"] == "sandbox"
     text = client.get("/api/documents/text/finance/travel.md").json()
     headings = [p["heading"] for p in text["passages"]]
     assert "Travel policy > Flights" in headings
@@ -158,6 +160,20 @@ def test_a_symlink_swapped_in_is_not_followed(library: tuple[Client, Settings]) 
     finally:
         leave.unlink()
         leave.write_bytes(saved)
+    # A folder on the way swapped for a link to a folder outside that has the same file name.
+    outside = settings.data_path.parent / "elsewhere"
+    (outside / "finance").mkdir(parents=True)
+    (outside / "finance/travel.md").write_text("# Outside\n\nNot in the folder.")
+    finance = settings.watch_path / "finance"
+    finance.rename(settings.watch_path / ".finance-away")
+    os.symlink(outside / "finance", finance)
+    try:
+        response = client.get("/api/documents/file/finance/travel.md")
+        assert response.status_code == 404
+        assert "Not in the folder" not in response.text
+    finally:
+        finance.unlink()
+        (settings.watch_path / ".finance-away").rename(finance)
 
 
 def test_employees_open_sources_too(library: tuple[Client, Settings]) -> None:
