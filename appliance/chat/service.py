@@ -154,15 +154,23 @@ class ChatService:
 
     # ---- answers ------------------------------------------------------------------------
 
-    def _ground(self, history: tuple[ChatMessage, ...], question: str, searched: str,
-                params: SamplingParams, collections: tuple[str, ...]) -> Grounded:  # fmt: skip
+    def _ground(self, history: tuple[ChatMessage, ...], question: str,
+                typed: tuple[ChatMessage, ...], params: SamplingParams,
+                collections: tuple[str, ...]) -> Grounded:  # fmt: skip
         """The messages for the model, with sources when documents answer (a thread: this
-        embeds the question and tokenizes the prompt)."""
+        embeds the question and tokenizes the prompt). `typed`: the conversation, the
+        question last, as the user wrote it (personal data in place), to search with."""
         if self._grounding is None:
             return Grounded(kind="plain", messages=(*history, ChatMessage("user", question)),
                             citations=[], query="")  # fmt: skip
         return self._grounding.ground(history, question, max_tokens=params.max_tokens,
-                                      collections=collections, searched=searched)  # fmt: skip
+                                      collections=collections, searched=typed[-1].content,
+                                      searched_history=typed[:-1])  # fmt: skip
+
+    def _typed(self, conversation_id: str, messages: list[Message]) -> tuple[ChatMessage, ...]:
+        """Stored turns with the placeholders of personal data put back, where still known."""
+        return tuple(ChatMessage(m.role, self.privacy.shown(conversation_id, m.content)[0])  # type: ignore[arg-type]
+                     for m in messages)  # fmt: skip
 
     async def complete(
         self, user_id: int | None, messages: tuple[ChatMessage, ...], params: SamplingParams,
@@ -191,7 +199,7 @@ class ChatService:
         self, key: str, messages: tuple[ChatMessage, ...], params: SamplingParams,
         collections: tuple[str, ...],
     ) -> AsyncGenerator[Sources | Event, None]:  # fmt: skip
-        typed = messages[-1].content
+        typed = messages
         if self.privacy.policy.prompts != "off":  # nothing is stored here: else no analysis
             messages = await asyncio.to_thread(self._for_model, key, messages)  # spaCy: a thread
         if messages[-1].role == "user":
@@ -235,6 +243,7 @@ class ChatService:
         messages = self._store.messages(conversation_id)
         stored = [m.content for m in messages]
         earlier = self._history(conversation_id, messages)
+        typed = (*self._typed(conversation_id, messages), ChatMessage("user", content))
         prepared: list[Prepared] = []
 
         async def ground() -> Grounded:
@@ -242,7 +251,7 @@ class ChatService:
             prepared.append(await asyncio.to_thread(self.privacy.prepare, conversation_id,
                                                     content, stored))  # fmt: skip
             return await asyncio.to_thread(self._ground, earlier, prepared[0].model_text,
-                                           content, params, collections)  # fmt: skip
+                                           typed, params, collections)  # fmt: skip
 
         def accept() -> Shown:
             if not earlier:
@@ -264,10 +273,13 @@ class ChatService:
         if not history or history[-1].role != "user":
             raise InvalidRequest("there is no question to answer again", param="conversation")
 
+        typed = self._typed(conversation_id, self._store.messages(conversation_id))
+        while typed and typed[-1].role == "assistant":
+            typed = typed[:-1]
+
         async def ground() -> Grounded:
-            question = history[-1].content
-            return await asyncio.to_thread(self._ground, history[:-1], question, question,
-                                           params, collections)  # fmt: skip
+            return await asyncio.to_thread(self._ground, history[:-1], history[-1].content,
+                                           typed, params, collections)  # fmt: skip
 
         def accept() -> None:
             self._store.drop_trailing_assistant(conversation_id)

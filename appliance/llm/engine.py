@@ -65,12 +65,13 @@ class Engine(Protocol):
     def info(self) -> EngineInfo: ...
 
     def count_tokens(self, messages: tuple[ChatMessage, ...]) -> int:
-        """Prompt tokens of these messages through the model's chat template; blocks while
-        the model loads. For sizing a prompt before it is submitted."""
+        """Prompt tokens of these messages through the model's chat template, for sizing a
+        prompt before it is submitted; EngineBusy while the model loads."""
         ...
 
     def context_size(self) -> int:
-        """The model's context window in tokens (prompt plus answer); blocks while loading."""
+        """The model's context window in tokens (prompt plus answer); EngineBusy while the
+        model loads."""
         ...
 
 
@@ -184,11 +185,12 @@ class ThreadedEngine:
         return self._backend.n_ctx
 
     def _loaded(self) -> None:
-        while not self._ready.wait(0.1):
-            if self._load_error is not None:
-                raise ModelError(self._load_error)
-            if not self._thread.is_alive():
-                raise ModelError("the engine is not running")
+        """Refuses at once rather than holding a worker thread until the model is loaded."""
+        if self._ready.is_set():
+            return
+        if self._load_error is not None:
+            raise ModelError(self._load_error)
+        raise EngineBusy("the model is still loading; retry in a moment")
 
     def _run(self) -> None:
         try:

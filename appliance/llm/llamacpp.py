@@ -29,6 +29,9 @@ from appliance.llm.types import (
 
 log = logging.getLogger(__name__)
 
+# A user-defined token that reads as a role or turn marker: <|im_start|>, [INST], <start_of_turn>.
+_MARKER = re.compile(r"<\|[^\s]+\|>|\[/?[A-Z_]+\]|<[a-z_]*(?:turn|role|header|system|user|"
+                     r"assistant)[a-z_]*>")
 # create_chat_completion's sampling defaults, so answers follow llama-cpp-python's own.
 _TOP_K, _MIN_P, _REPEAT_PENALTY = 40, 0.05, 1.0
 
@@ -66,11 +69,17 @@ class LlamaCppBackend:
         """The texts of the model's control tokens (`<|im_start|>`, `[INST]`...), which the
         tokenizer would turn into real role markers if a message contained them."""
         vocab = self._llama._model.vocab
-        special = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
-        texts = {llama_cpp.llama_vocab_get_text(vocab, i).decode("utf-8", "replace")
-                 for i in range(llama_cpp.llama_vocab_n_tokens(vocab))
-                 if llama_cpp.llama_vocab_get_attr(vocab, i) & special}  # fmt: skip
-        texts = {t for t in texts if len(t) > 1}
+        control, user = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL, llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
+        texts: set[str] = set()
+        for i in range(llama_cpp.llama_vocab_n_tokens(vocab)):
+            attr = llama_cpp.llama_vocab_get_attr(vocab, i)
+            if attr & (control | user):
+                text = llama_cpp.llama_vocab_get_text(vocab, i).decode("utf-8", "replace")
+                # User-defined tokens are sometimes plain text (whitespace runs, HTML tags):
+                # only those shaped like markers are broken; control tokens always are.
+                if len(text) > 1 and not text.isspace() and (
+                        attr & control or _MARKER.fullmatch(text)):
+                    texts.add(text)
         if not texts:
             return None
         return re.compile("|".join(re.escape(t) for t in sorted(texts, key=len, reverse=True)))

@@ -46,22 +46,33 @@ class Grounded(msgspec.Struct, frozen=True, kw_only=True):
     answer: str = ""
 
 
-# A question that leans on the one before it: short, opening with a connective, or pointing
-# back with a pronoun. It is searched together with the previous question.
+# A question that leans on the one before it: very short, opening with a connective, or short
+# and pointing back with a pronoun. It is searched together with the question it follows (and
+# that one's own, when it was a follow-up too).
 _CONNECTIVE = re.compile(r"^\W*(and|but|or|also|so|then|what about|how about|same)\b", re.I)
 _POINTER = re.compile(r"\b(it|its|that|this|those|these|they|them|their|he|she|his|her)\b", re.I)
-_SHORT_WORDS = 5
+_SHORT_WORDS, _POINTING_WORDS, _CHAIN = 4, 8, 3
 # A tag in quoted text that would open or close a source element early.
 _TAG = re.compile(r"<(\s*/?\s*source)", re.I)
 
 
+def is_follow_up(question: str) -> bool:
+    words = len(question.split())
+    return bool(words <= _SHORT_WORDS or _CONNECTIVE.match(question)
+                or (words <= _POINTING_WORDS and _POINTER.search(question)))  # fmt: skip
+
+
 def search_query(question: str, history: Sequence[ChatMessage]) -> str:
-    """What to search for `question`: alone, or after the previous question for a follow-up."""
-    earlier = [m.content for m in history if m.role == "user"]
-    q = question.strip()
-    if earlier and (len(q.split()) <= _SHORT_WORDS or _CONNECTIVE.match(q) or _POINTER.search(q)):
-        return f"{earlier[-1].strip()} {q}"
-    return q
+    """What to search for `question`: alone, or, for a follow-up, after the questions it
+    follows, back to the last one that was not a follow-up itself (at most three)."""
+    earlier = [m.content.strip() for m in history if m.role == "user"]
+    parts = [question.strip()]
+    if earlier and is_follow_up(parts[0]):
+        for before in reversed(earlier[-_CHAIN:]):
+            parts.insert(0, before)
+            if not is_follow_up(before):
+                break
+    return " ".join(parts)
 
 
 def frame(question: str, citations: Sequence[tuple[Citation, str]]) -> str:
@@ -103,17 +114,20 @@ class Grounding:
     def ground(
         self, history: tuple[ChatMessage, ...], question: str, *, max_tokens: int,
         collections: Sequence[str] = (), searched: str | None = None,
+        searched_history: Sequence[ChatMessage] | None = None,
     ) -> Grounded:  # fmt: skip
         """The messages for the model to answer `question` after `history`.
 
-        `question` is the text the model sees; `searched` the text to search with when it
-        differs (the question as typed, where the model gets placeholders for personal data).
+        `question` and `history` are the text the model sees; `searched` and
+        `searched_history` the same as the user wrote them, when they differ (the model gets
+        placeholders for personal data; search runs here and needs the words).
         """
         plain = (*history, ChatMessage("user", question))
         s = self._settings
         if s.mode == "off" or self._retriever.empty():
             return Grounded(kind="plain", messages=plain, citations=[], query="")
-        query = search_query(searched if searched is not None else question, history)
+        query = search_query(question if searched is None else searched,
+                             history if searched_history is None else searched_history)
         hits = self._retriever.search(query, s.k, collections)
         if not hits:
             if s.mode == "general":

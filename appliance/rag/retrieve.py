@@ -13,9 +13,10 @@ import numpy as np
 
 from appliance.embed.embedder import Embedder
 from appliance.store.catalog import Catalog, StoredChunk
-from appliance.store.keywords import KeywordIndex
+from appliance.store.keywords import STOP_WORDS, KeywordIndex
 from appliance.store.vectors import VectorIndex
 
+_SCOPED = 10  # candidates are multiplied by this when collections limit a search
 RRF_K = 60  # the usual constant of reciprocal rank fusion: damps the head of each list
 SNIPPET_CHARS = 240
 
@@ -47,15 +48,17 @@ class Retriever:
 
     def search(self, query: str, k: int, collections: Sequence[str] = ()) -> list[Hit]:
         """The `k` best chunks for `query` that clear the relevance floor, best first;
-        `collections` (top-level subfolders) limits where they may come from."""
+        `collections` (top-level subfolders) limits where they may come from (each retriever
+        then offers more candidates, as the others' chunks are left out after ranking)."""
+        candidates = self._candidates * (_SCOPED if collections else 1)
         vector = self._embedder.embed([query])[0]
         # A retriever weighted 0 is not asked at all. The vector query runs in a thread beside
         # the keyword ranking: Chroma holds the GIL while it searches, SQLite lets it go while
         # it ranks (so the quick part of the keyword search comes first).
         terms = self._keywords.terms(query) if self._weights["keyword"] else None
-        nearest = (self._pool.submit(self._vectors.query, vector, self._candidates)
+        nearest = (self._pool.submit(self._vectors.query, vector, candidates)
                    if self._weights["vector"] else None)  # fmt: skip
-        keyword = ([i for i, _ in self._keywords.ranked(terms, self._candidates)]
+        keyword = ([i for i, _ in self._keywords.ranked(terms, candidates)]
                    if terms is not None else [])  # fmt: skip
         distances = dict(nearest.result()) if nearest else {}
         ranked = {"vector": list(distances), "keyword": keyword}
@@ -98,16 +101,18 @@ class Retriever:
             similarity.update((i, float(np.dot(query, v))) for i, v in stored.items())
 
 
-# Words of a question that name one thing: with a digit (XJ-4471, 2024), in capitals (HR-PL3,
-# VPN), or capitalized after the first word (Ingrid Solberg).
-_CODE = re.compile(r"(?<![\w-])(?:[\w-]*\d[\w-]*|[A-Z][A-Z0-9-]+)(?![\w-])")
-_NAME = re.compile(r"(?<=\s)[A-Z][a-z]+(?:-[A-Z][a-z]+)?(?![\w-])")
+# Words of a question that name one thing: hyphenated with a capital or digit (XJ-4471, HR-PL3),
+# letters with digits (ISO9001), three or more capitals (VPN), or capitalized inside a sentence
+# (Ingrid Solberg).
+_CODE = re.compile(r"(?<![\w-])(?:(?=[\w-]*[A-Z\d])[A-Za-z\d]+(?:-[A-Za-z\d]+)+"
+                   r"|(?=[\w-]*[A-Za-z])(?=[\w-]*\d)[A-Za-z\d]+|[A-Z]{3,})(?![\w-])")
+_NAME = re.compile(r"(?<![.?!:;\s])\s+([A-Z][a-z]+(?:-[A-Z][a-z]+)?)(?![\w-])")
 
 
 def exact_terms(query: str) -> list[str]:
-    """The codes and names in `query`, as written."""
-    terms = _CODE.findall(query) + _NAME.findall(query)
-    return [t for t in dict.fromkeys(terms) if len(t.strip("-")) > 1]
+    """The codes and names in `query`, as written (a capitalized stop word is no name)."""
+    names = [n for n in _NAME.findall(query) if n.lower() not in STOP_WORDS]
+    return list(dict.fromkeys(_CODE.findall(query) + names))
 
 
 def _holds(text: str, terms: list[str]) -> bool:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.response import Stream
 
 from appliance.chat.service import ChatEvent, Finished, Shown, Sources, Started
+from appliance.errors import ApplianceError
 from appliance.llm.types import TokenEvent
 from appliance.services import Services
 from appliance.store.conversations import Conversation
@@ -32,6 +34,8 @@ from appliance.web.schemas import (
 )
 from appliance.web.sse import sse
 from appliance.web.streaming import event_stream, first_event
+
+T = TypeVar("T")
 
 # How often the page gets the streamed answer rendered as Markdown; each render re-parses the
 # whole answer so far, so this bounds the cost to a few parses a second.
@@ -93,10 +97,10 @@ class ConversationController(Controller):
         data: JSONBody[PostMessage], services: ServicesDep, llm_settings: LlmDep, user: UserDep,
     ) -> Stream:  # fmt: skip
         params = data.params(llm_settings)
-        events = services.chat.reply(user.id, conversation_id, data.content, params,
-                                     tuple(data.collections))  # fmt: skip
-        first = await first_event(request, events)
-        _audited(request, services, user, conversation_id, "chat", first)
+        start = partial(services.chat.reply, user.id, conversation_id, data.content, params,
+                        tuple(data.collections))  # fmt: skip
+        first, events = await audited_first(request, services, user, conversation_id, "chat",
+                                            start)  # fmt: skip
         return event_stream(_sse(first, events))
 
     @post("/{conversation_id:str}/regenerate", status_code=200)
@@ -104,27 +108,34 @@ class ConversationController(Controller):
         self, request: Request[Any, Any, Any], conversation_id: PathId,
         data: JSONBody[Regenerate], services: ServicesDep, llm_settings: LlmDep, user: UserDep,
     ) -> Stream:  # fmt: skip
-        events = services.chat.regenerate(user.id, conversation_id, data.params(llm_settings),
-                                          tuple(data.collections))  # fmt: skip
-        first = await first_event(request, events)
-        _audited(request, services, user, conversation_id, "chat.regenerate", first)
+        start = partial(services.chat.regenerate, user.id, conversation_id,
+                        data.params(llm_settings), tuple(data.collections))  # fmt: skip
+        first, events = await audited_first(request, services, user, conversation_id,
+                                            "chat.regenerate", start)  # fmt: skip
         return event_stream(_sse(first, events))
 
 
-def _audited(request: Request[Any, Any, Any], services: Services, user: User, target: str,
-             action: str, first: ChatEvent) -> None:  # fmt: skip
-    if isinstance(first, Started):
-        audit_chat(request, services, user, target, action, first.sources)
-
-
-def audit_chat(request: Request[Any, Any, Any], services: Services, user: User, target: str,
-               action: str, sources: Sources) -> None:  # fmt: skip
-    """Who asked, how (session or API key), and the documents the answer was given; never
-    what was asked."""
+async def audited_first(
+    request: Request[Any, Any, Any], services: Services, user: User, target: str, action: str,
+    start: Callable[[], AsyncGenerator[T, None]],
+) -> tuple[T, AsyncGenerator[T, None]]:  # fmt: skip
+    """Starts an answer and waits for its first event. The audit log records who asked, how
+    (session or API key), and the documents the answer was given, or why it was refused;
+    never what was asked."""
     via = "api key" if request.state.identity.session is None else "session"
-    documents = sorted({c.source for c in sources.citations})
-    services.audit.record(user.name, action, target,
-                          f"via {via}; {sources.kind}; documents {documents}")  # fmt: skip
+    try:
+        events = start()
+        first = await first_event(request, events)
+    except ApplianceError as exc:
+        refused = f"via {via}; refused ({type(exc).__name__})"
+        services.audit.record(user.name, action, target, refused)
+        raise
+    sources = first.sources if isinstance(first, Started) else first
+    if isinstance(sources, Sources):
+        documents = sorted({c.source for c in sources.citations})
+        services.audit.record(user.name, action, target,
+                              f"via {via}; {sources.kind}; documents {documents}")  # fmt: skip
+    return first, events
 
 
 async def _sse(

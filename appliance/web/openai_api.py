@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
+from functools import partial
 from typing import Any, cast
 
 from litestar import Controller, Request, get, post
@@ -14,7 +15,7 @@ from litestar.response import Stream
 from appliance.chat.service import Sources
 from appliance.llm.types import DoneEvent, Event, TokenEvent
 from appliance.rag.answer import Citation
-from appliance.web.conversations import audit_chat
+from appliance.web.conversations import audited_first
 from appliance.web.deps import JSONBody, LlmDep, ServicesDep, UserDep
 from appliance.web.disconnect import until_disconnect
 from appliance.web.errors import describe
@@ -52,11 +53,10 @@ class OpenAIController(Controller):
         user: UserDep,
     ) -> ChatCompletion | Stream:
         params = data.params(llm_settings, data.max_completion_tokens)
-        events = services.chat.complete(user.id, data.chat_messages(), params,
-                                        tuple(data.collections))  # fmt: skip
-        sources = await first_event(request, events)
+        start = partial(services.chat.complete, user.id, data.chat_messages(), params,
+                        tuple(data.collections))  # fmt: skip
+        sources, events = await audited_first(request, services, user, "api", "chat", start)
         assert isinstance(sources, Sources)  # noqa: S101 - complete() starts with them
-        audit_chat(request, services, user, "api", "chat", sources)
         answer = cast(AsyncGenerator[Event, None], events)  # the rest: the engine's events
         first = await first_event(request, answer)
         model = services.model_ids[0]

@@ -140,3 +140,11 @@ def test_full_queue_refuses_with_engine_busy(engine: ThreadedEngine) -> None:
 
     asyncio.run(scenario())
     assert run(engine, request("Hi", max_tokens=2))[-1].finish_reason in ("length", "stop")  # type: ignore[union-attr]
+
+
+def test_prompt_sizing_is_refused_at_once_while_the_model_loads(model_path: Path) -> None:
+    waiting = ThreadedEngine(LlamaCppBackend(model_path, "smollm2", llm_settings()), queue_size=1)
+    with pytest.raises(EngineBusy, match="still loading"):
+        waiting.count_tokens((ChatMessage("user", "Hello"),))
+    with pytest.raises(EngineBusy):
+        waiting.context_size()

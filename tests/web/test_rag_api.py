@@ -204,3 +204,38 @@ def test_with_redacted_documents_only_admins_get_originals(tmp_path: Path) -> No
         assert client.get("/api/documents/file/travel.md", headers=employee).status_code == 403
         assert client.get("/api/documents/text/travel.md", headers=employee).status_code == 200
         assert client.get("/api/documents/file/travel.md").status_code == 200
+
+
+def test_names_the_model_sees_as_placeholders_are_searched_as_written(tmp_path: Path) -> None:
+    import msgspec
+
+    from tests.conftest import make_settings
+
+    base = make_settings(tmp_path / "data")
+    settings = msgspec.structs.replace(base, pii=msgspec.structs.replace(base.pii,
+                                                                         prompts="pseudonymize"))
+    settings.watch_path.mkdir(parents=True)
+    (settings.watch_path / "desk.md").write_text(
+        "# Travel desk\n\nIngrid Solberg runs the travel desk and signs off every trip abroad.")
+    (settings.watch_path / "leave.md").write_text(LEAVE)
+    with running_app(settings) as client:
+        deadline = time.monotonic() + 120
+        while client.get("/api/documents").json()["counts"]["indexed"] < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        done = ask(client, "What does Ingrid Solberg do?")
+        assert [c["source"] for c in done["citations"]][:1] == ["desk.md"]
+        url = f"/api/conversations/{done['conversation_id']}/regenerate"
+        with client.stream("POST", url, json={"max_tokens": 8, "temperature": 0}) as r:
+            again = sse_events(r.iter_lines())[-1][1]
+        assert again["citations"] == done["citations"]
+
+
+def test_a_refused_chat_is_audited_too(library: tuple[Client, Settings]) -> None:
+    client, _ = library
+    conv = client.post("/api/conversations", json={}).json()
+    url = f"/api/conversations/{conv['id']}/messages"
+    assert client.post(url, json={"content": "   "}).status_code == 400
+    record = client.get("/api/audit", params={"action": "chat"}).json()[0]
+    assert record["target"] == conv["id"]
+    assert record["detail"] == "via api key; refused (InvalidRequest)"
