@@ -174,17 +174,17 @@ class ChatService:
 
     async def complete(
         self, user_id: int | None, messages: tuple[ChatMessage, ...], params: SamplingParams,
-        collections: tuple[str, ...] = (),
+        collections: tuple[str, ...] = (), documents: bool = True,
     ) -> AsyncGenerator[Sources | Event, None]:
         """A stateless completion (the OpenAI API): the sources, then engine events; nothing
-        is stored."""
+        is stored. `documents=False`: no retrieval, whatever rag.mode says."""
         if not messages:
             raise InvalidRequest("messages must not be empty", param="messages")
         self._check_size(sum(len(m.content) for m in messages), "messages")
         key = f"request-{uuid.uuid4().hex}"  # pseudonyms live as long as the request
         try:
             with self._limits.request(user_id):
-                async for event in self._complete(key, messages, params, collections):
+                async for event in self._complete(key, messages, params, collections, documents):
                     yield event
         finally:
             self.privacy.forget(key)
@@ -197,12 +197,12 @@ class ChatService:
 
     async def _complete(
         self, key: str, messages: tuple[ChatMessage, ...], params: SamplingParams,
-        collections: tuple[str, ...],
+        collections: tuple[str, ...], documents: bool,
     ) -> AsyncGenerator[Sources | Event, None]:  # fmt: skip
         typed = messages
         if self.privacy.policy.prompts != "off":  # nothing is stored here: else no analysis
             messages = await asyncio.to_thread(self._for_model, key, messages)  # spaCy: a thread
-        if messages[-1].role == "user":
+        if documents and messages[-1].role == "user":
             grounded = await asyncio.to_thread(self._ground, messages[:-1], messages[-1].content,
                                                typed, params, collections)  # fmt: skip
         else:

@@ -54,7 +54,7 @@ class OpenAIController(Controller):
     ) -> ChatCompletion | Stream:
         params = data.params(llm_settings, data.max_completion_tokens)
         start = partial(services.chat.complete, user.id, data.chat_messages(), params,
-                        tuple(data.collections))  # fmt: skip
+                        tuple(data.collections), data.documents)  # fmt: skip
         sources, events = await audited_first(request, services, user, "api", "chat", start)
         assert isinstance(sources, Sources)  # noqa: S101 - complete() starts with them
         answer = cast(AsyncGenerator[Event, None], events)  # the rest: the engine's events

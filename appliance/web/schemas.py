@@ -90,6 +90,7 @@ class ChatCompletionRequest(Sampling, kw_only=True):
     max_completion_tokens: MaxTokens | None = None
     n: Annotated[int, Meta(ge=1, le=1)] = 1
     collections: Collections = msgspec.field(default_factory=list)  # an extension of OpenAI's
+    documents: bool = True  # an extension: false answers without retrieval (plain chat)
 
     def chat_messages(self) -> tuple[ChatMessage, ...]:
         return tuple(m.to_chat(i) for i, m in enumerate(self.messages))

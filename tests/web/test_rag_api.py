@@ -110,6 +110,10 @@ def test_the_openai_api_returns_citations(library: tuple[Client, Settings]) -> N
     assert len(last) == 1
     assert last[0]["citations"][0]["source"] == "finance/travel.md"
     assert all("citations" not in c for c in chunks if c is not last[0])
+    plain = {**body, "messages": [{"role": "user", "content": ELSEWHERE}], "documents": False}
+    message = client.post("/v1/chat/completions", json=plain).json()["choices"][0]["message"]
+    assert message["citations"] == []
+    assert "documents don't cover" not in message["content"]  # the model answered
 
 
 def test_a_citation_opens_its_source(library: tuple[Client, Settings]) -> None:

@@ -452,7 +452,8 @@ async function start() {
   bind();
   fetch("/v1/models").then((r) => r.json()).then((m) => { $("model").textContent = m.data[0].id; })
     .catch(() => {});
-  fetch("/api/privacy").then((r) => r.json()).then(privacyNotice).catch(() => {});
+  // The policy decides where citations link (originals or the redacted view): known first.
+  await fetch("/api/privacy").then((r) => r.json()).then(privacyNotice).catch(() => {});
   loadCollections().catch(() => {});
   const id = location.hash.slice(1);
   if (id) {

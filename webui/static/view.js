@@ -32,15 +32,20 @@ function cited(passages, params) {
 async function show() {
   const params = new URLSearchParams(location.search);
   const path = params.get("path") || "";
+  if (path.split("/").some((part) => part === ".." || part === ".")) throw new Error(`no document ${path}`);
   $("path").textContent = path;
   document.title = `${path} · Appliance`;
   const encoded = path.split("/").map(encodeURIComponent).join("/");
   const view = await call(`/api/documents/text/${encoded}`);
   const nodes = view.passages.map(passageNode);
   $("passages").replaceChildren(...nodes);
-  const original = $("original");
-  original.href = `/api/documents/file/${encoded}${params.get("page") ? `#page=${params.get("page")}` : ""}`;
-  original.hidden = false;
+  // The original file, where this user may have it (admins, or documents indexed as written).
+  const [me, policy] = await Promise.all([call("/api/me"), call("/api/privacy")]);
+  if (policy.documents !== "redact" || me.role === "admin") {
+    const original = $("original");
+    original.href = `/api/documents/file/${encoded}${params.get("page") ? `#page=${params.get("page")}` : ""}`;
+    original.hidden = false;
+  }
   const at = cited(view.passages, params);
   if (at >= 0) {
     nodes[at].classList.add("cited");
