@@ -148,16 +148,28 @@ class Grounding:
             prompt.append(turns.pop(0).content)
         system = ChatMessage("system", "\n\n".join(prompt))
         used = [(_citation(n, hit), hit.text) for n, hit in enumerate(hits, start=1)]
-        while True:
-            messages = (system, *turns, ChatMessage("user", frame(question, used)))
-            if self._count(messages) <= budget or not (turns or used):
-                break
-            if turns:
-                del turns[:2]  # a question and its answer: roles keep alternating
+        # The ways to shorten the prompt, from keeping most to keeping least: drop the oldest
+        # question-and-answer pairs, then the weakest sources. Each is shorter than the one
+        # before, so the first that fits is found by bisection (a few tokenizations, however
+        # long the conversation).
+        cuts = [(min(2 * i, len(turns)), len(used)) for i in range((len(turns) + 1) // 2 + 1)]
+        cuts += [(len(turns), n) for n in range(len(used) - 1, -1, -1)]
+
+        def prompt_at(i: int) -> tuple[ChatMessage, ...]:
+            dropped, kept = cuts[i]
+            return (system, *turns[dropped:], ChatMessage("user", frame(question, used[:kept])))
+
+        low, high = 0, len(cuts) - 1  # if even the last does not fit, the engine says so
+        if self._count(prompt_at(0)) > budget:  # the usual case, everything fits: one count
+            low = 1
+        while low < high:
+            mid = (low + high) // 2
+            if self._count(prompt_at(mid)) <= budget:
+                high = mid
             else:
-                used.pop()
-        return Grounded(kind="documents", messages=messages, citations=[c for c, _ in used],
-                        query=query)  # fmt: skip
+                low = mid + 1
+        return Grounded(kind="documents", messages=prompt_at(low),
+                        citations=[c for c, _ in used[: cuts[low][1]]], query=query)  # fmt: skip
 
     def _not_covered(self, query: str, collections: Sequence[str]) -> str:
         where = ("the collections " + ", ".join(collections)) if collections else "all documents"
