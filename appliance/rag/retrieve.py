@@ -13,10 +13,11 @@ import numpy as np
 
 from appliance.embed.embedder import Embedder
 from appliance.store.catalog import Catalog, StoredChunk
-from appliance.store.keywords import STOP_WORDS, KeywordIndex
+from appliance.store.keywords import STOP_WORDS, KeywordIndex, Terms
 from appliance.store.vectors import VectorIndex
 
 _SCOPED = 10  # candidates are multiplied by this when collections limit a search
+_MOST = 5000  # ... up to about this many
 RRF_K = 60  # the usual constant of reciprocal rank fusion: damps the head of each list
 SNIPPET_CHARS = 240
 
@@ -48,14 +49,24 @@ class Retriever:
 
     def search(self, query: str, k: int, collections: Sequence[str] = ()) -> list[Hit]:
         """The `k` best chunks for `query` that clear the relevance floor, best first;
-        `collections` (top-level subfolders) limits where they may come from (each retriever
-        then offers more candidates, as the others' chunks are left out after ranking)."""
-        candidates = self._candidates * (_SCOPED if collections else 1)
+        `collections` (top-level subfolders) limits where they may come from: the others'
+        chunks are left out after ranking, so each retriever then offers ten times the
+        candidates, and ten times more again while too few are in scope and more may be."""
         vector = self._embedder.embed([query])[0]
+        terms = self._keywords.terms(query) if self._weights["keyword"] else None
+        candidates = self._candidates * (_SCOPED if collections else 1)
+        while True:
+            hits, more = self._ranked(query, vector, terms, k, collections, candidates)
+            if len(hits) >= k or not (collections and more) or candidates >= _MOST:
+                return hits
+            candidates *= _SCOPED
+
+    def _ranked(self, query: str, vector: np.ndarray, terms: Terms | None, k: int,
+                collections: Sequence[str], candidates: int) -> tuple[list[Hit], bool]:  # fmt: skip
+        """The hits among each retriever's `candidates` best, and whether either had more."""
         # A retriever weighted 0 is not asked at all. The vector query runs in a thread beside
         # the keyword ranking: Chroma holds the GIL while it searches, SQLite lets it go while
         # it ranks (so the quick part of the keyword search comes first).
-        terms = self._keywords.terms(query) if self._weights["keyword"] else None
         nearest = (self._pool.submit(self._vectors.query, vector, candidates)
                    if self._weights["vector"] else None)  # fmt: skip
         keyword = ([i for i, _ in self._keywords.ranked(terms, candidates)]
@@ -87,7 +98,9 @@ class Retriever:
             if len(kept) < k:
                 self._read_similarity(vector, [i for i in part if i not in similarity], similarity)
                 kept += [i for i in part if relevant(i)]
-        return [_hit(chunks[i], fused[i], similarity.get(i, 0.0), found[i]) for i in kept[:k]]
+        more = max(len(keyword), len(distances)) >= candidates
+        hits = [_hit(chunks[i], fused[i], similarity.get(i, 0.0), found[i]) for i in kept[:k]]
+        return hits, more
 
     def empty(self) -> bool:
         """True while no chunk is indexed at all (nothing to ground an answer on)."""

@@ -80,3 +80,15 @@ def test_the_keyword_index_follows_the_catalog(world: World) -> None:
     world.pipeline.sync("finance/codes.md")
     assert keywords.search("cafeteria renovation", 3) == []
     assert keywords.search('"); DROP TABLE chunks; --', 3) == []  # no FTS syntax from users
+
+
+def test_a_small_collection_is_found_under_a_large_one(world: World) -> None:
+    for n in range(30):
+        world.write(f"big/travel-{n}.md", f"# Trip {n}\n\nHow many days before departure "
+                                          f"must I book a flight for trip {n}? Ten days.")
+    world.write("tiny/flights.md", "# Interns\n\nInterns have their air travel arranged by "
+                                   "HR, three days ahead.")
+    world.pipeline.reconcile()
+    question = "How many days before departure must I book a flight?"
+    scoped = retriever(world, candidates=2).search(question, 3, ["tiny"])
+    assert [h.source for h in scoped] == ["tiny/flights.md"]
