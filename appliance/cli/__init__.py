@@ -121,7 +121,7 @@ def _toml_value(value: object) -> str:
 def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     import uvicorn  # only `serve` pays for the server imports
 
-    from appliance.pii.logs import redact_logs
+    from appliance.pii.logs import PLAIN, redact_logs
     from appliance.web.app import create_app
     from appliance.wiring import build_services
 
@@ -139,7 +139,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
         log_level=settings.web.log_level, timeout_graceful_shutdown=5,
     )  # fmt: skip
     log.info("appliance %s: chat page on http://%s:%d/", __version__, host,
-             sock.getsockname()[1])  # fmt: skip
+             sock.getsockname()[1], extra={PLAIN: True})  # fmt: skip
     if token := services.accounts.setup_token():
         link = f"http://{host}:{sock.getsockname()[1]}/setup#{token}"
         print(f"appliance: no account exists yet. Open {link} to create the first admin; "

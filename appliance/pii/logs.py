@@ -6,6 +6,9 @@ import logging
 import threading
 from collections.abc import Callable
 
+# `extra={PLAIN: True}` on a record that holds no user data: it is written as it is.
+PLAIN = "no_personal_data"
+
 
 class RedactingFilter(logging.Filter):
     """Install on the handlers: records of every logger (ours, uvicorn's, libraries') pass."""
@@ -16,6 +19,8 @@ class RedactingFilter(logging.Filter):
         self._busy = threading.local()  # the redactor's own log records, made while redacting
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, PLAIN, False):  # the operator's own settings, e.g. the address served
+            return True
         if getattr(self._busy, "on", False):
             return record.levelno >= logging.WARNING  # the redactor's chatter, not user text
         self._busy.on = True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import logging
 
-from appliance.pii.logs import RedactingFilter
+from appliance.pii.logs import PLAIN, RedactingFilter
 from appliance.pii.redactor import Redactor
 
 
@@ -18,6 +18,7 @@ def test_log_lines_carry_no_personal_data(redactor: Redactor) -> None:
     log.propagate = False
     try:
         log.warning("indexing %s failed", "Letter to Maria Garcia.pdf")
+        log.warning("serving on http://%s:%d/", "127.0.0.1", 8080, extra={PLAIN: True})
         try:
             raise ValueError("cannot parse maria.garcia@example.com")
         except ValueError:
@@ -27,5 +28,6 @@ def test_log_lines_carry_no_personal_data(redactor: Redactor) -> None:
     text = out.getvalue()
     assert "indexing Letter to <PERSON" in text
     assert "ValueError" in text  # the traceback is still there
+    assert "serving on http://127.0.0.1:8080/" in text  # a setting, not personal data
     for raw in ("Maria Garcia", "maria.garcia@example.com", "7946 0958"):
         assert raw not in text
