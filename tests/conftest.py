@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import msgspec
 import pytest
@@ -93,3 +96,14 @@ def make_admin(data_dir: Path, name: str = "admin", role: Role = "admin") -> str
         return accounts.create_key(name)[1]
     finally:
         db.close()
+
+
+def load_script(path: Path, name: str) -> ModuleType:
+    """A script of scripts/ as a module, for the tests that hold its figures to a floor."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # msgspec resolves the Structs' annotations through it
+    spec.loader.exec_module(module)
+    return module

@@ -267,13 +267,14 @@ class ChatService:
     ) -> AsyncGenerator[ChatEvent, None]:
         """Answer the last user message again, replacing the previous answer once accepted."""
         self._store.get(conversation_id, user_id)
-        history = self._history(conversation_id)
+        messages = self._store.messages(conversation_id)
+        history = self._history(conversation_id, messages)
         if history and history[-1].role == "assistant":
             history = history[:-1]
         if not history or history[-1].role != "user":
             raise InvalidRequest("there is no question to answer again", param="conversation")
 
-        typed = self._typed(conversation_id, self._store.messages(conversation_id))
+        typed = self._typed(conversation_id, messages)
         while typed and typed[-1].role == "assistant":
             typed = typed[:-1]
 

@@ -3,10 +3,7 @@ recall and the false-positive rate measured on it (scripts/eval/pii.py prints th
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -14,6 +11,7 @@ import pytest
 from appliance.config import PII_ENTITIES
 from appliance.pii.redactor import Entity
 from appliance.wiring import build_redactor
+from tests.conftest import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "eval" / "pii.py"
 TYPES = [*PII_ENTITIES, "EMPLOYEE_ID"]
@@ -38,17 +36,7 @@ CLEAN_FLAGGED_CEILING = 2  # measured 1 of 34: "Q3" as a person (durations no lo
 UNMATCHED_CEILING = 6  # measured 4: "Bangalore" as a person, "Discover" as a place, ...
 
 
-def _load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("pii_eval", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # msgspec resolves the Structs' annotations through it
-    spec.loader.exec_module(module)
-    return module
-
-
-pii_eval = _load_script()
+pii_eval = load_script(SCRIPT, "pii_eval")
 
 
 @pytest.fixture(scope="module")

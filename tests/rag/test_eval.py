@@ -5,19 +5,17 @@ embedder, Chroma and SQLite, and does at least as well as either retriever alone
 
 from __future__ import annotations
 
-import importlib.util
 import io
-import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from appliance.embed.embedder import Embedder
 from appliance.store.catalog import Catalog
+from tests.conftest import load_script
 from tests.data import make_rag_corpus
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "eval" / "retrieval.py"
@@ -33,17 +31,7 @@ SERVED_HIT5_FLOOR = 0.93
 TOLERANCE = 0.02  # about one question in 60
 
 
-def _load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("retrieval_eval", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # msgspec resolves the Structs' annotations through it
-    spec.loader.exec_module(module)
-    return module
-
-
-retrieval_eval = _load_script()
+retrieval_eval = load_script(SCRIPT, "retrieval_eval")
 
 
 @pytest.fixture(scope="module")
