@@ -24,7 +24,7 @@ from appliance.llm.types import (
     TokenEvent,
 )
 from appliance.pii.policy import AnswerFilter, Prepared, Privacy, Span
-from appliance.rag.answer import Citation, Grounded, Grounding, Kind
+from appliance.rag.answer import Citation, Grounded, Grounding, Kind, plain
 from appliance.store.conversations import Conversation, ConversationStore, Message
 from appliance.store.feedback import FeedbackStore
 
@@ -161,8 +161,7 @@ class ChatService:
         embeds the question and tokenizes the prompt). `typed`: the conversation, the
         question last, as the user wrote it (personal data in place), to search with."""
         if self._grounding is None:
-            return Grounded(kind="plain", messages=(*history, ChatMessage("user", question)),
-                            citations=[], query="")  # fmt: skip
+            return plain((*history, ChatMessage("user", question)))
         return self._grounding.ground(history, question, max_tokens=params.max_tokens,
                                       collections=collections, searched=typed[-1].content,
                                       searched_history=typed[:-1])  # fmt: skip
@@ -206,7 +205,7 @@ class ChatService:
             grounded = await asyncio.to_thread(self._ground, messages[:-1], messages[-1].content,
                                                typed, params, collections)  # fmt: skip
         else:
-            grounded = Grounded(kind="plain", messages=messages, citations=[], query="")
+            grounded = plain(messages)
         yield Sources(kind=grounded.kind, citations=grounded.citations, query=grounded.query)
         if grounded.kind == "abstained":
             yield TokenEvent(grounded.answer)

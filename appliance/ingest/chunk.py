@@ -38,7 +38,7 @@ class Chunker:
     @property
     def signature(self) -> str:
         """Changes whenever the same blocks would be chunked differently."""
-        return f"size={self._size},overlap={self._overlap},titles=skipped"
+        return f"size={self._size},overlap={self._overlap}"
 
     def chunks(self, blocks: list[Block]) -> list[Chunk]:
         out: list[Chunk] = []

@@ -17,6 +17,11 @@ def ignored(path: str) -> bool:
                for part in path.split("/"))  # fmt: skip
 
 
+def collection_of(path: str) -> str:
+    """A document's collection: its top-level subfolder ("" for files at the top)."""
+    return path.split("/", 1)[0] if "/" in path else ""
+
+
 def inside(path: str, folder: str) -> bool:
     """Whether relative `path` is `folder` or under it ("" is the whole watched folder)."""
     return not folder or path == folder or path.startswith(folder.rstrip("/") + "/")

@@ -13,6 +13,7 @@ from typing import BinaryIO
 import msgspec
 
 from appliance.errors import NotFound
+from appliance.ingest.folder import collection_of
 from appliance.store.catalog import Catalog, Document
 
 _OVERLAP_CHARS = 2000  # longer than any chunk overlap (documents.chunk_overlap tokens)
@@ -44,8 +45,8 @@ class DocumentLibrary:
 
     def collections(self) -> dict[str, int]:
         """Top-level subfolders holding indexed documents, with how many each holds."""
-        counts = Counter(d.path.split("/", 1)[0] for d in self._catalog.documents()
-                         if d.status == "indexed" and "/" in d.path)  # fmt: skip
+        counts = Counter(collection_of(d.path) for d in self._catalog.documents()
+                         if d.status == "indexed" and collection_of(d.path))  # fmt: skip
         return dict(sorted(counts.items()))
 
     def open(self, path: str) -> BinaryIO:

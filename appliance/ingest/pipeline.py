@@ -24,7 +24,8 @@ from appliance.store.catalog import Catalog, ChunkRow, Document, FileState, Stat
 from appliance.store.vectors import VectorIndex
 
 log = logging.getLogger(__name__)
-CHUNKER_VERSION = "1"  # bump when chunking changes, so every document is chunked anew
+# Bump when chunking changes, so every document is chunked anew (2: no chunk of a heading alone)
+CHUNKER_VERSION = "2"
 _EMBED_BATCH = 64  # chunks embedded between two chances for a chat to take the CPU
 _WRITE_BATCH = 512  # chunks stored per vector-index call in a full pass (Chroma: ~7 ms a call)
 

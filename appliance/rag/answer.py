@@ -46,6 +46,11 @@ class Grounded(msgspec.Struct, frozen=True, kw_only=True):
     answer: str = ""
 
 
+def plain(messages: tuple[ChatMessage, ...]) -> Grounded:
+    """Messages answered as they are: no retrieval."""
+    return Grounded(kind="plain", messages=messages, citations=[], query="")
+
+
 # A question that leans on the one before it: very short, opening with a connective, or short
 # and pointing back with a pronoun. It is searched together with the question it follows (and
 # that one's own, when it was a follow-up too).
@@ -122,16 +127,16 @@ class Grounding:
         `searched_history` the same as the user wrote them, when they differ (the model gets
         placeholders for personal data; search runs here and needs the words).
         """
-        plain = (*history, ChatMessage("user", question))
+        asked = (*history, ChatMessage("user", question))
         s = self._settings
         if s.mode == "off" or self._retriever.empty():
-            return Grounded(kind="plain", messages=plain, citations=[], query="")
+            return plain(asked)
         query = search_query(question if searched is None else searched,
                              history if searched_history is None else searched_history)
         hits = self._retriever.search(query, s.k, collections)
         if not hits:
             if s.mode == "general":
-                return Grounded(kind="general", messages=plain, citations=[], query=query)
+                return Grounded(kind="general", messages=asked, citations=[], query=query)
             return Grounded(kind="abstained", messages=(), citations=[], query=query,
                             answer=self._not_covered(query, collections))  # fmt: skip
         return self._fit(history, question, hits, query, max_tokens)

@@ -12,6 +12,7 @@ import msgspec
 import numpy as np
 
 from appliance.embed.embedder import Embedder
+from appliance.ingest.folder import collection_of
 from appliance.store.catalog import Catalog, StoredChunk
 from appliance.store.keywords import STOP_WORDS, KeywordIndex, Terms
 from appliance.store.vectors import VectorIndex
@@ -130,11 +131,6 @@ def exact_terms(query: str) -> list[str]:
 
 def _holds(text: str, terms: list[str]) -> bool:
     return any(re.search(rf"(?<![\w-]){re.escape(t)}(?![\w-])", text) for t in terms)
-
-
-def collection_of(path: str) -> str:
-    """A document's collection: its top-level subfolder ("" for files at the top)."""
-    return path.split("/", 1)[0] if "/" in path else ""
 
 
 def _in(path: str, collections: Sequence[str]) -> bool:

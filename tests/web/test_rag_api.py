@@ -9,10 +9,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from appliance.config import Settings
-from tests.conftest import make_admin
+from tests.conftest import make_admin, make_settings
 from tests.ingest.samples import pdf_bytes
 from tests.rag.test_retrieve import LEAVE, TRAVEL
 from tests.web.conftest import Client, running_app, sse_events
@@ -24,8 +25,6 @@ ELSEWHERE = "Who won the 1998 football world cup?"
 @pytest.fixture(scope="module")
 def library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, Settings]]:
     """One app over a small library (indexing it once for the module's tests)."""
-    from tests.conftest import make_settings
-
     settings = make_settings(tmp_path_factory.mktemp("rag") / "data")
     docs = settings.watch_path
     for path, data in {"finance/travel.md": TRAVEL, "hr/leave.md": LEAVE,
@@ -39,11 +38,22 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, 
             (docs / path).write_bytes(data)
     (settings.data_path.parent / "outside.md").write_text("# Outside\n\nNot in the folder.")
     with running_app(settings) as client:
-        deadline = time.monotonic() + 120
-        while client.get("/api/documents").json()["counts"]["indexed"] < 3:
-            assert time.monotonic() < deadline, client.get("/api/documents").json()
-            time.sleep(0.2)
+        wait_indexed(client, 3)
         yield client, settings
+
+
+def wait_indexed(client: Client, documents: int) -> None:
+    """Until the watcher has indexed that many documents (a bounded wait, not a timing check)."""
+    deadline = time.monotonic() + 120
+    while client.get("/api/documents").json()["counts"]["indexed"] < documents:
+        assert time.monotonic() < deadline, client.get("/api/documents").json()
+        time.sleep(0.2)
+
+
+def with_pii(data_dir: Path, **pii: str) -> Settings:
+    """The suite's settings with some `pii` settings changed."""
+    base = make_settings(data_dir)
+    return msgspec.structs.replace(base, pii=msgspec.structs.replace(base.pii, **pii))
 
 
 def ask(client: Client, content: str, **extra: object) -> dict:  # type: ignore[type-arg]
@@ -189,44 +199,26 @@ def test_employees_open_sources_too(library: tuple[Client, Settings]) -> None:
 
 
 def test_with_redacted_documents_only_admins_get_originals(tmp_path: Path) -> None:
-    import msgspec
-
-    from tests.conftest import make_settings
-
-    base = make_settings(tmp_path / "data")
-    settings = msgspec.structs.replace(base, pii=msgspec.structs.replace(base.pii,
-                                                                         documents="redact"))
+    settings = with_pii(tmp_path / "data", documents="redact")
     (settings.watch_path).mkdir(parents=True)
     (settings.watch_path / "travel.md").write_text(TRAVEL)
     with running_app(settings) as client:
         key = make_admin(settings.data_path, "emma", "employee")
         employee = {"Authorization": f"Bearer {key}"}
-        deadline = time.monotonic() + 120
-        while client.get("/api/documents").json()["counts"]["indexed"] < 1:
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        wait_indexed(client, 1)
         assert client.get("/api/documents/file/travel.md", headers=employee).status_code == 403
         assert client.get("/api/documents/text/travel.md", headers=employee).status_code == 200
         assert client.get("/api/documents/file/travel.md").status_code == 200
 
 
 def test_names_the_model_sees_as_placeholders_are_searched_as_written(tmp_path: Path) -> None:
-    import msgspec
-
-    from tests.conftest import make_settings
-
-    base = make_settings(tmp_path / "data")
-    settings = msgspec.structs.replace(base, pii=msgspec.structs.replace(base.pii,
-                                                                         prompts="pseudonymize"))
+    settings = with_pii(tmp_path / "data", prompts="pseudonymize")
     settings.watch_path.mkdir(parents=True)
     (settings.watch_path / "desk.md").write_text(
         "# Travel desk\n\nIngrid Solberg runs the travel desk and signs off every trip abroad.")
     (settings.watch_path / "leave.md").write_text(LEAVE)
     with running_app(settings) as client:
-        deadline = time.monotonic() + 120
-        while client.get("/api/documents").json()["counts"]["indexed"] < 2:
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        wait_indexed(client, 2)
         done = ask(client, "What does Ingrid Solberg do?")
         assert [c["source"] for c in done["citations"]][:1] == ["desk.md"]
         url = f"/api/conversations/{done['conversation_id']}/regenerate"
