@@ -1,17 +1,17 @@
 """Per-user limits on chat (requests a minute, answers at once) and the brake on failed
-sign-ins (per account and per address). In memory: one process serves the box."""
+sign-ins (per account and address, per address, per account). In memory: one process."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from appliance.errors import RateLimited
 
-_MOST_KEYS = 10_000  # accounts and addresses with failures kept before stale ones are dropped
+_MOST_KEYS = 10_000  # counters of failures (and accounts with known addresses) kept at most
 
 
 class ChatLimits:
@@ -47,43 +47,89 @@ class ChatLimits:
 
 
 class SignInBrake:
-    """After `free` failures within the window, each further try of that account or address
-    must wait twice as long as the last (1 s, 2 s, 4 s … at most `longest_s`)."""
+    """Slows password guessing without letting a stranger lock anyone out.
 
-    def __init__(self, free: int = 5, window_s: float = 900, longest_s: float = 300) -> None:
+    Each try is counted against three counters: the (account, address) pair, the address and
+    the account. After `free` failures within the window (`address_free` for an address, which
+    several people may share), each further try must wait twice as long as the last (1 s, 2 s,
+    4 s … at most `longest_s`). A success clears only its pair: a sprayer who signs in as
+    themselves between guesses at other names stays counted by the address. The account's
+    counter is not applied to an address this account signed in from before, so someone failing
+    on the admin's name slows other strangers, never the admin at their usual desk."""
+
+    def __init__(self, free: int = 5, window_s: float = 900, longest_s: float = 300,
+                 address_free: int | None = None, known_per_account: int = 8) -> None:  # fmt: skip
         self._free, self._window, self._longest = free, window_s, longest_s
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
+        self._address_free = 4 * free if address_free is None else address_free
+        self._known_per_account = known_per_account
+        self._most = max(free, self._address_free) + 16  # failures kept per counter
+        self._failures: dict[tuple[str, ...], deque[float]] = {}
+        self._known: OrderedDict[str, OrderedDict[str, None]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def check(self, *keys: str) -> None:
+    def admit(self, account: str, address: str) -> float:
+        """Raises RateLimited while braked; else counts this try as failed (before the slow
+        password check, so parallel tries count too) and returns the time counted, for
+        `succeeded` to take back."""
+        account = account.lower()
         with self._lock:
-            wait = max((self._wait(key) for key in keys), default=0.0)
+            now = time.monotonic()
+            counters = self._counters(account, address)
+            known = address in self._known.get(account, ())
+            wait = max(self._wait(key, free, now) for key, free in counters
+                       if not (known and key[0] == "account"))  # fmt: skip
+            if wait <= 0:
+                for key, _ in counters:
+                    self._count(key, now)
         if wait > 0:
             raise RateLimited(f"too many failed sign-ins; try again in {int(wait) + 1} s",
                               retry_after=int(wait) + 1)  # fmt: skip
+        return now
 
-    def failed(self, *keys: str) -> None:
+    def succeeded(self, account: str, address: str, counted: float) -> None:
+        """The try counted at `counted` was right: its pair starts afresh, the address becomes
+        known-good for the account, and the other counters forget this one try only."""
+        account = account.lower()
         with self._lock:
-            now = time.monotonic()
-            if len(self._failures) > _MOST_KEYS:  # bounded: forget keys with old failures only
-                for stale in [k for k, f in self._failures.items() if now - f[-1] > self._window]:
-                    del self._failures[stale]
-            for key in keys:
-                self._failures[key].append(now)
+            for key, _ in self._counters(account, address):
+                failures = self._failures.get(key)
+                if key[0] == "pair" or not failures:
+                    self._failures.pop(key, None)
+                elif counted in failures:
+                    failures.remove(counted)
+            known = self._known.setdefault(account, OrderedDict())
+            self._known.move_to_end(account)
+            known[address] = None
+            known.move_to_end(address)
+            while len(known) > self._known_per_account:
+                known.popitem(last=False)
+            while len(self._known) > _MOST_KEYS:
+                self._known.popitem(last=False)
 
-    def succeeded(self, *keys: str) -> None:
-        with self._lock:
-            for key in keys:
-                self._failures.pop(key, None)
+    def _counters(self, account: str, address: str) -> tuple[tuple[tuple[str, ...], int], ...]:
+        return ((("pair", account, address), self._free),
+                (("address", address), self._address_free),
+                (("account", account), self._free))  # fmt: skip
 
-    def _wait(self, key: str) -> float:
-        now = time.monotonic()
+    def _count(self, key: tuple[str, ...], now: float) -> None:
+        if key not in self._failures and len(self._failures) >= _MOST_KEYS:
+            self._forget(now)
+        self._failures.setdefault(key, deque(maxlen=self._most)).append(now)
+
+    def _forget(self, now: float) -> None:
+        """Bounded memory: counters with only old failures go first, then the oldest ones."""
+        for stale in [k for k, f in self._failures.items() if not f or now - f[-1] > self._window]:
+            del self._failures[stale]
+        for oldest in list(self._failures)[: max(0, len(self._failures) - _MOST_KEYS * 9 // 10)]:
+            del self._failures[oldest]
+
+    def _wait(self, key: tuple[str, ...], free: int, now: float) -> float:
         failures = self._failures.get(key)
         if failures is None:
             return 0.0
         while failures and now - failures[0] > self._window:
             failures.popleft()
-        over = len(failures) - self._free
+        over = len(failures) - free
         if over < 0:
             return 0.0
         return max(0.0, failures[-1] + min(2.0**over, self._longest) - now)

@@ -68,21 +68,19 @@ class Accounts:
         stored = self.users.password_hash(user.id)
         if not verify_password(stored, password) or user.disabled:  # same cost either way
             return None
-        if stored and needs_rehash(stored):
-            self.users.set_password(user.id, hash_password(password))
+        if stored and needs_rehash(stored):  # the same password: sessions and keys stay
+            self.users.rehash_password(user.id, hash_password(password))
         return user
 
     def sign_in(self, name: str, password: str,
                 address: str = "") -> tuple[User, str, str] | None:  # fmt: skip
         """(user, session token, CSRF token) for a right name and password, else None.
-        Repeated failures for the account or from the address are slowed (RateLimited)."""
-        keys = (f"name:{name.lower()}", f"address:{address}")
-        self._brake.check(*keys)
-        self._brake.failed(*keys)  # counted before the slow check: parallel tries count too
+        Repeated failures are slowed (RateLimited): see SignInBrake."""
+        counted = self._brake.admit(name, address)  # counted as failed until it is not
         user = self.authenticate(name, password)
         if user is None:
             return None
-        self._brake.succeeded(*keys)
+        self._brake.succeeded(name, address, counted)
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
         self.users.add_session(user.id, token, csrf, SESSION_TTL_S)
         return user, token, csrf

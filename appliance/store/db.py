@@ -142,6 +142,10 @@ _MIGRATIONS = (
     """
     ALTER TABLE messages ADD COLUMN citations TEXT;
     """,
+    # 6: an API key may expire (NULL: it does not)
+    """
+    ALTER TABLE api_keys ADD COLUMN expires_at REAL;
+    """,
 )
 
 

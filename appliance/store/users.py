@@ -13,6 +13,7 @@ from appliance.errors import Conflict, NotFound
 from appliance.store.db import Database
 
 Role = Literal["admin", "employee"]
+KEY_USE_EVERY_S = 60  # an API key's `last_used_at` is written at most this often
 
 
 class User(msgspec.Struct, frozen=True):
@@ -31,6 +32,7 @@ class ApiKey(msgspec.Struct, frozen=True):
     created_at: float
     last_used_at: float | None
     revoked_at: float | None
+    expires_at: float | None = None  # refused from then on, like a revoked key
 
 
 def key_hash(secret: str) -> str:
@@ -74,48 +76,64 @@ class UserStore:
     def count(self) -> int:
         return int(self._db.query("SELECT COUNT(*) FROM users")[0][0])
 
-    def set_password(self, user_id: int, password_hash: str) -> None:
-        """A new password also ends every session of the user (a stolen one among them)."""
-        self._update(user_id, "password_hash = ?", (password_hash,), end_sessions=True)
+    def set_password(self, user_id: int, password_hash: str) -> int:
+        """A new password also ends every session of the user and revokes every API key (a
+        stolen one among them), in the same transaction. Returns the number of keys revoked."""
+        return self._update(user_id, "password_hash = ?", (password_hash,), end_sessions=True,
+                            revoke_keys=True)  # fmt: skip
+
+    def rehash_password(self, user_id: int, password_hash: str) -> None:
+        """The same password under stronger hash parameters: sessions and keys stay."""
+        self._update(user_id, "password_hash = ?", (password_hash,), end_sessions=False)
 
     def set_disabled(self, user_id: int, disabled: bool) -> None:
         self._update(user_id, "disabled = ?", (int(disabled),), end_sessions=disabled)
 
     def _update(self, user_id: int, assignment: str, params: tuple[object, ...],
-                end_sessions: bool) -> None:  # fmt: skip
+                end_sessions: bool, revoke_keys: bool = False) -> int:  # fmt: skip
         with self._db.transaction() as tx:
             tx.execute(f"UPDATE users SET {assignment} WHERE id = ?", (*params, user_id))  # noqa: S608
             if end_sessions:
                 tx.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
+            if not revoke_keys:
+                return 0
+            return tx.execute("UPDATE api_keys SET revoked_at = ? WHERE user_id = ? "
+                              "AND revoked_at IS NULL", (time.time(), user_id)).rowcount  # fmt: skip
 
     # ---- API keys ---------------------------------------------------------------------------
 
-    def add_key(self, user_id: int, name: str, secret: str) -> ApiKey:
+    def add_key(self, user_id: int, name: str, secret: str,
+                expires_at: float | None = None) -> ApiKey:  # fmt: skip
         with self._db.transaction() as tx:
-            cur = tx.execute("INSERT INTO api_keys (user_id, name, prefix, hash, created_at) "
-                             "VALUES (?, ?, ?, ?, ?)",
-                             (user_id, name, secret[:12], key_hash(secret),
-                              time.time()))  # fmt: skip
+            cur = tx.execute("INSERT INTO api_keys (user_id, name, prefix, hash, created_at, "
+                             "expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                             (user_id, name, secret[:12], key_hash(secret), time.time(),
+                              expires_at))  # fmt: skip
             key_id = cur.lastrowid
         return self.keys(user_id, key_id=key_id)[0]
 
     def keys(self, user_id: int, key_id: int | None = None) -> list[ApiKey]:
         rows = self._db.query(
-            "SELECT id, user_id, name, prefix, created_at, last_used_at, revoked_at FROM "
-            "api_keys WHERE user_id = ? AND (? IS NULL OR id = ?) ORDER BY id",
+            "SELECT id, user_id, name, prefix, created_at, last_used_at, revoked_at, expires_at "
+            "FROM api_keys WHERE user_id = ? AND (? IS NULL OR id = ?) ORDER BY id",
             (user_id, key_id, key_id))  # fmt: skip
         return [ApiKey(**dict(r)) for r in rows]
 
     def user_for_key(self, secret: str) -> User | None:
-        """The owner of a valid, unrevoked key (and notes its use), or None."""
+        """The owner of a valid key, neither revoked nor expired (and notes its use), or None."""
         rows = self._db.query(
-            "SELECT k.id AS key_id, u.* FROM api_keys k JOIN users u ON u.id = k.user_id "
-            "WHERE k.hash = ? AND k.revoked_at IS NULL", (key_hash(secret),))  # fmt: skip
+            "SELECT k.id AS key_id, k.last_used_at AS last_used_at, u.* FROM api_keys k "
+            "JOIN users u ON u.id = k.user_id WHERE k.hash = ? AND k.revoked_at IS NULL "
+            "AND (k.expires_at IS NULL OR k.expires_at > ?)",
+            (key_hash(secret), time.time()),
+        )
         if not rows:
             return None
-        with self._db.transaction() as tx:
-            tx.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?",
-                       (time.time(), rows[0]["key_id"]))  # fmt: skip
+        now, last = time.time(), rows[0]["last_used_at"]
+        if last is None or not 0 <= now - last < KEY_USE_EVERY_S:  # a write a minute, not a call
+            with self._db.transaction() as tx:
+                tx.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?",
+                           (now, rows[0]["key_id"]))  # fmt: skip
         return _user(rows[0])
 
     # ---- sessions ----------------------------------------------------------------------------
