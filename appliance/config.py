@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -94,13 +95,42 @@ class WebSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     secure_cookies: Annotated[
         bool,
         Meta(
-            description="Always mark the session cookie Secure. Set it behind a TLS proxy "
-            "whose forwarded headers uvicorn does not trust (over https it is set anyway)."
+            description="The page is served over TLS: the session cookie is always Secure and "
+            "named `__Host-appliance_session`, and responses carry Strict-Transport-Security "
+            "(a year). Set it behind a TLS proxy not in `trusted_proxies` (over https, or "
+            "from a trusted proxy that says https, the cookie is Secure anyway)."
         ),
     ] = False
+    trusted_proxies: Annotated[
+        list[str],
+        Meta(
+            description="Addresses or networks (`10.0.0.5`, `10.1.0.0/16`) of reverse proxies "
+            "in front of the appliance. Only from them are `X-Forwarded-For` (the client is its "
+            "rightmost address that is no trusted proxy) and `X-Forwarded-Proto` believed; "
+            "empty: the peer is the client. The sign-in brake and the audit log count the "
+            'client. In the environment as JSON, e.g. `["10.0.0.5"]`.'
+        ),
+    ] = msgspec.field(default_factory=list)
     log_level: Annotated[
         Literal["debug", "info", "warning", "error"], Meta(description="Log level.")
     ] = "info"
+    link_hosts: Annotated[
+        list[str],
+        Meta(
+            description="Host names (e.g. `intranet.example.com`) that links in answers may "
+            "point to. A link to any other host is shown as text with its address, not as a "
+            "clickable link (a document can plant one that sends data away); links within the "
+            'appliance stay. In the environment as JSON, e.g. `["wiki.example.com"]`.'
+        ),
+    ] = msgspec.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for entry in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} in trusted_proxies is not an IP address or "
+                                 "network; write e.g. 10.0.0.5 or 10.1.0.0/16") from None  # fmt: skip
 
 
 class EmbedSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -309,6 +339,25 @@ class LimitsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     max_body_kb: Annotated[
         int, Meta(ge=1, description="Largest request body in KiB; larger: 413.")
     ] = 512
+    redact_max_chars: Annotated[
+        int,
+        Meta(ge=1, description="Longest text `/api/redact` takes, in characters (Presidio "
+             "needs ~40 ms per 1,000); longer: 413. Redactions share the chat limits per "
+             "minute and at once, counted apart from chat."),
+    ] = 20_000
+    search_max_collections: Annotated[
+        int, Meta(ge=1, description="Most collections one `/api/search` may name; more: 413. "
+                  "Searches share the chat limits per minute and at once, counted apart.")
+    ] = 50
+
+
+class AuditSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    address_days: Annotated[
+        int,
+        Meta(ge=0, description="Days a client's address is kept beside an audit record "
+             "(sign-ins); then it is deleted (checked at start and hourly). It is never part of "
+             "the hash-chained record. 0 keeps none."),
+    ] = 30
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -334,6 +383,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     pii: PiiSettings = msgspec.field(default_factory=PiiSettings)
     rag: RagSettings = msgspec.field(default_factory=RagSettings)
     limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
+    audit: AuditSettings = msgspec.field(default_factory=AuditSettings)
     web: WebSettings = msgspec.field(default_factory=WebSettings)
 
     @property

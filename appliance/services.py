@@ -23,5 +23,6 @@ class Services:
     retriever: Retriever
     model_ids: tuple[str, ...]
     secure_cookies: bool = False
+    link_hosts: tuple[str, ...] = ()  # web.link_hosts: where links in answers may point
     on_startup: tuple[Callable[[], None], ...] = field(default=())
     on_shutdown: tuple[Callable[[], None], ...] = field(default=())

@@ -69,7 +69,8 @@ def build_services(settings: Settings) -> Services:
     chat = ChatService(engine, ConversationStore(db), privacy, FeedbackStore(db),
                        ChatLimits(settings.limits.chat_per_minute,
                                   settings.limits.concurrent_streams),
-                       settings.limits.max_message_chars, grounding)  # fmt: skip
+                       settings.limits.max_message_chars, grounding,
+                       chunks=Catalog(db).chunks)  # fmt: skip
     retention = Retention(chat, settings.retention_days)
     return Services(
         chat=chat,
@@ -78,6 +79,7 @@ def build_services(settings: Settings) -> Services:
         accounts=Accounts(UserStore(db)),
         audit=AuditLog(db, privacy.stored),
         secure_cookies=settings.web.secure_cookies,
+        link_hosts=tuple(settings.web.link_hosts),
         retriever=retriever,
         model_ids=(model.id,),
         on_startup=(engine.start, watcher.start, retention.start),

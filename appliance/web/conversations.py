@@ -9,13 +9,15 @@ from functools import partial
 from typing import Any, TypeVar
 
 from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
 from litestar.response import Stream
 
 from appliance.chat.service import ChatEvent, Finished, Shown, Sources, Started
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, NotFound
 from appliance.llm.types import TokenEvent
 from appliance.services import Services
-from appliance.store.conversations import Conversation
+from appliance.store.conversations import Conversation, is_conversation_id
 from appliance.store.users import User
 from appliance.web.deps import JSONBody, LlmDep, PathId, ServicesDep, UserDep
 from appliance.web.errors import describe
@@ -42,25 +44,37 @@ T = TypeVar("T")
 RENDER_INTERVAL_S = 0.3
 
 
-class ConversationController(Controller):
-    path = "/api/conversations"
+def known_conversation(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """A `conversation_id` not of the store's format is not found before anything is read,
+    audited or echoed (the page pastes ids from its address; a client may send anything)."""
+    conversation_id = connection.path_params.get("conversation_id")
+    if conversation_id is not None and not is_conversation_id(conversation_id):
+        raise NotFound("no such conversation: a conversation id is 32 hexadecimal digits, as "
+                       "GET /api/conversations lists them")  # fmt: skip
 
-    @get("/")
-    async def list_all(self, services: ServicesDep, user: UserDep) -> list[ConversationView]:
+
+class ConversationController(Controller):
+    """Reads and deletes run SQLite (and the catalog, for citations): in threads."""
+
+    path = "/api/conversations"
+    guards = [known_conversation]  # noqa: RUF012 - Litestar's own attribute
+
+    @get("/", sync_to_thread=True)
+    def list_all(self, services: ServicesDep, user: UserDep) -> list[ConversationView]:
         return [_view(c) for c in services.chat.conversations(user.id)]
 
-    @get("/export")
-    async def export(self, services: ServicesDep, user: UserDep) -> Response[ExportView]:
+    @get("/export", sync_to_thread=True)
+    def export(self, services: ServicesDep, user: UserDep) -> Response[ExportView]:
         """All of the user's conversations as one JSON file (their right to a copy)."""
-        data = [_view(c, [_message(m) for m in messages])
+        data = [_view(c, [_message(m, services.link_hosts) for m in messages])
                 for c, messages in services.chat.export(user.id)]  # fmt: skip
         services.audit.record(user.name, "conversation.export", user.name, f"{len(data)}")
         name = f"conversations-{user.name}-{time.strftime('%Y%m%d')}.json"
         return Response(ExportView(user=user.name, exported_at=time.time(), conversations=data),
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
-    @delete("/", status_code=200)
-    async def remove_all(self, services: ServicesDep, user: UserDep) -> dict[str, int]:
+    @delete("/", status_code=200, sync_to_thread=True)
+    def remove_all(self, services: ServicesDep, user: UserDep) -> dict[str, int]:
         """Deletes every conversation of the user."""
         deleted = services.chat.delete_all(user.id)
         services.audit.record(user.name, "conversation.delete_all", user.name, f"{deleted}")
@@ -72,12 +86,12 @@ class ConversationController(Controller):
     ) -> ConversationView:
         return _view(services.chat.start(user.id, data.title))
 
-    @get("/{conversation_id:str}")
-    async def show(
+    @get("/{conversation_id:str}", sync_to_thread=True)
+    def show(
         self, conversation_id: PathId, services: ServicesDep, user: UserDep
     ) -> ConversationView:
         conv, messages = services.chat.show(user.id, conversation_id)
-        return _view(conv, [_message(m) for m in messages])
+        return _view(conv, [_message(m, services.link_hosts) for m in messages])
 
     @patch("/{conversation_id:str}", sync_to_thread=True)
     def rename(
@@ -86,8 +100,8 @@ class ConversationController(Controller):
     ) -> ConversationView:  # fmt: skip
         return _view(services.chat.rename(user.id, conversation_id, data.title))
 
-    @delete("/{conversation_id:str}")
-    async def remove(self, conversation_id: PathId, services: ServicesDep, user: UserDep) -> None:
+    @delete("/{conversation_id:str}", sync_to_thread=True)
+    def remove(self, conversation_id: PathId, services: ServicesDep, user: UserDep) -> None:
         services.chat.delete(user.id, conversation_id)
         services.audit.record(user.name, "conversation.delete", conversation_id)
 
@@ -101,7 +115,7 @@ class ConversationController(Controller):
                         tuple(data.collections))  # fmt: skip
         first, events = await audited_first(request, services, user, conversation_id, "chat",
                                             start)  # fmt: skip
-        return event_stream(_sse(first, events))
+        return event_stream(_sse(first, events, services.link_hosts))
 
     @post("/{conversation_id:str}/regenerate", status_code=200)
     async def regenerate(
@@ -112,7 +126,7 @@ class ConversationController(Controller):
                         data.params(llm_settings), tuple(data.collections))  # fmt: skip
         first, events = await audited_first(request, services, user, conversation_id,
                                             "chat.regenerate", start)  # fmt: skip
-        return event_stream(_sse(first, events))
+        return event_stream(_sse(first, events, services.link_hosts))
 
 
 async def audited_first(
@@ -139,39 +153,41 @@ async def audited_first(
 
 
 async def _sse(
-    first: ChatEvent, events: AsyncGenerator[ChatEvent, None]
+    first: ChatEvent, events: AsyncGenerator[ChatEvent, None], link_hosts: tuple[str, ...]
 ) -> AsyncGenerator[bytes, None]:
     """The events; a `render` event with the answer so far as HTML a few times a second; and
-    an `error` event (OpenAI's error body) if the answer fails part way."""
+    an `error` event (OpenAI's error body) if the answer fails part way. Links in the HTML
+    may point only within the appliance or to `link_hosts`."""
     text, rendered_at = "", time.monotonic()
     async with aclosing(events):
-        yield _encode(first)
+        yield _encode(first, link_hosts)
         try:
             async for event in events:
-                yield _encode(event)
+                yield _encode(event, link_hosts)
                 if isinstance(event, TokenEvent):
                     text += event.text
                     if time.monotonic() - rendered_at >= RENDER_INTERVAL_S:
-                        yield sse({"html": render(text)}, "render")
+                        yield sse({"html": render(text, link_hosts)}, "render")
                         rendered_at = time.monotonic()
         except Exception as exc:
             yield sse(ErrorResponse(describe(exc)[1]), "error")
 
 
-def _encode(event: ChatEvent) -> bytes:
+def _encode(event: ChatEvent, link_hosts: tuple[str, ...]) -> bytes:
     if isinstance(event, TokenEvent):
         return sse({"text": event.text}, "token")
     if isinstance(event, Started):
-        user = event.user_message and _message(event.user_message)
+        user = event.user_message and _message(event.user_message, link_hosts)
         return sse({"conversation_id": event.conversation_id, "user_message": user}, "start")
     assert isinstance(event, Finished)  # noqa: S101 - ChatEvent has three members
-    return sse({"message": _message(event.message), "finish_reason": event.finish_reason,
+    return sse({"message": _message(event.message, link_hosts),
+                "finish_reason": event.finish_reason,
                 "citations": event.message.citations}, "done")  # fmt: skip
 
 
-def _message(shown: Shown) -> MessageView:
+def _message(shown: Shown, link_hosts: tuple[str, ...]) -> MessageView:
     message = shown.message
-    html = render(message.content) if message.role == "assistant" else None
+    html = render(message.content, link_hosts) if message.role == "assistant" else None
     return message_view(message, html, [PiiSpan(type=s.type, start=s.start, end=s.end)
                                         for s in shown.pii], shown.citations)  # fmt: skip
 

@@ -39,3 +39,49 @@ def test_code_blocks_and_formatting() -> None:
 def test_images_are_not_rendered_so_nothing_is_fetched_from_elsewhere() -> None:
     html = render("![logo](https://example.com/track.png?q=secret)")
     assert "<img" not in html
+
+
+FOREIGN = [
+    ("[click here](https://evil.example/?q=SECRET)", "click here (https://evil.example/?q=SECRET)"),
+    ("[r][1]\n\n[1]: https://evil.example/ref?q=SECRET", "r (https://evil.example/ref?q=SECRET)"),
+    ("<https://evil.example/auto?q=SECRET>", "https://evil.example/auto?q=SECRET"),
+    (
+        "![logo](https://evil.example/px.png?q=SECRET)",
+        "!logo (https://evil.example/px.png?q=SECRET)",
+    ),
+    ("[x](//evil.example/?q=SECRET)", "x (//evil.example/?q=SECRET)"),
+    ("[x](HTTPS://EVIL.example:8443/?q=SECRET)", "x (HTTPS://EVIL.example:8443/?q=SECRET)"),
+    ("[mail](mailto:drop@evil.example?body=SECRET)", "mail (mailto:drop@evil.example?body=SECRET)"),
+    (
+        "[**bold** text](http://wiki.example.com.evil.example/)",
+        "text (http://wiki.example.com.evil.example/)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "shown"), FOREIGN)
+def test_a_link_to_another_host_is_text_showing_where_it_points(text: str, shown: str) -> None:
+    html = render(text, ["wiki.example.com"])
+    assert "<a" not in html
+    assert shown in html.replace("<strong>bold</strong> ", "")
+
+
+def test_links_within_the_appliance_stay_links() -> None:
+    html = render("See [the source](/view?path=a.md&chunk=3) and [below](#notes).")
+    assert '<a href="/view?path=a.md&amp;chunk=3">the source</a>' in html
+    assert '<a href="#notes">below</a>' in html
+
+
+def test_a_backslash_cannot_turn_a_relative_link_into_another_host() -> None:
+    html = render("[x](/\\evil.example/) [y](\\\\evil.example/)")
+    assert 'href="/\\' not in html
+    assert 'href="\\' not in html
+    assert "evil.example" in html  # kept as a path on the appliance, or as text
+
+
+def test_hosts_in_link_hosts_stay_links_by_name_only() -> None:
+    text = "[wiki](https://Wiki.Example.com/page) [other](https://example.com/page)"
+    html = render(text, ["wiki.example.com"])
+    assert '<a href="https://Wiki.Example.com/page">wiki</a>' in html
+    assert "other (https://example.com/page)" in html
+    assert html.count("<a ") == 1
