@@ -21,6 +21,7 @@ from appliance.errors import (
     TooLarge,
     Unauthorized,
 )
+from appliance.pii.logs import PLAIN
 from appliance.web.disconnect import ClientGone
 from appliance.web.schemas import ErrorBody, ErrorResponse
 
@@ -65,7 +66,10 @@ def appliance_error(retry_after: int) -> object:
         if isinstance(exc, Unauthorized) and _wants_page(request):
             return Redirect("/signin")
         status, body = describe(exc)
-        log.log(logging.ERROR if status >= 500 else logging.INFO, "%s: %s", status, exc)
+        if status >= 500:
+            log.error("%s: %s", status, exc)
+        else:  # a fixed text, not the message: a flood of 401s must cost no redaction
+            log.info("%d %s", status, body.code or body.type, extra={PLAIN: True})
         headers = {"Retry-After": str(retry_after)} if isinstance(exc, EngineBusy) else None
         if isinstance(exc, RateLimited):
             headers = {"Retry-After": str(exc.retry_after)}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 
-from appliance.pii.logs import PLAIN, RedactingFilter
+from appliance.pii.logs import PLAIN, RedactingFilter, redact_logs
 from appliance.pii.redactor import Redactor
 
 
@@ -31,3 +32,39 @@ def test_log_lines_carry_no_personal_data(redactor: Redactor) -> None:
     assert "serving on http://127.0.0.1:8080/" in text  # a setting, not personal data
     for raw in ("Maria Garcia", "maria.garcia@example.com", "7946 0958"):
         assert raw not in text
+
+
+def test_the_redactor_runs_off_the_event_loop_and_stop_writes_everything() -> None:
+    out, ran_on = io.StringIO(), []
+    handler = logging.StreamHandler(out)
+    root = logging.getLogger()
+    root.addHandler(handler)
+
+    def redact(text: str) -> str:
+        ran_on.append(_on_a_loop())
+        logging.getLogger("appliance.test.chatter").error("recognizer chatter")  # not re-queued
+        return text.replace("Maria Garcia", "<PERSON>")
+
+    async def requests() -> None:
+        for n in range(50):
+            logging.getLogger("appliance.test.loop").warning("request %d for Maria Garcia", n)
+
+    stop = redact_logs(redact)
+    try:
+        asyncio.run(requests())
+    finally:
+        stop()  # writes what is queued, and puts the handler back where it was
+        root.removeHandler(handler)
+    lines = out.getvalue().splitlines()
+    assert sum("for <PERSON>" in line for line in lines) == 50
+    assert "Maria Garcia" not in out.getvalue()
+    assert sum(line == "recognizer chatter" for line in lines) == 50
+    assert ran_on == [False] * 50  # never on the thread that runs the event loop
+
+
+def _on_a_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
