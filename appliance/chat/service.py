@@ -13,6 +13,9 @@ from typing import Literal
 import msgspec
 
 from appliance.accounts.limits import ChatLimits
+from appliance.chat.citations import Chunks
+from appliance.chat.citations import shown as cited
+from appliance.chat.citations import stored as stored_citations
 from appliance.errors import ApplianceError, Conflict, InvalidRequest, NotFound, TooLarge
 from appliance.llm.engine import Engine, Generation
 from appliance.llm.types import (
@@ -74,8 +77,11 @@ _Prepare = Callable[[], Awaitable[Grounded]]
 class ChatService:
     def __init__(self, engine: Engine, conversations: ConversationStore, privacy: Privacy,
                  feedback: FeedbackStore, limits: ChatLimits | None = None,
-                 max_chars: int = 20_000, grounding: Grounding | None = None) -> None:  # fmt: skip
+                 max_chars: int = 20_000, grounding: Grounding | None = None, *,
+                 chunks: Chunks | None = None) -> None:  # fmt: skip
+        """`chunks`: the catalog's chunks by id, which stored citations are shown from."""
         self.engine = engine
+        self._chunks = chunks
         self._grounding = grounding
         self.feedback = feedback
         self._limits = limits or ChatLimits(per_minute=10**9, concurrent=10**9)
@@ -141,10 +147,11 @@ class ChatService:
             self.privacy.forget(conversation_id)
         return len(gone)
 
-    def _shown(self, message: Message) -> Shown:
+    def _shown(self, message: Message, citations: list[Citation] | None = None) -> Shown:
+        """`citations`: the answer's own, as just given; else the stored ones, read back."""
         content, spans = self.privacy.shown(message.conversation_id, message.content)
-        citations = (msgspec.json.decode(message.citations, type=list[Citation])
-                     if message.citations else [])  # fmt: skip
+        if citations is None:
+            citations = cited(message.citations, self._chunks)
         return Shown(message=msgspec.structs.replace(message, content=content), pii=spans,
                      citations=citations)  # fmt: skip
 
@@ -375,7 +382,8 @@ class ChatService:
             message = self._store_answer(conversation_id, "".join(parts), reason, done,
                                          citations)  # fmt: skip
         if message is not None and done is not None:
-            yield Finished(message=self._shown(message), finish_reason=done.finish_reason)
+            shown_message = self._shown(message, citations)  # no catalog read on the loop
+            yield Finished(message=shown_message, finish_reason=done.finish_reason)
 
     async def _filtered(self, shown: AnswerFilter, piece: str) -> str:
         if self.privacy.policy.output == "redact":  # spaCy at each sentence: not on the loop
@@ -392,7 +400,7 @@ class ChatService:
                 finish_reason=reason,
                 prompt_tokens=done.prompt_tokens if done else None,
                 completion_tokens=done.completion_tokens if done else None,
-                citations=msgspec.json.encode(citations).decode() if citations else None,
+                citations=stored_citations(citations),  # references: no document text
             )  # fmt: skip
         except ApplianceError as exc:  # e.g. the database closed during shutdown
             log.warning("answer in conversation %s not stored: %s", conversation_id, exc)

@@ -27,6 +27,7 @@ class Passage(msgspec.Struct, frozen=True):
     text: str
     page: int | None
     heading: str | None
+    chunks: tuple[str, ...] = ()  # its chunks' ids: a citation link marks the passage by one
 
 
 class DocumentLibrary:
@@ -79,9 +80,9 @@ class DocumentLibrary:
             last = passages[-1] if passages else None
             if last and (last.page, last.heading) == (chunk.page, chunk.heading):
                 text = last.text + _after_overlap(last.text, chunk.text)
-                passages[-1] = Passage(text=text, page=chunk.page, heading=chunk.heading)
+                passages[-1] = Passage(text, chunk.page, chunk.heading, (*last.chunks, chunk.id))
             else:
-                passages.append(Passage(text=chunk.text, page=chunk.page, heading=chunk.heading))
+                passages.append(Passage(chunk.text, chunk.page, chunk.heading, (chunk.id,)))
         return passages
 
     def _indexed(self, path: str) -> Document:

@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 from appliance.pii.access import request_target
 
+from appliance.pii.access import request_target
+
 # `extra={PLAIN: True}` on a record that holds no user data: it is written as it is.
 PLAIN = "no_personal_data"
 QUEUED = 10_000  # records waiting for the writer; beyond, new ones are dropped and counted

@@ -139,8 +139,12 @@ def _in(path: str, collections: Sequence[str]) -> bool:
 
 def _hit(chunk: StoredChunk, score: float, similarity: float,
          found_by: list[Literal["vector", "keyword"]]) -> Hit:  # fmt: skip
-    text = " ".join(chunk.text.split())
-    snippet = text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1] + "…"
     return Hit(chunk_id=chunk.id, source=chunk.path, page=chunk.page, heading=chunk.heading,
-               score=round(score, 6), similarity=round(similarity, 4), snippet=snippet,
-               found_by=found_by, text=chunk.text)  # fmt: skip
+               score=round(score, 6), similarity=round(similarity, 4),
+               snippet=snippet(chunk.text), found_by=found_by, text=chunk.text)  # fmt: skip
+
+
+def snippet(text: str) -> str:
+    """A chunk's text shown in a hit or a citation: one line, at most SNIPPET_CHARS."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= SNIPPET_CHARS else flat[: SNIPPET_CHARS - 1] + "…"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 import uuid
@@ -34,6 +35,14 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _COLUMNS = "id, title, created_at, updated_at"
+# The ids `create` makes (uuid4().hex); anything else names no conversation, and the web layer
+# answers 404 before reading, auditing or echoing it.
+_ID = re.compile(r"[0-9a-f]{32}")
+ID_PATTERN = _ID.pattern
+
+
+def is_conversation_id(value: str) -> bool:
+    return _ID.fullmatch(value) is not None
 
 
 class ConversationStore:
@@ -90,6 +99,7 @@ class ConversationStore:
             cur = tx.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
         if cur.rowcount == 0:
             raise NotFound(f"conversation {conversation_id} does not exist")
+        self._db.checkpoint()  # erased from the file, not only from the table
 
     def add_message(
         self,
@@ -128,6 +138,8 @@ class ConversationStore:
         """Deletes every conversation of `user_id`; returns how many."""
         with self._db.transaction() as tx:
             cur = tx.execute("DELETE FROM conversations WHERE user_id IS ?", (user_id,))
+        if cur.rowcount:
+            self._db.checkpoint()
         return cur.rowcount
 
     def delete_older(self, before: float) -> list[str]:
@@ -135,6 +147,8 @@ class ConversationStore:
         with self._db.transaction() as tx:
             rows = tx.execute("DELETE FROM conversations WHERE updated_at < ? RETURNING id",
                               (before,)).fetchall()  # fmt: skip
+        if rows:
+            self._db.checkpoint()
         return [r[0] for r in rows]
 
 

@@ -11,6 +11,7 @@ from msgspec import Meta
 
 from appliance.store.feedback import Rated
 from appliance.web.auth import ADMIN
+from appliance.web.conversations import known_conversation
 from appliance.web.deps import JSONBody, PathId, ServicesDep, UserDep
 
 
@@ -20,7 +21,7 @@ class Rating(msgspec.Struct, forbid_unknown_fields=True):
 
 
 @post("/api/conversations/{conversation_id:str}/messages/{message_id:int}/feedback",
-      status_code=200, sync_to_thread=True)  # the comment is redacted (spaCy)
+      status_code=200, sync_to_thread=True, guards=[known_conversation])  # redacts: spaCy
 def rate_answer(conversation_id: PathId, message_id: FromPath[int], data: JSONBody[Rating],
                 services: ServicesDep, user: UserDep) -> dict[str, str]:  # fmt: skip
     services.chat.rate(user.id, conversation_id, message_id, data.rating == "up", data.comment)

@@ -76,7 +76,8 @@ def test_an_answer_ends_with_its_sources_and_keeps_them(library: tuple[Client, S
     assert citations[0]["source"] == "finance/travel.md"
     assert citations[0]["heading"] == "Travel policy > Flights"
     assert "14 days" in citations[0]["snippet"]
-    assert set(citations[0]) == {"n", "source", "page", "heading", "snippet", "score"}
+    assert set(citations[0]) == {"n", "chunk_id", "source", "page", "heading", "snippet",
+                                 "score", "gone"}  # fmt: skip
     assert done["message"]["citations"] == citations
     shown = client.get(f"/api/conversations/{done['conversation_id']}").json()
     assert shown["messages"][1]["citations"] == citations  # stored with the answer

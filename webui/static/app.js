@@ -46,11 +46,25 @@ function el(tag, className, text) {
 
 // ---- conversation list ------------------------------------------------------------------
 
+// A conversation id as the server makes them (32 hex digits), else null. Ids come from the
+// address (#id), which anyone can link to: pasted into an API path unchecked, "#../documents/
+// file/X" would load a file of the watched folder and render its "messages" here.
+const CONVERSATION_ID = /^[0-9a-f]{32}$/;
+
+function conversationId(value) {
+  return typeof value === "string" && CONVERSATION_ID.test(value) ? value : null;
+}
+
+function conversationUrl(id, rest = "") {
+  if (!conversationId(id)) throw new Error("There is no such conversation.");
+  return `/api/conversations/${id}${rest}`;
+}
+
 async function loadConversations() {
   const list = await (await api("/api/conversations")).json();
   const nav = $("conversations");
   nav.replaceChildren();
-  for (const conv of list) {
+  for (const conv of list.filter((c) => conversationId(c.id))) {
     const link = el("a");
     link.href = `#${conv.id}`;
     link.dataset.id = conv.id;
@@ -69,7 +83,7 @@ async function loadConversations() {
 async function deleteConversation(id) {
   if (state.streaming) return;
   if (!confirm("Delete this conversation?")) return;
-  await api(`/api/conversations/${id}`, { method: "DELETE" });
+  await api(conversationUrl(id), { method: "DELETE" });
   if (id === state.current) newChat();
   await loadConversations();
 }
@@ -86,8 +100,8 @@ function newChat() {
 }
 
 async function openConversation(id) {
-  const conv = await (await api(`/api/conversations/${id}`)).json();
-  state.current = conv.id;
+  const conv = await (await api(conversationUrl(id))).json();
+  state.current = conversationId(conv.id);
   $("title").textContent = conv.title;
   const box = $("messages");
   box.replaceChildren();
@@ -118,17 +132,18 @@ function renderMessage(message) {
 // ---- citations ----------------------------------------------------------------------------
 
 // Where a citation opens: a PDF at its page in the browser's viewer; other formats in the
-// document view, at the heading (and the original PDF is for admins where documents are
-// indexed redacted).
+// document view, which marks the cited chunk (and the original PDF is for admins where
+// documents are indexed redacted). A link carries the chunk's id, never its text (addresses
+// end up in logs and browser histories); a chunk no longer indexed opens the view, which says so.
 function sourceUrl(c) {
   const original = state.privacy?.documents !== "redact" || state.role === "admin";
-  if (c.source.toLowerCase().endsWith(".pdf") && original) {
+  const page = Number.isInteger(c.page) && c.page > 0 ? c.page : null;
+  if (c.source.toLowerCase().endsWith(".pdf") && original && !c.gone) {
     const path = c.source.split("/").map(encodeURIComponent).join("/");
-    return `/api/documents/file/${path}#page=${c.page || 1}`;
+    return `/api/documents/file/${path}#page=${page || 1}`;
   }
-  const query = new URLSearchParams({ path: c.source, snippet: c.snippet.slice(0, 120) });
-  if (c.page) query.set("page", c.page);
-  if (c.heading) query.set("heading", c.heading);
+  const query = new URLSearchParams({ path: c.source, chunk: c.chunk_id || "" });
+  if (page) query.set("page", page);
   return `/view?${query}`;
 }
 
@@ -168,7 +183,8 @@ function sourceList(citations) {
     const where = [c.page ? `page ${c.page}` : "", c.heading || ""].filter(Boolean).join(" · ");
     item.append(citationLink(c, c.source, "source"));
     if (where) item.append(el("span", "where", ` — ${where}`));
-    item.title = c.snippet;
+    if (c.gone) item.append(el("span", "where gone", " — this passage is no longer in the index"));
+    item.title = c.gone ? "The document was changed or removed since this answer." : c.snippet;
     list.append(item);
   }
   return list;
@@ -263,7 +279,7 @@ function rateButtons(message) {
     button.title = rating === "up" ? "A good answer" : "A bad answer (you may say why)";
     button.addEventListener("click", async () => {
       const comment = rating === "down" ? (prompt("What was wrong? (optional)") || "") : "";
-      const url = `/api/conversations/${state.current}/messages/${message.id}/feedback`;
+      const url = conversationUrl(state.current, `/messages/${encodeURIComponent(message.id)}/feedback`);
       try {
         await api(url, { method: "POST", body: JSON.stringify({ rating, comment }) });
         button.textContent = `${label} thanks`;
@@ -313,12 +329,13 @@ function copyBySelection(text) {
 async function send(text) {
   if (!state.current) {
     const conv = await (await api("/api/conversations", { method: "POST", body: "{}" })).json();
-    state.current = conv.id;
+    state.current = conversationId(conv.id);
+    if (!state.current) throw new Error("The server returned no conversation id.");
     history.replaceState(null, "", `#${conv.id}`);
     $("messages").replaceChildren();
   }
   const body = JSON.stringify({ content: text, collections: chosenCollections() });
-  await stream(`/api/conversations/${state.current}/messages`, body, text);
+  await stream(conversationUrl(state.current, "/messages"), body, text);
 }
 
 async function regenerate() {
@@ -326,7 +343,7 @@ async function regenerate() {
   const answers = document.querySelectorAll(".msg.assistant");
   if (answers.length) answers[answers.length - 1].remove();
   const body = JSON.stringify({ collections: chosenCollections() });
-  await stream(`/api/conversations/${state.current}/regenerate`, body, null);
+  await stream(conversationUrl(state.current, "/regenerate"), body, null);
 }
 
 async function stream(url, body, userText) {
@@ -455,7 +472,7 @@ async function start() {
   // The policy decides where citations link (originals or the redacted view): known first.
   await fetch("/api/privacy").then((r) => r.json()).then(privacyNotice).catch(() => {});
   loadCollections().catch(() => {});
-  const id = location.hash.slice(1);
+  const id = conversationId(location.hash.slice(1)); // anything else in the hash is ignored
   if (id) {
     try { await openConversation(id); return; } catch (error) { showError(error.message); }
   }
