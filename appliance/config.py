@@ -226,6 +226,22 @@ class DocumentsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
             description="A .docx (a zip) that unpacks to more than this is refused as a zip bomb.",
         ),
     ] = 200
+    extract_memory_mb: Annotated[
+        int,
+        Meta(
+            ge=64,
+            description="Memory (MiB) the parsers may take for one file, in the child process "
+            "that extracts text; a file needing more (a PDF bomb) is listed as failed.",
+        ),
+    ] = 1024
+    extract_timeout_s: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="Seconds the parsers may take for one file; a slower file is listed as "
+            "failed (the child process is killed). Such files are read again once they change.",
+        ),
+    ] = 60.0
 
 
 class CustomRecognizer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

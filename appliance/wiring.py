@@ -18,6 +18,7 @@ from appliance.errors import ApplianceError, ModelError
 from appliance.ingest.chunk import Chunker
 from appliance.ingest.library import DocumentLibrary
 from appliance.ingest.pipeline import IngestPipeline
+from appliance.ingest.sandbox import Sandbox
 from appliance.ingest.types import Limits
 from appliance.ingest.watch import FolderWatcher
 from appliance.llm.engine import Engine, ThreadedEngine
@@ -164,6 +165,7 @@ def build_pipeline(settings: Settings, db: Database, yield_cpu: Callable[[], Non
         max_file_bytes=docs.max_file_mb * 2**20,
         limits=Limits(max_unpacked_bytes=docs.max_unpacked_mb * 2**20),
         yield_cpu=yield_cpu,
+        sandbox=Sandbox(docs.extract_memory_mb, docs.extract_timeout_s),
         redact=(privacy or build_privacy(settings)).document_text
         if settings.pii.documents == "redact" else None,
     )  # fmt: skip

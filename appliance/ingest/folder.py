@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import errno
 import os
-from collections.abc import Iterator
+import stat
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
 _IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".swp", "~")
 Kind = Literal["file", "folder", "missing", "other"]
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+# O_NONBLOCK: a FIFO swapped in opens at once instead of blocking the ingest thread
+_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+
+
+class Refused(Exception):
+    """The path, as found when opened, is not a regular file inside the folder."""
+
+
+class TooLarge(Exception):
+    """The file holds more than the bytes a caller would read."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"{size} bytes")
+        self.size = size  # at least this many bytes
 
 
 def ignored(path: str) -> bool:
@@ -20,6 +37,64 @@ def ignored(path: str) -> bool:
 def collection_of(path: str) -> str:
     """A document's collection: its top-level subfolder ("" for files at the top)."""
     return path.split("/", 1)[0] if "/" in path else ""
+
+
+def open_inside(root: Path, path: str) -> int:
+    """A descriptor of the regular file at relative `path` under `root`, opened one folder at
+    a time from `root` (openat) without following any link, so that a link or a FIFO swapped in
+    after a check is refused here, and nothing outside the folder is ever opened.
+
+    Raises Refused (a link, a FIFO, a device, "..") or OSError (gone, unreadable).
+    """
+    parts = path.split("/")
+    if not path or "\0" in path or any(p in ("", ".", "..") for p in parts):
+        raise Refused(f"{path!r} is not a path inside the watched folder")
+    folder = os.open(root, _DIR)  # the root itself may be a link: the operator's choice
+    try:
+        for part in parts[:-1]:
+            _check(part, folder, stat.S_ISDIR, "a folder")
+            below = _open_at(part, _DIR | os.O_NOFOLLOW, folder)
+            os.close(folder)
+            folder = below
+        _check(parts[-1], folder, stat.S_ISREG, "a regular file")
+        fd = _open_at(parts[-1], _FILE, folder)
+    finally:
+        os.close(folder)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise Refused("it is not a regular file (a FIFO, a device or a socket); it was not read")
+    return fd
+
+
+def read_capped(fd: int, cap: int) -> tuple[bytes, os.stat_result]:
+    """All bytes of open regular file `fd` (closed after) and its stat; TooLarge past `cap`
+    bytes, having read at most cap + 1 of them (the file may grow after the stat)."""
+    with os.fdopen(fd, "rb") as file:
+        st = os.fstat(fd)
+        if st.st_size > cap:
+            raise TooLarge(st.st_size)
+        data = file.read(cap + 1)
+    if len(data) > cap:
+        raise TooLarge(len(data))
+    return data, st
+
+
+def _check(name: str, folder: int, is_kind: Callable[[int], bool], kind: str) -> None:
+    """Says why before opening: a link (never followed) or not the kind of thing expected."""
+    mode = os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode
+    if stat.S_ISLNK(mode):
+        raise Refused(f"{name!r} is a symbolic link; links are not followed")
+    if not is_kind(mode):
+        raise Refused(f"{name!r} is not {kind} (a FIFO, a device or a socket?); it was not read")
+
+
+def _open_at(name: str, flags: int, folder: int) -> int:
+    try:
+        return os.open(name, flags, dir_fd=folder)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):  # swapped for a link since _check
+            raise Refused(f"{name!r} became a symbolic link; links are not followed") from None
+        raise
 
 
 def inside(path: str, folder: str) -> bool:
@@ -57,12 +132,17 @@ class WatchedFolder:
             dirnames[:] = sorted(d for d in dirnames
                                  if not ignored(d) and not (here / d).is_symlink())  # fmt: skip
             for name in sorted(filenames):
-                if not ignored(name) and not (here / name).is_symlink():
+                if not ignored(name):
                     yield from self._stat((here / name).relative_to(self.root).as_posix())
+
+    def read(self, path: str, cap: int) -> tuple[bytes, os.stat_result]:
+        """The bytes of regular file `path` as opened now (see open_inside), at most `cap`."""
+        return read_capped(open_inside(self.root, path), cap)
 
     def _stat(self, path: str) -> Iterator[tuple[str, os.stat_result]]:
         try:
-            st = (self.root / path).stat()
+            st = (self.root / path).lstat()
         except OSError:
             return  # gone between listing and stat: its event or the next pass handles it
-        yield path, st
+        if stat.S_ISREG(st.st_mode):  # not a link, a FIFO or a device
+            yield path, st

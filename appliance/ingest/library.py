@@ -4,7 +4,6 @@ progress, the collections, and a document's file or indexed text, confined to th
 from __future__ import annotations
 
 import os
-import stat
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -13,12 +12,11 @@ from typing import BinaryIO
 import msgspec
 
 from appliance.errors import NotFound
-from appliance.ingest.folder import collection_of
+from appliance.ingest.folder import Refused, collection_of, open_inside
 from appliance.store.catalog import Catalog, Document
 
 _OVERLAP_CHARS = 2000  # longer than any chunk overlap (documents.chunk_overlap tokens)
 _MIN_OVERLAP = 12  # shorter repeats are chance ("see the" + "exam"), not the chunks' overlap
-_PROC_FD = Path("/proc/self/fd").is_dir()
 
 
 class Passage(msgspec.Struct, frozen=True):
@@ -54,22 +52,14 @@ class DocumentLibrary:
         """The file of indexed document `path` (relative to the watched folder), open.
 
         Anything else is "not found": a path the index does not hold (outside the folder, a
-        hidden or skipped file), a symlink, or a file whose real place, read from the open
-        descriptor, is outside the folder (a link swapped in between check and open).
+        hidden or skipped file), or one that is, when opened, a link or not a regular file
+        (swapped in since it was indexed): see open_inside.
         """
         self._indexed(path)
-        root = Path(self.watch_dir).resolve()
-        missing = NotFound(f"no document {path!r} in the watched folder")
         try:
-            fd = os.open(root.joinpath(*path.split("/")), os.O_RDONLY | os.O_NOFOLLOW)
-        except OSError:
-            raise missing from None
-        file = os.fdopen(fd, "rb")
-        real = Path(os.readlink(f"/proc/self/fd/{fd}")) if _PROC_FD else Path(file.name)
-        if not real.is_relative_to(root) or not stat.S_ISREG(os.fstat(fd).st_mode):
-            file.close()
-            raise missing
-        return file
+            return os.fdopen(open_inside(Path(self.watch_dir), path), "rb")
+        except (Refused, OSError):
+            raise NotFound(f"no document {path!r} in the watched folder") from None
 
     def passages(self, path: str) -> list[Passage]:
         """The document's text as it is indexed (redacted where the documents policy says

@@ -17,8 +17,9 @@ import numpy as np
 from appliance.embed.embedder import Embedder, Vectors
 from appliance.errors import ExtractError
 from appliance.ingest.chunk import Chunk, Chunker
-from appliance.ingest.extract import SUPPORTED, extract
-from appliance.ingest.folder import WatchedFolder, ignored, inside
+from appliance.ingest.extract import SUPPORTED
+from appliance.ingest.folder import Refused, TooLarge, WatchedFolder, ignored, inside
+from appliance.ingest.sandbox import Sandbox, Stopped
 from appliance.ingest.types import Block, Limits
 from appliance.store.catalog import Catalog, ChunkRow, Document, FileState, Status
 from appliance.store.vectors import VectorIndex
@@ -58,7 +59,8 @@ class IngestPipeline:
     def __init__(self, root: Path, catalog: Catalog, index: VectorIndex, embedder: Embedder,
                  chunker: Chunker, *, max_file_bytes: int, limits: Limits,
                  yield_cpu: Callable[[], None] = lambda: None,
-                 redact: Callable[[str], str] | None = None) -> None:  # fmt: skip
+                 redact: Callable[[str], str] | None = None,
+                 sandbox: Sandbox | None = None) -> None:  # fmt: skip
         self.root = root
         self.folder = WatchedFolder(root)
         self._catalog = catalog
@@ -69,6 +71,7 @@ class IngestPipeline:
         self._limits = limits
         self._yield_cpu = yield_cpu
         self._redact = redact  # the documents' PII policy, applied before chunking
+        self._sandbox = sandbox or Sandbox()  # the parsers run there, never in this process
         self.progress = Progress()
         self._writes: list[_Write] = []
         self._batched = False  # during a full pass, several files share one index call
@@ -100,6 +103,7 @@ class IngestPipeline:
             self.queue(path)
         self._read_all(todo, on_disk, on_progress)
         self._remove_gone(known.keys() - on_disk.keys(), under)
+        self.compact()
         self.progress.path = ""
         on_progress(self.progress)
         return self.progress
@@ -108,6 +112,10 @@ class IngestPipeline:
         """Ends a running pass after the file at hand (for shutdown); what is left stays
         pending and is read at the next start."""
         self._cancelled = True
+
+    def close(self) -> None:
+        """Ends the extraction worker, even in the middle of a file (left pending)."""
+        self._sandbox.close()
 
     def _read_all(self, todo: list[str], on_disk: dict[str, os.stat_result],
                   on_progress: Callable[[Progress], None]) -> None:  # fmt: skip
@@ -166,9 +174,8 @@ class IngestPipeline:
         if kind != "file":  # gone, or a link (never followed): nothing of it stays indexed
             self.remove(path)
             return "removed" if kind == "missing" else "ignored"
-        full = self.root / path
         try:
-            return self._sync_file(path, full)
+            return self._sync_file(path)
         except OSError as exc:
             return self._fail(FileState(path, 0, 0), f"cannot be read: {exc.strerror or exc}")
 
@@ -187,6 +194,8 @@ class IngestPipeline:
         did not foresee (a full disk, a bug) is logged and the file listed as failed."""
         try:
             return self.sync(path)
+        except Stopped:
+            return "stopped"  # shutting down: the file stays pending, read at the next start
         except Exception as exc:
             log.exception("indexing %s failed", path)
             with contextlib.suppress(Exception):  # the catalog itself may be what fails
@@ -199,22 +208,39 @@ class IngestPipeline:
         self._index.delete(dropped)
         return "removed"
 
-    def _sync_file(self, path: str, full: Path) -> str:
-        size, mtime = _stat(full)
+    def compact(self) -> None:
+        """Erasure: what the chunks removed or replaced since the last time left on disk is
+        overwritten. Called once a pass, or a burst of changes, is over (not per file: it
+        rewrites the keyword index); a crash before it leaves it due at the next call."""
+        if self._cancelled:
+            return
+        try:
+            self._catalog.compact(between=self._yield_cpu)
+        except Exception:
+            log.exception(
+                "erasing what removed chunks left in the database failed; it is tried again "
+                "after the next change or at the next start"
+            )
+
+    def _sync_file(self, path: str) -> str:
+        size, mtime = _stat(self.root / path)
         state = FileState(path, size, mtime)
         doc = self._catalog.get(path)
         if not _changed(doc, size, mtime):
             return "unchanged"
-        suffix = full.suffix.lower()
+        suffix = Path(path).suffix.lower()
         if suffix not in SUPPORTED:
             return self._settle(state, "skipped", f"unsupported file type {suffix or '(none)'}; "
                                 f"supported: {', '.join(sorted(SUPPORTED))}")  # fmt: skip
-        if size > self._max_bytes:
-            return self._fail(state, f"the file is {size / 2**20:.1f} MB, over the limit of "
+        try:  # opened anew without following links: what `kind` saw may have been swapped
+            data, st = self.folder.read(path, self._max_bytes)
+        except Refused as exc:
+            return self._settle(state, "skipped", str(exc))
+        except TooLarge as exc:
+            return self._fail(state, f"the file is {exc.size / 2**20:.1f} MB, over the limit of "
                               f"{self._max_bytes / 2**20:.0f} MB; raise documents.max_file_mb "
                               "or split the file")  # fmt: skip
-        data = full.read_bytes()
-        state = FileState(path, size, mtime, hashlib.sha256(data).hexdigest())
+        state = FileState(path, st.st_size, st.st_mtime_ns, hashlib.sha256(data).hexdigest())
         if doc is not None and doc.sha256 == state.sha256:  # a requeue clears the sha
             self._catalog.touch(state)
             return "unchanged"
@@ -236,7 +262,7 @@ class IngestPipeline:
         return False
 
     def _index_content(self, state: FileState, data: bytes) -> str:
-        extracted = extract(state.path, data, self._limits)
+        extracted = self._sandbox.extract(state.path, data, self._limits)
         chunks = self._chunker.chunks(self._redacted(extracted.blocks))
         if not chunks:
             raise ExtractError("no text found in the file")
@@ -300,7 +326,7 @@ def _changed(doc: Document | None, size: int, mtime_ns: int) -> bool:
 
 
 def _stat(full: Path) -> tuple[int, int]:
-    st = full.stat()
+    st = full.lstat()
     return st.st_size, st.st_mtime_ns
 
 

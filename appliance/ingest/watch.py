@@ -37,7 +37,9 @@ class FolderWatcher:
     def stop(self) -> None:
         self._stop.set()
         self._pipeline.cancel()
+        self._pipeline.close()  # a long extraction is not waited for
         self._thread.join(timeout=30)
+        self._pipeline.close()  # the worker of a file that started in between
 
     def _run(self) -> None:
         if not self._watch:
@@ -65,6 +67,8 @@ class FolderWatcher:
             self._take(batch)
             self._flush()
             if not self._waiting:
+                if not self.idle.is_set():  # a burst of changes is over
+                    self._pipeline.compact()
                 self.idle.set()
 
     def _changes(self) -> Iterator[set[tuple[watchfiles.Change, str]]]:

@@ -1,0 +1,279 @@
+"""Sandbox: the parsers run in a child process with memory and time limits, so a hostile file
+fails (out of memory, too slow, parser crashed) instead of taking the server down."""
+
+from __future__ import annotations
+
+import os
+import resource
+import select
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+
+import appliance
+from appliance.errors import ExtractError
+from appliance.ingest.types import Extracted, Limits
+
+_HEADER = struct.Struct("<Q")  # the length of each frame on the pipes
+_READ = 1 << 20
+_START_S = 60.0  # for the worker's imports, on a busy box (not the per-file limit)
+_ORPHAN_CHECK_S = 0.2
+
+
+class Stopped(Exception):
+    """The worker was ended by close() (shutdown) in the middle of a file: not its fault."""
+
+
+class _Job(msgspec.Struct, array_like=True):
+    name: str
+    data: bytes
+    limits: Limits
+
+
+class _Reply(msgspec.Struct, array_like=True):
+    extracted: Extracted | None = None
+    error: str | None = None  # the file's fault, said for a person (an ExtractError)
+    memory: bool = False  # a MemoryError: the limit was reached
+    bug: str | None = None  # not the file's fault: the pipeline treats it as transient
+
+
+class Sandbox:
+    """extract() through one long-lived worker process, started on first use and again after
+    it died or was killed; callers are serialized (the ingest thread is the only one)."""
+
+    def __init__(self, memory_mb: int = 1024, timeout_s: float = 60.0) -> None:
+        self.memory_mb = memory_mb
+        self.timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._finalizer: weakref.finalize[..., Sandbox] | None = None
+        self._base = 0  # the worker's resident bytes when it started
+        self._closing = False
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's process id while it runs (for tests and diagnostics)."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    def extract(self, name: str, data: bytes, limits: Limits) -> Extracted:
+        """What `appliance.ingest.extract.extract` returns, computed in the worker.
+
+        Raises ExtractError for the file's faults (the parser's own message, or out of
+        memory, too slow, crashed) and RuntimeError when the worker cannot be started.
+        """
+        with self._lock:
+            proc = self._worker()
+            try:
+                _write_frame(_fd(proc.stdin), msgspec.msgpack.encode(_Job(name, data, limits)))
+                reply = _read_frame(_fd(proc.stdout), time.monotonic() + self.timeout_s)
+            except TimeoutError:
+                self._retire()
+                raise ExtractError(
+                    f"too slow (over {self.timeout_s:g} s while extracting); if "
+                    "the file is genuine, raise documents.extract_timeout_s; it "
+                    "is tried again when it changes"
+                ) from None
+            except (EOFError, BrokenPipeError):
+                raise ExtractError(self._died()) from None
+            return self._outcome(msgspec.msgpack.decode(reply, type=_Reply))
+
+    def close(self) -> None:
+        """Ends the worker (at shutdown), even in the middle of a file, whose extract() then
+        raises Stopped; a later extract() starts a new worker."""
+        self._closing = True
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()  # not waiting for the file at hand: it is read again next time
+        with self._lock:
+            self._retire()
+            self._closing = False
+
+    def _outcome(self, reply: _Reply) -> Extracted:
+        if reply.extracted is not None:
+            return reply.extracted
+        if reply.memory:
+            self._retire()  # its heap is in pieces: start afresh
+            raise ExtractError(self._out_of_memory())
+        if reply.bug is not None:
+            raise RuntimeError(f"the extraction worker failed: {reply.bug}")
+        raise ExtractError(reply.error or "not readable")
+
+    def _out_of_memory(self) -> str:
+        return (
+            f"out of memory (over {self.memory_mb} MiB while extracting); if the file is "
+            "genuine, raise documents.extract_memory_mb; it is tried again when it changes"
+        )
+
+    def _died(self) -> str:
+        proc, self._proc = self._proc, None
+        assert proc is not None  # noqa: S101
+        for pipe in (proc.stdin, proc.stdout):
+            pipe.close()  # type: ignore[union-attr]
+        code, peak = _reap(proc)
+        if self._closing:
+            raise Stopped("the extraction worker was stopped (the server is shutting down)")
+        # pdfium aborts (SIGABRT) when the limit refuses it memory, where Python would raise
+        # MemoryError: a peak near the limit tells that from a crash
+        if code == _OUT_OF_MEMORY or (code < 0 and peak - self._base > self.memory_mb * 2**19):
+            return self._out_of_memory()
+        what = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+        return f"the parser crashed ({what}) on this file; it is tried again when it changes"
+
+    def _worker(self) -> subprocess.Popen[bytes]:
+        if self._proc is not None and self._proc.poll() is None:
+            return self._proc
+        # -P: nothing from the working directory; the package is found where it was imported
+        package = str(Path(appliance.__file__).resolve().parents[1])
+        path = os.pathsep.join(p for p in (package, os.environ.get("PYTHONPATH")) if p)
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
+            [
+                sys.executable,
+                "-P",
+                "-m",
+                "appliance.ingest.sandbox",
+                str(os.getpid()),
+                str(self.memory_mb),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            bufsize=0,
+            env={**os.environ, "PYTHONPATH": path},
+        )
+        self._proc = proc
+        self._finalizer = weakref.finalize(self, _end, proc)  # no orphan if never closed
+        try:
+            (self._base,) = _HEADER.unpack(
+                _read_frame(_fd(proc.stdout), time.monotonic() + _START_S)
+            )
+        except (TimeoutError, EOFError):
+            self._retire()
+            raise RuntimeError(
+                "the extraction worker (python -m appliance.ingest.sandbox) did "
+                "not start; the server log has its error"
+            ) from None
+        return proc
+
+    def _retire(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            _end(proc)
+
+
+_OUT_OF_MEMORY = 3  # the worker's exit status when the limit hit where Python could not reply
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None:
+            pipe.close()
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> tuple[int, int]:
+    """The exit code (-N: signal N) of a worker that ended, and its peak resident bytes."""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_maxrss * 1024
+
+
+def _fd(pipe: object) -> int:
+    fileno: Callable[[], int] = pipe.fileno  # type: ignore[attr-defined]
+    return fileno()
+
+
+def _write_frame(fd: int, body: bytes) -> None:
+    view = memoryview(_HEADER.pack(len(body)) + body)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _read_frame(fd: int, deadline: float | None = None) -> bytes:
+    (size,) = _HEADER.unpack(_read_exact(fd, _HEADER.size, deadline))
+    return _read_exact(fd, size, deadline)
+
+
+def _read_exact(fd: int, n: int, deadline: float | None) -> bytes:
+    out = bytearray()
+    while len(out) < n:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise TimeoutError
+        block = os.read(fd, min(n - len(out), _READ))
+        if not block:
+            raise EOFError
+        out += block
+    return bytes(out)
+
+
+# -- the worker process ------------------------------------------------------------------------
+
+
+def _serve(parent: int, memory_mb: int) -> None:
+    """Reads jobs until its input ends; imports only the extractors (no model, no network)."""
+    from appliance.ingest.extract import extract
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        # Ctrl-C or systemd's stop reach the whole group: the server ends the worker itself,
+        # so that the file at hand is not taken for the culprit
+        signal.signal(sig, signal.SIG_IGN)
+    jobs, replies = os.dup(0), os.dup(1)
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    os.dup2(2, 1)  # a parser that prints must not corrupt the replies
+    threading.Thread(target=_orphan_guard, args=(parent,), daemon=True).start()
+    _limit_memory(memory_mb)
+    _write_frame(replies, _HEADER.pack(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
+    while True:
+        try:
+            job = msgspec.msgpack.decode(_read_frame(jobs), type=_Job)
+        except EOFError:
+            return
+        _write_frame(replies, _answer(extract, job))
+
+
+def _answer(extract: Callable[[str, bytes, Limits], Extracted], job: _Job) -> bytes:
+    try:
+        try:
+            reply = _Reply(extracted=extract(job.name, job.data, job.limits))
+        except ExtractError as exc:
+            reply = _Reply(error=str(exc))
+        except Exception as exc:
+            reply = _Reply(bug=f"{type(exc).__name__}: {exc}")
+        del job
+        return msgspec.msgpack.encode(reply)
+    except MemoryError:
+        del reply
+        try:
+            return msgspec.msgpack.encode(_Reply(memory=True))
+        except MemoryError:
+            os._exit(_OUT_OF_MEMORY)
+
+
+def _limit_memory(memory_mb: int) -> None:
+    """The address space may grow by `memory_mb` beyond what the worker holds once started."""
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        pages = int(statm.read().split()[0])
+    limit = pages * resource.getpagesize() + memory_mb * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _orphan_guard(parent: int) -> None:
+    """Ends the worker if the server died (even by SIGKILL) in the middle of a file."""
+    while os.getppid() == parent:
+        time.sleep(_ORPHAN_CHECK_S)
+    os._exit(1)
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]), int(sys.argv[2]))
