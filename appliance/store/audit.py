@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import msgspec
 
 from appliance.store.db import Database
 
 GENESIS = "0" * 64
+BATCH = 1000  # records read at a time by `verify`: constant memory, the lock held briefly
 
 
 class Record(msgspec.Struct, frozen=True):
@@ -23,58 +24,161 @@ class Record(msgspec.Struct, frozen=True):
     detail: str  # more, as text (redacted of personal data)
     prev_hash: str
     hash: str
+    address: str | None = None  # the client's, while kept (audit.address_days); not chained
 
 
 class Verdict(msgspec.Struct, frozen=True):
-    records: int
+    records: int  # in the chain, up to the newest checked
     intact: bool
     problem: str | None = None  # which record, and what is wrong with it
+    checked: int = 0  # read this time: those after the checkpoint, or all with `full`
+    since: int = 0  # the id of the checkpoint this check started after (0: the first record)
 
 
-def _digest(prev: str, id_: int, at: float, actor: str, action: str, target: str,
-            detail: str) -> str:  # fmt: skip
+def _digest(
+    prev: str, id_: int, at: float, actor: str, action: str, target: str, detail: str
+) -> str:
     payload = msgspec.json.encode([prev, id_, repr(at), actor, action, target, detail])
     return hashlib.sha256(payload).hexdigest()
 
 
+def _sound(r: Record, prev: str) -> bool:
+    return r.prev_hash == prev and r.hash == _digest(
+        prev, r.id, r.at, r.actor, r.action, r.target, r.detail
+    )
+
+
 class AuditLog:
-    def __init__(self, db: Database, redact: Callable[[str], str] = lambda t: t) -> None:
+    def __init__(
+        self, db: Database, redact: Callable[[str], str] = lambda t: t, address_days: int = 30
+    ) -> None:
         self._db = db
         self._redact = redact
+        self._address_days = address_days
 
-    def record(self, actor: str, action: str, target: str = "", detail: str = "",
-               private: bool = False) -> None:  # fmt: skip
+    def record(
+        self,
+        actor: str,
+        action: str,
+        target: str = "",
+        detail: str = "",
+        private: bool = False,
+        address: str = "",
+    ) -> None:
         """`private`: the detail holds text a person typed, so it is redacted first (spaCy:
-        tens of milliseconds). What the server writes itself is not."""
+        tens of milliseconds). What the server writes itself is not. `address`: the client's,
+        kept beside the chain for `audit.address_days`, never in it (the chain is forever)."""
         detail = self._redact(detail) if private and detail else detail
         with self._db.transaction() as tx:  # one writer: the chain cannot fork
             last = tx.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
             id_, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
             at = time.time()
-            tx.execute("INSERT INTO audit (id, at, actor, action, target, detail, prev_hash, hash)"
-                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       (id_, at, actor, action, target, detail, prev,
-                        _digest(prev, id_, at, actor, action, target, detail)))  # fmt: skip
+            tx.execute(
+                "INSERT INTO audit (id, at, actor, action, target, detail, prev_hash, hash)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    id_,
+                    at,
+                    actor,
+                    action,
+                    target,
+                    detail,
+                    prev,
+                    _digest(prev, id_, at, actor, action, target, detail),
+                ),
+            )
+            if address and self._address_days:
+                tx.execute(
+                    "INSERT INTO audit_addresses (record_id, address, at) VALUES (?, ?, ?)",
+                    (id_, address, at),
+                )
 
-    def records(self, actor: str = "", action: str = "", before: int | None = None,
-                limit: int = 100) -> list[Record]:  # fmt: skip
+    def records(
+        self, actor: str = "", action: str = "", before: int | None = None, limit: int = 100
+    ) -> list[Record]:
         """Newest first, filtered by actor and action (exact), paged by `before` (an id)."""
         rows = self._db.query(
-            "SELECT * FROM audit WHERE (? = '' OR actor = ?) AND (? = '' OR action = ?) "
-            "AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?",
-            (actor, actor, action, action, before, before, limit))  # fmt: skip
+            "SELECT a.*, d.address AS address FROM audit a "
+            "LEFT JOIN audit_addresses d ON d.record_id = a.id "
+            "WHERE (? = '' OR a.actor = ?) AND (? = '' OR a.action = ?) "
+            "AND (? IS NULL OR a.id < ?) ORDER BY a.id DESC LIMIT ?",
+            (actor, actor, action, action, before, before, limit),
+        )
         return [Record(**dict(r)) for r in rows]
 
-    def verify(self) -> Verdict:
-        prev, expected_id, count = GENESIS, 1, 0
-        for row in self._db.query("SELECT * FROM audit ORDER BY id"):
-            r = Record(**dict(row))
-            count += 1
-            if r.id != expected_id:
-                return Verdict(count, False, f"records {expected_id}..{r.id - 1} are missing "
-                               "(deleted)")  # fmt: skip
-            if r.prev_hash != prev or r.hash != _digest(prev, r.id, r.at, r.actor, r.action,
-                                                        r.target, r.detail):  # fmt: skip
-                return Verdict(count, False, f"record {r.id} was changed after it was written")
-            prev, expected_id = r.hash, r.id + 1
-        return Verdict(count, True)
+    def purge_addresses(self) -> int:
+        """Drops the client addresses older than `audit.address_days`; the chain is untouched."""
+        cutoff = time.time() - self._address_days * 86400
+        with self._db.transaction() as tx:
+            return tx.execute("DELETE FROM audit_addresses WHERE at < ?", (cutoff,)).rowcount
+
+    def verify(self, full: bool = False) -> Verdict:
+        """Checks the chain from the last checkpoint (or from the first record with `full`),
+        in batches, and moves the checkpoint to the newest record when all is intact. The
+        checkpoint record itself is checked too, so a rewritten tail is found either way."""
+        mark = self._checkpoint()
+        if mark is not None and (problem := self._check_mark(mark[0], mark[1], full)):
+            return Verdict(0 if full else mark[2], False, problem, 0, 0 if full else mark[0])
+        since, prev, count = (0, GENESIS, 0) if full or mark is None else mark
+        expected, checked, last = since + 1, 0, None
+        for r in self._after(since):
+            checked += 1
+            if r.id != expected:
+                return Verdict(
+                    count + checked,
+                    False,
+                    f"records {expected}..{r.id - 1} are missing (deleted)",
+                    checked,
+                    since,
+                )
+            if not _sound(r, prev):
+                return Verdict(
+                    count + checked,
+                    False,
+                    f"record {r.id} was changed after it was written",
+                    checked,
+                    since,
+                )
+            prev, expected, last = r.hash, r.id + 1, r
+        if last is not None:
+            self._save_checkpoint(last, count + checked)
+        return Verdict(count + checked, True, None, checked, since)
+
+    def _after(self, since: int) -> Iterator[Record]:
+        while rows := self._db.query(
+            "SELECT * FROM audit WHERE id > ? ORDER BY id LIMIT ?", (since, BATCH)
+        ):
+            for row in rows:
+                yield Record(**dict(row))
+            since = rows[-1]["id"]
+
+    def _checkpoint(self) -> tuple[int, str, int] | None:
+        rows = self._db.query("SELECT record_id, hash, records FROM audit_checkpoint")
+        return (rows[0][0], rows[0][1], rows[0][2]) if rows else None
+
+    def _check_mark(self, record_id: int, hash_: str, full: bool = False) -> str | None:
+        """The checkpoint's record must still be there, unchanged (else the tail was cut or
+        rewritten after it was verified)."""
+        rows = self._db.query("SELECT * FROM audit WHERE id = ?", (record_id,))
+        if not rows:
+            return (
+                f"record {record_id}, verified before, is missing (deleted); "
+                "records after it may have been cut"
+            )
+        r = Record(**dict(rows[0]))
+        sound = r.hash == hash_ and r.hash == _digest(
+            r.prev_hash, r.id, r.at, r.actor, r.action, r.target, r.detail
+        )
+        if sound:
+            return None
+        return f"record {record_id} was changed after it was verified" + (
+            "" if full else "; `appliance audit verify --full` checks every record"
+        )
+
+    def _save_checkpoint(self, last: Record, records: int) -> None:
+        with self._db.transaction() as tx:
+            tx.execute("DELETE FROM audit_checkpoint")
+            tx.execute(
+                "INSERT INTO audit_checkpoint (record_id, hash, records, at) VALUES (?, ?, ?, ?)",
+                (last.id, last.hash, records, time.time()),
+            )

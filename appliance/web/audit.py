@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from litestar import get
@@ -20,10 +21,13 @@ async def audit_records(
     before: Annotated[int | None, QueryParameter(name="before")] = None,
     limit: Annotated[int, QueryParameter(name="limit", ge=1, le=1000)] = 100,
 ) -> list[Record]:
-    return services.audit.records(actor, action, before, limit)
+    return await asyncio.to_thread(services.audit.records, actor, action, before, limit)
 
 
 @get("/api/audit/verify", opt=ADMIN)
-async def audit_verify(services: ServicesDep) -> Verdict:
-    """Whether the chain of records is intact (no record edited or deleted)."""
-    return services.audit.verify()
+async def audit_verify(
+    services: ServicesDep, full: Annotated[bool, QueryParameter(name="full")] = False
+) -> Verdict:
+    """Whether the chain of records is intact (no record edited or deleted): the records since
+    the last check, and that the last one checked is unchanged; `?full=true` checks all."""
+    return await asyncio.to_thread(services.audit.verify, full)
