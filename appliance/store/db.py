@@ -146,6 +146,22 @@ _MIGRATIONS = (
     """
     ALTER TABLE api_keys ADD COLUMN expires_at REAL;
     """,
+    # 7: the audit chain's last verified record (verify starts after it), and client addresses
+    # beside the chain (not hashed: purged after audit.address_days)
+    """
+    CREATE TABLE audit_checkpoint (
+        record_id INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        records INTEGER NOT NULL,
+        at REAL NOT NULL
+    );
+    CREATE TABLE audit_addresses (
+        record_id INTEGER PRIMARY KEY,
+        address TEXT NOT NULL,
+        at REAL NOT NULL
+    );
+    CREATE INDEX audit_addresses_by_at ON audit_addresses(at);
+    """,
 )
 
 
