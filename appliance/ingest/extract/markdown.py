@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from appliance.errors import ExtractError
+from appliance.ingest.extract import webpage
 from appliance.ingest.extract.blocks import HeadingTrail, unify_newlines
 from appliance.ingest.extract.text import decode
 from appliance.ingest.types import Block, Extracted
 
 _FRONT_MATTER_ENDS = ("---", "...")
+# What a rendered page does not show: HTML comments, and in HTML blocks hidden elements; a
+# planted instruction there would reach the model unseen.
+_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
+_CODE = frozenset({"fence", "code_block"})
 
 
 def read(data: bytes) -> Extracted:
@@ -40,6 +47,20 @@ def _blocks(tokens: list[Token], lines: list[str]) -> Iterator[Block]:
             title = tokens[index + 1].content  # the heading's inline token, without # or ===
             trail.enter(int(token.tag[1:]), title)
             yield Block(title, heading=trail.text)
+        elif token.type == "html_block":
+            yield from (Block(b.text, heading=trail.text) for b in _html(token.content))
         else:
             start, end = token.map
-            yield Block("\n".join(lines[start:end]), heading=trail.text)
+            text = "\n".join(lines[start:end])
+            if token.type not in _CODE:
+                text = _COMMENT.sub("", text)
+            if text.strip():
+                yield Block(text, heading=trail.text)
+
+
+def _html(markup: str) -> list[Block]:
+    """The text a reader sees of an HTML block (none for a comment or a hidden element)."""
+    try:
+        return webpage.read(markup.encode()).blocks
+    except ExtractError:  # nothing visible
+        return []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from bs4 import BeautifulSoup
 from bs4.dammit import UnicodeDammit
@@ -23,6 +23,15 @@ _BREAKS = _HEADINGS | {
     *("table", "tbody", "tfoot", "thead", "tr", "ul"),
 }
 _XML_DECLARATION = re.compile(r"\A\s*<\?xml[^>]*>")
+# Inline styles that hide an element from a reader. (A stylesheet's classes are not read:
+# hiding by class is not caught.)
+_ZERO = re.compile(r"[+-]?0*\.?0+(?:[a-z]+|%)?")
+_HIDING: dict[str, Callable[[str], object]] = {
+    "display": lambda value: value == "none",
+    "visibility": lambda value: value in ("hidden", "collapse"),
+    "font-size": _ZERO.fullmatch,
+    "opacity": _ZERO.fullmatch,
+}
 
 
 def read(data: bytes) -> Extracted:
@@ -48,16 +57,39 @@ def _markup(data: bytes) -> str:
 
 
 def _walk(root: Tag) -> Iterator[tuple[PageElement, bool]]:
-    """Depth-first (node, closing) events without recursion, so deep nesting cannot overflow."""
+    """Depth-first (node, closing) events without recursion, so deep nesting cannot overflow;
+    what a reader does not see is left out with all it holds."""
     stack: list[tuple[PageElement, bool]] = [(root, False)]
     while stack:
         node, closing = stack.pop()
-        if isinstance(node, Tag) and node.name in _HIDDEN:
+        if isinstance(node, Tag) and (node.name in _HIDDEN or _hidden(node)):
             continue
         yield node, closing
         if isinstance(node, Tag) and not closing:
             stack.append((node, True))
             stack.extend((child, False) for child in reversed(node.contents))
+
+
+def _hidden(tag: Tag) -> bool:
+    """Hidden from readers: a planted instruction there would reach the model unseen. The
+    `hidden` attribute (but `until-found`, shown by find in page, like a closed <details>),
+    aria-hidden, a closed <dialog>, or an inline style with display:none,
+    visibility:hidden, a zero font size or opacity 0."""
+    attrs = tag.attrs
+    if "hidden" in attrs and str(attrs["hidden"]).strip().lower() != "until-found":
+        return True
+    if str(attrs.get("aria-hidden", "")).strip().lower() == "true":
+        return True
+    if tag.name == "dialog" and "open" not in attrs:
+        return True
+    return any(_hides(declaration) for declaration in str(attrs.get("style", "")).split(";"))
+
+
+def _hides(declaration: str) -> bool:
+    name, _, value = declaration.partition(":")
+    value = value.lower().replace("!important", "").strip()
+    hides = _HIDING.get(name.strip().lower())
+    return bool(hides and hides(value))
 
 
 class _Page:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import docx
 from docx.document import Document
-from docx.table import Table
+from docx.oxml.ns import qn
+from docx.oxml.text.paragraph import CT_P
+from docx.oxml.text.run import CT_R
+from docx.table import Table, _Cell
 from docx.text.paragraph import Paragraph
 
 from appliance.errors import ExtractError
@@ -51,18 +55,22 @@ def _ratio(member: zipfile.ZipInfo) -> float:
 
 
 def _blocks(document: Document) -> Iterator[Block]:
+    # Hidden text (w:vanish) is not shown to a reader; most files have none, so the plain
+    # python-docx text is used unless the body holds some.
+    text = _shown if next(document.element.body.iter(qn("w:vanish")), None) is not None else None
     trail = HeadingTrail()
     levels: dict[str | None, int | None] = {}  # by style id: python-docx's lookup is slow
     for item in document.iter_inner_content():
         if isinstance(item, Table):
-            yield from (Block(row, heading=trail.text) for row in _rows(item))
+            yield from (Block(row, heading=trail.text) for row in _rows(item, text))
             continue
         style_id = item._p.style  # the style id, read without python-docx's lookup
         if style_id not in levels:
             levels[style_id] = _heading_level(item)
+        shown = item.text if text is None else text(item._p)
         if (level := levels[style_id]) is not None:
-            trail.enter(level, item.text)
-        yield Block(item.text, heading=trail.text)
+            trail.enter(level, shown)
+        yield Block(shown, heading=trail.text)
 
 
 def _heading_level(paragraph: Paragraph) -> int | None:
@@ -74,9 +82,26 @@ def _heading_level(paragraph: Paragraph) -> int | None:
     return int(match[1]) if match else None
 
 
-def _rows(table: Table) -> Iterator[str]:
+def _rows(table: Table, text: Callable[[CT_P], str] | None) -> Iterator[str]:
     for row in table.rows:
         # A cell spanning several grid columns comes back once per column: keep it once.
         cells = row.cells
         unique = [cell for i, cell in enumerate(cells) if i == 0 or cell is not cells[i - 1]]
-        yield " | ".join(text for cell in unique if (text := cell.text.strip()))
+        texts = (_cell_text(cell, text).strip() for cell in unique)
+        yield " | ".join(shown for shown in texts if shown)
+
+
+def _cell_text(cell: _Cell, text: Callable[[CT_P], str] | None) -> str:
+    return cell.text if text is None else "\n".join(text(p._p) for p in cell.paragraphs)
+
+
+def _shown(paragraph: CT_P) -> str:
+    """The paragraph's text less its runs marked hidden (w:vanish), as python-docx reads it:
+    runs, and runs within hyperlinks."""
+    runs = paragraph.xpath("w:r | w:hyperlink/w:r")
+    return "".join(run.text for run in runs if not _vanished(run))
+
+
+def _vanished(run: CT_R) -> bool:
+    vanish: Any = None if run.rPr is None else run.rPr.vanish  # python-docx types it loosely
+    return vanish is not None and bool(vanish.val)
