@@ -25,8 +25,9 @@ from appliance.store.catalog import Catalog, ChunkRow, Document, FileState, Stat
 from appliance.store.vectors import VectorIndex
 
 log = logging.getLogger(__name__)
-# Bump when chunking changes, so every document is chunked anew (2: no chunk of a heading alone)
-CHUNKER_VERSION = "2"
+# Bump when chunking or extraction changes, so every document is chunked anew (2: no chunk of
+# a heading alone; 3: text hidden from readers is left out)
+CHUNKER_VERSION = "3"
 _EMBED_BATCH = 64  # chunks embedded between two chances for a chat to take the CPU
 _WRITE_BATCH = 512  # chunks stored per vector-index call in a full pass (Chroma: ~7 ms a call)
 
