@@ -22,7 +22,9 @@ from appliance.web.conversations import ConversationController
 from appliance.web.documents import document_file, document_text, list_collections, list_documents
 from appliance.web.errors import appliance_error, http_error, internal_error
 from appliance.web.feedback import list_feedback, rate_answer
+from appliance.web.forwarded import TrustedProxies
 from appliance.web.openai_api import OpenAIController
+from appliance.web.openapi import describe_routes, openapi_config
 from appliance.web.privacy import privacy, redact
 from appliance.web.search import search
 from appliance.web.users import (
@@ -42,6 +44,9 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+# With web.secure_cookies the page is served over TLS: browsers keep to https for a year.
+# Not includeSubDomains: the appliance speaks for its own host, not for hosts under its name.
+HSTS = {"Strict-Transport-Security": "max-age=31536000"}
 
 
 def webui_dir() -> Path:
@@ -55,6 +60,7 @@ def webui_dir() -> Path:
 
 def create_app(settings: Settings, services: Services) -> Litestar:
     webui = webui_dir()
+    headers = {**SECURITY_HEADERS, **(HSTS if settings.web.secure_cookies else {})}
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -66,7 +72,7 @@ def create_app(settings: Settings, services: Services) -> Litestar:
             for stop in services.on_shutdown:
                 stop()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             *pages.page_handlers(webui),
             pages.healthz,
@@ -102,15 +108,18 @@ def create_app(settings: Settings, services: Services) -> Litestar:
             "llm_settings": Provide(lambda: settings.llm, use_cache=True, sync_to_thread=False),
             "user": Provide(current_user, sync_to_thread=False),
         },
-        guards=[guard_for(services.accounts, services.audit)],
+        guards=[guard_for(services.accounts, services.audit, settings.web.secure_cookies)],
+        middleware=[TrustedProxies(settings.web.trusted_proxies).middleware],
         exception_handlers={
             ApplianceError: appliance_error(settings.web.retry_after),  # type: ignore[dict-item]
             HTTPException: http_error,
             Exception: internal_error,
         },
         lifespan=[lifespan],
-        response_headers=[ResponseHeader(name=k, value=v) for k, v in SECURITY_HEADERS.items()],
-        openapi_config=None,
+        response_headers=[ResponseHeader(name=k, value=v) for k, v in headers.items()],
+        openapi_config=openapi_config(),  # /schema/openapi.json, for signed-in users
         request_max_body_size=settings.limits.max_body_kb * 1024,
         logging_config=None,  # the process's logging is set up once, in cli.py
     )
+    describe_routes(app)  # each route's errors and security, for the schema
+    return app

@@ -1,0 +1,209 @@
+"""The OpenAPI document at /schema/openapi.json: every route, its bodies, and its errors."""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+import msgspec
+from litestar import Litestar, Request
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.routes import HTTPRoute
+
+from appliance import __version__
+from appliance.llm.types import EngineInfo
+from appliance.web.auth import CSRF_HEADER, SESSION_COOKIE
+from appliance.web.schemas import ErrorResponse
+
+SCHEMA_PATH = "/schema"
+_REF = "#/components/schemas/"
+_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+# What each status means; every one of them comes with the one error shape, ErrorResponse.
+ERRORS: dict[int, str] = {
+    400: "The body, a query parameter or a field is invalid; `error.param` names it.",
+    401: "Not signed in: send the session cookie, or `Authorization: Bearer apl_…`.",
+    403: "Not allowed: an admin route, a change without the session's X-CSRF-Token, a public "
+    "change not sent as JSON, or what the route says.",
+    404: "No such item (or not yours): the id, name or path in the address is unknown.",
+    409: "The item's state does not allow it now (say, a conversation still answering).",
+    413: "Over a limit: the body (limits.max_body_kb) or the message (limits.max_message_chars).",
+    429: "Too many requests of this user (or failed sign-ins): retry after `Retry-After` s.",
+    503: "The model is busy or still loading: retry after `Retry-After` seconds.",
+}
+_RETRY_AFTER = {
+    "description": "Seconds to wait before trying again.",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 0},
+}
+
+# Errors beyond those a route's shape gives (401 unless public; 403 for an admin route or a
+# change; 400 for a body or any parameter; 413 for a body; 404 for a path parameter).
+EXTRA_ERRORS: dict[str, tuple[int, ...]] = {
+    "POST /api/session": (429,),  # the sign-in brake
+    "POST /api/users": (409,),  # the name is taken
+    "PATCH /api/users/{name}": (409,),  # one's own account cannot be disabled
+    "DELETE /api/conversations": (409,),  # one is still answering
+    "DELETE /api/conversations/{conversation_id}": (409,),
+    "POST /api/conversations/{conversation_id}/messages": (409, 429, 503),
+    "POST /api/conversations/{conversation_id}/regenerate": (409, 429, 503),
+    "POST /v1/chat/completions": (400, 413, 429, 503),
+    "GET /api/documents/file/{path}": (403,),  # originals are for admins under pii.documents
+}
+
+# Answers sent as server-sent events; `/v1/chat/completions` only with `"stream": true`.
+EVENT_STREAMS: dict[str, str] = {
+    "POST /api/conversations/{conversation_id}/messages": "Server-sent events: `start` "
+    "(conversation_id, user_message), `token` ({text}) each, `render` ({html}, the answer so far "
+    "as HTML), then `done` ({message, finish_reason, citations}) or `error` (ErrorResponse).",
+    "POST /api/conversations/{conversation_id}/regenerate": "As for POST …/messages: `start`, "
+    "`token`…, `render`, then `done` or `error`.",
+    "POST /v1/chat/completions": "With `stream: true`: OpenAI's `data: <ChatCompletionChunk>` "
+    'lines (the last with `citations`), `data: {"error": …}` on a failure part way, then '
+    "`data: [DONE]`.",
+}
+
+SECURITY_SCHEMES = {
+    "apiKey": SecurityScheme(
+        type="http",
+        scheme="bearer",
+        description="An API key (`apl_…`) from the keys page or `appliance keys create USER`.",
+    ),
+    "session": SecurityScheme(
+        type="apiKey",
+        name=SESSION_COOKIE,
+        security_scheme_in="cookie",
+        description=f"The page's session (POST /api/session); changes also need {CSRF_HEADER}.",
+    ),
+}
+
+
+class _Document(JsonRenderPlugin):
+    """The JSON document, finished with what Litestar's specs cannot say (see `finish`)."""
+
+    finished: dict[str, Any] | None = None
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        if openapi_schema is not self.finished:  # Litestar keeps the document it built
+            finish(openapi_schema, request.app)
+            self.finished = openapi_schema
+        return self.render_json(request, openapi_schema)
+
+
+def openapi_config() -> OpenAPIConfig:
+    """The JSON document only: Litestar's UI plugins load scripts from CDNs."""
+    config = OpenAPIConfig(
+        title="appliance",
+        version=__version__,
+        path=SCHEMA_PATH,
+        description="A private AI assistant on one box: the chat page's API, the admin pages' "
+        "API and an OpenAI-compatible API. Every error is an ErrorResponse.",
+        render_plugins=[_Document()],
+        use_handler_docstrings=True,
+        components=Components(security_schemes=dict(SECURITY_SCHEMES)),
+    )
+    config.default_plugin = None  # else `/schema` serves the document too
+    return config
+
+
+def describe_routes(app: Litestar) -> None:
+    """Gives each route of `app` in the schema its error responses and its security."""
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            if handler.resolve_include_in_schema():
+                _describe(handler, route)
+
+
+def _describe(handler: HTTPRouteHandler, route: HTTPRoute) -> None:
+    (method,) = handler.http_methods - {"HEAD", "OPTIONS"}
+    operation = f"{method} {route.path_format or '/'}"
+    codes = set(error_codes(handler, method, route)) | set(EXTRA_ERRORS.get(operation, ()))
+    responses = {
+        code: ResponseSpec(ErrorResponse, description=ERRORS[code], generate_examples=False)
+        for code in sorted(codes)
+    }
+    if operation in EVENT_STREAMS and operation != "POST /v1/chat/completions":
+        responses[200] = ResponseSpec(
+            str,
+            description=EVENT_STREAMS[operation],
+            media_type="text/event-stream",
+            generate_examples=False,
+        )
+    if operation == "GET /readyz":
+        responses[503] = ResponseSpec(
+            EngineInfo,
+            description="Not ready: the model is still loading, or failed to (`load_error`).",
+            generate_examples=False,
+        )
+    handler.responses = {**(handler.responses or {}), **responses}
+    if not handler.opt.get("public"):
+        handler.security = [{"apiKey": []}, {"session": []}]
+
+
+def error_codes(handler: HTTPRouteHandler, method: str, route: HTTPRoute) -> tuple[int, ...]:
+    """The errors any route of this shape can give."""
+    given = {*handler.resolve_dependencies(), *route.path_parameters, "data", "request", "self"}
+    body = "data" in handler.parsed_fn_signature.parameters
+    query = any(name not in given for name in handler.parsed_fn_signature.parameters)
+    codes = [] if handler.opt.get("public") else [401]
+    if handler.opt.get("admin") or method in _UNSAFE:
+        codes.append(403)
+    if body or query or route.path_parameters:  # Litestar validates each (an int id, say)
+        codes.append(400)
+    if route.path_parameters:
+        codes.append(404)
+    if body:
+        codes.append(413)
+    return tuple(codes)
+
+
+def finish(document: dict[str, Any], app: Litestar) -> None:
+    """What Litestar's specs cannot say: Retry-After on every 429 and 503 error, the OpenAI
+    route's event stream beside its JSON, no credentials for public routes, and each body's
+    schema as msgspec gives it (Litestar drops constraints such as `ge=0` and those of items)."""
+    for path, item in document.get("paths", {}).items():
+        for method, operation in item.items():
+            if isinstance(operation, dict) and "responses" in operation:
+                _finish_operation(f"{method.upper()} {path}", operation)
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    _, exact = msgspec.json.schema_components(_structs(app), ref_template=_REF + "{name}")
+    schemas.update(exact)
+
+
+def _finish_operation(operation_id: str, operation: dict[str, Any]) -> None:
+    responses = operation["responses"]
+    for code in ("429", "503"):
+        content = responses.get(code, {}).get("content", {}).get("application/json", {})
+        if content.get("schema") == {"$ref": _REF + "ErrorResponse"}:
+            responses[code]["headers"] = {"Retry-After": _RETRY_AFTER}
+    operation.setdefault("security", [])
+    if operation_id == "POST /v1/chat/completions":
+        ok = responses["200"]
+        ok["description"] = "The answer; " + EVENT_STREAMS[operation_id]
+        ok["content"] = {
+            "application/json": {"schema": {"$ref": _REF + "ChatCompletion"}},
+            "text/event-stream": {"schema": {"type": "string"}},
+        }
+
+
+def _structs(app: Litestar) -> list[type[msgspec.Struct]]:
+    """The Structs of every body and answer of `app`'s routes (those nested in them follow)."""
+    found: dict[str, type[msgspec.Struct]] = {}
+
+    def visit(annotation: object) -> None:
+        if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
+            found.setdefault(annotation.__name__, annotation)
+        for arg in get_args(annotation):
+            visit(arg)
+
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            signature = handler.parsed_fn_signature
+            visit(signature.return_type.annotation)
+            if "data" in signature.parameters:
+                visit(signature.parameters["data"].annotation)
+    return list(found.values())
