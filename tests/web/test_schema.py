@@ -21,11 +21,11 @@ ERROR = {"$ref": "#/components/schemas/ErrorResponse"}
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Litestar, Services, str]]:
+def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Litestar, Services, str]:
     settings = make_settings(tmp_path_factory.mktemp("schema") / "data")
     key = make_admin(settings.data_path)
     services = build_services(settings)
-    yield create_app(settings, services), services, key  # the schema needs no engine running
+    return create_app(settings, services), services, key  # the schema needs no engine running
 
 
 @pytest.fixture(scope="module")
@@ -59,22 +59,37 @@ def test_only_signed_in_users_get_the_schema(world: tuple[Litestar, Services, st
     assert page.get(URL).json()["info"]["title"] == "appliance"  # a session (an employee) too
 
 
-@pytest.mark.parametrize("path", ["/schema", "/schema/swagger", "/schema/redoc", "/schema/elements",
-                                  "/schema/rapidoc", "/schema/openapi.yaml", "/schema/openapi.yml"])  # fmt: skip
+ELSEWHERE = [
+    "/schema",
+    "/schema/swagger",
+    "/schema/redoc",
+    "/schema/elements",
+    "/schema/rapidoc",
+    "/schema/openapi.yaml",
+    "/schema/openapi.yml",
+]
+
+
+@pytest.mark.parametrize("path", ELSEWHERE)
 def test_no_ui_nor_other_format_is_served(world: tuple[Litestar, Services, str], path: str) -> None:
     """The UIs load their scripts from CDNs; the page's policy forbids that, and so do we."""
     app, _, key = world
     assert TestClient(app).get(path, headers={"Authorization": f"Bearer {key}"}).status_code == 404
 
 
-def test_every_route_is_in_the_schema(world: tuple[Litestar, Services, str],
-                                      document: dict[str, Any]) -> None:  # fmt: skip
+def test_every_route_is_in_the_schema(
+    world: tuple[Litestar, Services, str], document: dict[str, Any]
+) -> None:
     app, _, _ = world
     served = {operation for operation, _ in operations(document)}
-    routed = {f"{method} {route.path_format}"
-              for route in app.routes if isinstance(route, HTTPRoute)
-              for handler in route.route_handlers if handler.resolve_include_in_schema()
-              for method in handler.http_methods - {"HEAD", "OPTIONS"}}  # fmt: skip
+    routed = {
+        f"{method} {route.path_format}"
+        for route in app.routes
+        if isinstance(route, HTTPRoute)
+        for handler in route.route_handlers
+        if handler.resolve_include_in_schema()
+        for method in handler.http_methods - {"HEAD", "OPTIONS"}
+    }
     assert served == routed
     assert len(served) >= 30
     # pages, static files and the schema itself are not API routes
