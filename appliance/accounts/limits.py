@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict, defaultdict, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from appliance.errors import RateLimited
@@ -15,9 +15,14 @@ _MOST_KEYS = 10_000  # counters of failures (and accounts with known addresses) 
 
 
 class ChatLimits:
-    def __init__(self, per_minute: int, concurrent: int) -> None:
+    """Requests a minute and at once per user; one instance per kind of request (chat,
+    search, redaction), each counting apart. `kind` names them in the errors."""
+
+    def __init__(self, per_minute: int, concurrent: int, kind: str = "chat",
+                 running: str = "answers") -> None:  # fmt: skip
         self._per_minute = per_minute
         self._concurrent = concurrent
+        self._kind, self._running = kind, running
         self._recent: dict[object, deque[float]] = defaultdict(deque)
         self._open: dict[object, int] = defaultdict(int)
         self._lock = threading.Lock()
@@ -32,11 +37,12 @@ class ChatLimits:
                 recent.popleft()
             if len(recent) >= self._per_minute:
                 wait = int(60 - (now - recent[0])) + 1
-                raise RateLimited(f"more than {self._per_minute} chat requests a minute; "
-                                  f"wait {wait} s", retry_after=wait)  # fmt: skip
+                raise RateLimited(f"more than {self._per_minute} {self._kind} requests a "
+                                  f"minute; wait {wait} s", retry_after=wait)  # fmt: skip
             if self._open[user] >= self._concurrent:
-                raise RateLimited(f"{self._concurrent} answers of yours are already running; "
-                                  "wait for one to finish or stop it", retry_after=2)  # fmt: skip
+                raise RateLimited(f"{self._concurrent} {self._running} of yours are already "
+                                  "running; wait for one to finish or stop it",
+                                  retry_after=2)  # fmt: skip
             recent.append(now)
             self._open[user] += 1
         try:
@@ -58,8 +64,9 @@ class SignInBrake:
     on the admin's name slows other strangers, never the admin at their usual desk."""
 
     def __init__(self, free: int = 5, window_s: float = 900, longest_s: float = 300,
-                 address_free: int | None = None, known_per_account: int = 8) -> None:  # fmt: skip
-        self._free, self._window, self._longest = free, window_s, longest_s
+                 address_free: int | None = None, known_per_account: int = 8,
+                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+        self._free, self._window, self._longest, self._clock = free, window_s, longest_s, clock
         self._address_free = 4 * free if address_free is None else address_free
         self._known_per_account = known_per_account
         self._most = max(free, self._address_free) + 16  # failures kept per counter
@@ -73,7 +80,7 @@ class SignInBrake:
         `succeeded` to take back."""
         account = account.lower()
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             counters = self._counters(account, address)
             known = address in self._known.get(account, ())
             wait = max(self._wait(key, free, now) for key, free in counters

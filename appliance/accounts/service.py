@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 import threading
+import time
 
 from appliance.accounts.limits import SignInBrake
 from appliance.accounts.passwords import MIN_LENGTH, hash_password, needs_rehash, verify_password
@@ -50,8 +51,10 @@ class Accounts:
                                  param="name")  # fmt: skip
         return self.users.add(name, role, hash_password(_checked(password)))
 
-    def set_password(self, name: str, password: str) -> None:
-        self.users.set_password(self.users.by_name(name).id, hash_password(_checked(password)))
+    def set_password(self, name: str, password: str) -> int:
+        """Also ends the user's sessions and revokes their API keys (how many: returned)."""
+        return self.users.set_password(self.users.by_name(name).id,
+                                       hash_password(_checked(password)))  # fmt: skip
 
     def set_disabled(self, name: str, disabled: bool) -> User:
         user = self.users.by_name(name)
@@ -92,11 +95,16 @@ class Accounts:
     def sign_out(self, token: str) -> None:
         self.users.end_session(token)
 
-    def create_key(self, name: str, label: str = "api") -> tuple[ApiKey, str]:
-        """A new API key for the user `name`; the secret is returned once and never stored."""
+    def create_key(self, name: str, label: str = "api",
+                   expires_at: float | None = None) -> tuple[ApiKey, str]:  # fmt: skip
+        """A new API key for the user `name`, valid until `expires_at` (Unix time; None: until
+        revoked or a new password). The secret is returned once and never stored."""
+        if expires_at is not None and expires_at <= time.time():
+            raise InvalidRequest(f"expires_at {expires_at:.0f} is not in the future; give a later "
+                                 "Unix time, or expires_in_days", param="expires_at")  # fmt: skip
         user = self.users.by_name(name)
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
-        return self.users.add_key(user.id, label, secret), secret
+        return self.users.add_key(user.id, label, secret, expires_at), secret
 
     def user_for_key(self, secret: str) -> User | None:
         if not secret.startswith(KEY_PREFIX):

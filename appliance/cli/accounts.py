@@ -13,7 +13,7 @@ from appliance.config import Settings
 from appliance.store.audit import AuditLog
 from appliance.store.conversations import ConversationStore
 from appliance.store.db import Database
-from appliance.store.users import UserStore
+from appliance.store.users import ApiKey, UserStore
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,7 +23,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                        "standard input when that is not a terminal)")  # fmt: skip
     add.add_argument("name")
     add.add_argument("--admin", action="store_true", help="an admin (documents, users, audit)")
-    u.add_parser("passwd", help="set a user's password").add_argument("name")
+    u.add_parser("passwd", help="set a user's password (ends their sessions and revokes "
+                 "their API keys)").add_argument("name")  # fmt: skip
     u.add_parser("disable", help="stop a user from signing in").add_argument("name")
     u.add_parser("enable", help="let a disabled user sign in again").add_argument("name")
     u.add_parser("list", help="list the users")
@@ -34,6 +35,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     create = k.add_parser("create", help="create a key for USER and print it (only this once)")
     create.add_argument("user")
     create.add_argument("--name", default="api", help="a label to tell keys apart")
+    create.add_argument("--days", type=int, metavar="N",
+                        help="the key expires after N days (default: it does not; a new "
+                        "password revokes it anyway)")  # fmt: skip
     k.add_parser("list", help="list USER's keys").add_argument("user")
     revoke = k.add_parser("revoke", help="revoke key ID of USER")
     revoke.add_argument("user")
@@ -59,8 +63,9 @@ def _users(accounts: Accounts, args: argparse.Namespace, db: Database) -> int:
         user = accounts.add(args.name, _password(), "admin" if args.admin else "employee")
         print(f"user {user.name} ({user.role}) created")
     elif args.action == "passwd":
-        accounts.set_password(args.name, _password())
-        print(f"password of {args.name} changed")
+        revoked = accounts.set_password(args.name, _password())
+        print(f"password of {args.name} changed; their sessions ended and {revoked} API "
+              f"key{'' if revoked == 1 else 's'} revoked")  # fmt: skip
     elif args.action == "erase":
         user = accounts.users.by_name(args.name)
         gone = ConversationStore(db).delete_all(user.id)
@@ -77,18 +82,26 @@ def _users(accounts: Accounts, args: argparse.Namespace, db: Database) -> int:
 
 def _keys(accounts: Accounts, args: argparse.Namespace) -> int:
     if args.action == "create":
-        key, secret = accounts.create_key(args.user, args.name)
+        if args.days is not None and not 1 <= args.days <= 3650:
+            raise SystemExit("appliance: --days takes 1 to 3650; nothing created")
+        expires = time.time() + args.days * 86400 if args.days else None
+        key, secret = accounts.create_key(args.user, args.name, expires)
         print(secret)
-        print(f"key {key.id} ({key.name}) for {args.user}: shown only now; store it safely",
-              file=sys.stderr)  # fmt: skip
+        until = f"expires {_when(expires)}" if expires else "does not expire"
+        print(f"key {key.id} ({key.name}) for {args.user}, {until}: shown only now; store it "
+              "safely", file=sys.stderr)  # fmt: skip
     elif args.action == "revoke":
         accounts.users.revoke_key(accounts.users.by_name(args.user).id, args.id)
         print(f"key {args.id} revoked")
     else:
         user = accounts.users.by_name(args.user)
-        table([("ID", "NAME", "PREFIX", "CREATED", "LAST USED", "REVOKED")] + [
+        now = time.time()
+        rows = [
             (str(k.id), k.name, k.prefix + "…", _when(k.created_at), _when(k.last_used_at),
-             _when(k.revoked_at)) for k in accounts.users.keys(user.id)])  # fmt: skip
+             _when(k.expires_at), _status(k, now))
+            for k in accounts.users.keys(user.id)
+        ]  # fmt: skip
+        table([("ID", "NAME", "PREFIX", "CREATED", "LAST USED", "EXPIRES", "STATUS"), *rows])
     return 0
 
 
@@ -99,6 +112,12 @@ def _password() -> str:
     if getpass.getpass("again: ") != first:
         raise SystemExit("appliance: the two passwords differ; nothing changed")
     return first
+
+
+def _status(key: ApiKey, now: float) -> str:
+    if key.revoked_at:
+        return f"revoked {_when(key.revoked_at)}"
+    return "expired" if key.expires_at and key.expires_at <= now else "active"
 
 
 def _when(at: float | None) -> str:

@@ -97,8 +97,11 @@ class UserStore:
                 tx.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
             if not revoke_keys:
                 return 0
-            return tx.execute("UPDATE api_keys SET revoked_at = ? WHERE user_id = ? "
-                              "AND revoked_at IS NULL", (time.time(), user_id)).rowcount  # fmt: skip
+            revoked = tx.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+                (time.time(), user_id),
+            )
+            return revoked.rowcount
 
     # ---- API keys ---------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from appliance.accounts.limits import ChatLimits, SignInBrake
+from appliance.accounts.limits import ChatLimits
 from appliance.config import LimitsSettings
 from appliance.errors import RateLimited
 from tests.conftest import ADMIN_PASSWORD, make_settings
@@ -75,15 +75,3 @@ def test_concurrent_answers_per_user() -> None:
             pass
     with limits.request("ann"):  # released when the first answer ended
         pass
-
-
-def test_the_sign_in_brake_doubles_and_forgets_on_success() -> None:
-    brake = SignInBrake(free=2, window_s=60, longest_s=8)
-    brake.failed("a")
-    brake.check("a")  # one failure: the next try is free
-    brake.failed("a")
-    with pytest.raises(RateLimited):  # two: the next one waits
-        brake.check("a")
-    brake.check("b")
-    brake.succeeded("a")
-    brake.check("a")
