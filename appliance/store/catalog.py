@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import msgspec
 
 from appliance.store.db import Database
+from appliance.store.keywords import KeywordIndex
 
 Status = Literal["pending", "indexed", "failed", "skipped"]
 _CHUNK_SELECT = ("SELECT c.id, d.path, c.ord, c.text, c.page, c.heading FROM chunks c "
@@ -176,6 +177,13 @@ class Catalog:
         """A document's chunks in reading order."""
         rows = self._db.query(f"{_CHUNK_SELECT} WHERE d.path = ? ORDER BY c.ord", (path,))
         return [StoredChunk(**dict(r)) for r in rows]
+
+    def compact(self, between: Callable[[], None] = lambda: None) -> None:
+        """Erases what removed chunks left on disk (their words in the keyword index, their
+        pages in the WAL), if any chunk was removed since the last time: once after a batch of
+        removals, not per file (~0.3 s at 20k chunks, in steps; `between` runs between them)."""
+        if KeywordIndex(self._db).compact(between):
+            self._db.checkpoint()
 
     def has_chunks(self) -> bool:
         return bool(self._db.query("SELECT 1 FROM chunks LIMIT 1"))

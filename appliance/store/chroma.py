@@ -62,8 +62,17 @@ class ChromaIndex:
         return found
 
     def delete(self, ids: Sequence[str]) -> None:
+        """Deletes, then checks that none of `ids` is found any more (a vector that stayed
+        would be searched, and its chunk could be rebuilt from it in part)."""
         for start in range(0, len(ids), _PAGE):
-            self._collection.delete(ids=list(ids[start : start + _PAGE]))
+            page = list(ids[start : start + _PAGE])
+            self._collection.delete(ids=page)
+            if left := self._collection.get(ids=page, include=[])["ids"]:
+                raise StoreError(
+                    f"the vector index {self.collection_name} still holds {len(left)} of the "
+                    f"{len(page)} vectors just deleted (e.g. {left[0]}); they are deleted "
+                    "again at the next start (`appliance ingest` does it now)"
+                )
 
     def ids(self) -> set[str]:
         out: set[str] = set()

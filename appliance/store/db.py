@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -9,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from appliance.errors import StoreError
+
+log = logging.getLogger(__name__)
 
 # Each entry moves the schema one version up; never edit a released entry, append a new one.
 _MIGRATIONS = (
@@ -162,6 +165,14 @@ _MIGRATIONS = (
     );
     CREATE INDEX audit_addresses_by_at ON audit_addresses(at);
     """,
+    # 9: a deleted chunk leaves its words in the keyword index's segments until they are merged;
+    # this flag (set in the deleting transaction, so a crash cannot lose it) asks for that merge
+    """
+    CREATE TRIGGER chunks_erased AFTER DELETE ON chunks BEGIN
+        INSERT INTO index_meta (key, value) VALUES ('keywords.erased', '1')
+        ON CONFLICT(key) DO NOTHING;
+    END;
+    """,
 )
 
 
@@ -178,6 +189,9 @@ class Database:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
+            # deleted rows are overwritten with zeros, not only unlinked (Debian's SQLite does
+            # this by default, other builds do not)
+            self._conn.execute("PRAGMA secure_delete=ON")
             self._migrate()
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(
@@ -206,6 +220,20 @@ class Database:
     def query(self, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
         with self._lock, _explained(self.path):
             return self._conn.execute(sql, params).fetchall()
+
+    def checkpoint(self) -> None:
+        """Erasure's last step: the WAL (where the deleted rows' pages still are, as they were
+        before) is copied into the main file and truncated to nothing. Up to a few ms per MB
+        of WAL, with the lock held: never on the event loop."""
+        with self._lock, _explained(self.path):
+            busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        if busy:  # another process (a backup, `appliance` commands) is reading the database
+            log.warning(
+                "database %s: another reader blocked the checkpoint after an erasure; the "
+                "deleted data stays in its -wal file until the next checkpoint (SQLite makes "
+                "one every 1000 pages written)",
+                self.path,
+            )
 
     def close(self) -> None:
         with self._lock:
