@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from appliance.errors import StoreError
 from appliance.store.chroma import ChromaIndex
 from appliance.store.fake import MemoryIndex
 from appliance.store.vectors import VectorIndex
@@ -20,8 +21,11 @@ def unit(*values: float) -> np.ndarray:
 
 @pytest.fixture(params=["memory", "chroma"])
 def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorIndex]:
-    made: VectorIndex = MemoryIndex() if request.param == "memory" else ChromaIndex(
-        tmp_path / "chroma", "test-embedder")
+    made: VectorIndex = (
+        MemoryIndex()
+        if request.param == "memory"
+        else ChromaIndex(tmp_path / "chroma", "test-embedder")
+    )
     yield made
     made.close()
 
@@ -69,3 +73,21 @@ def test_a_new_embedder_gets_its_own_collection_and_the_old_one_goes(tmp_path: P
     assert other.ids() == set()
     assert len(other.drop_others()) == 1
     assert ChromaIndex(tmp_path, "model-a").ids() == set()
+
+
+def test_a_chroma_delete_that_leaves_vectors_behind_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = ChromaIndex(tmp_path, "model-a")
+    index.upsert(["x", "y"], np.stack([unit(1, 0, 0), unit(0, 1, 0)]))
+    monkeypatch.setattr(index._collection, "delete", lambda ids: None)  # a delete that failed
+    with pytest.raises(StoreError, match="still holds 2 of the 2 vectors just deleted"):
+        index.delete(["x", "y"])
+
+
+def test_chroma_holds_no_text_only_ids_and_vectors(tmp_path: Path) -> None:
+    index = ChromaIndex(tmp_path, "model-a")
+    index.upsert(["x"], np.stack([unit(1, 0, 0)]))
+    got = index._collection.get(ids=["x"], include=["documents", "metadatas"])
+    assert got["documents"] == [None]
+    assert got["metadatas"] == [None]
