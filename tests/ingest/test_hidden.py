@@ -61,11 +61,15 @@ def test_markdown_comments_and_hidden_html_blocks_are_not_indexed() -> None:
         "# Title\n\nVisible one.\n\n<!-- PLANTED block comment -->\n\n"
         "Visible <!-- PLANTED inline comment --> two.\n\n"
         '<div style="display:none">\nPLANTED hidden div\n</div>\n\n'
+        "<div hidden>\n\nPLANTED as Markdown in a hidden div\n\n<div>\n\nPLANTED nested\n\n"
+        "</div>\n\nPLANTED still hidden\n\n</div>\n\nVisible after the div.\n\n"
         "<div>\nVisible three.\n</div>\n\n```html\n<!-- code is shown as it is -->\n```\n"
     )
     text = texts("notes.md", md.encode())
     assert "PLANTED" not in text
-    for shown in ("Visible one.", "Visible", "two.", "Visible three.", "code is shown as it is"):
+    shown_texts = ("Visible one.", "two.", "Visible three.", "Visible after the div.",
+                   "code is shown as it is")  # fmt: skip
+    for shown in shown_texts:
         assert shown in text
 
 

@@ -40,8 +40,13 @@ def _blank_front_matter(lines: list[str]) -> list[str]:
 
 def _blocks(tokens: list[Token], lines: list[str]) -> Iterator[Block]:
     trail = HeadingTrail()
+    hiding: _Open | None = None  # an HTML element that hides, opened in an earlier block
     for index, token in enumerate(tokens):
         if token.level != 0 or token.map is None or token.nesting < 0 or token.type == "hr":
+            continue
+        if hiding is not None:  # what it holds is skipped, up to the block that closes it
+            if token.type == "html_block" and hiding.closed_by(token.content):
+                hiding = None
             continue
         if token.type == "heading_open":
             title = tokens[index + 1].content  # the heading's inline token, without # or ===
@@ -49,6 +54,7 @@ def _blocks(tokens: list[Token], lines: list[str]) -> Iterator[Block]:
             yield Block(title, heading=trail.text)
         elif token.type == "html_block":
             yield from (Block(b.text, heading=trail.text) for b in _html(token.content))
+            hiding = _Open.hiding(token.content)
         else:
             start, end = token.map
             text = "\n".join(lines[start:end])
@@ -64,3 +70,25 @@ def _html(markup: str) -> list[Block]:
         return webpage.read(markup.encode()).blocks
     except ExtractError:  # nothing visible
         return []
+
+
+class _Open:
+    """An element opened by an HTML block and left open (`<div hidden>`, a blank line, then
+    Markdown): Markdown parses its content as blocks of their own, a browser hides them."""
+
+    def __init__(self, name: str, depth: int) -> None:
+        self._opens = re.compile(rf"<{name}\b", re.I)
+        self._closes = re.compile(rf"</{name}\b", re.I)
+        self._depth = depth
+
+    @classmethod
+    def hiding(cls, markup: str) -> _Open | None:
+        name = webpage.opening_hidden(markup)
+        if name is None:
+            return None
+        open_ = cls(name, 0)
+        return None if open_.closed_by(markup) else open_
+
+    def closed_by(self, markup: str) -> bool:
+        self._depth += len(self._opens.findall(markup)) - len(self._closes.findall(markup))
+        return self._depth <= 0

@@ -23,6 +23,7 @@ _BREAKS = _HEADINGS | {
     *("table", "tbody", "tfoot", "thead", "tr", "ul"),
 }
 _XML_DECLARATION = re.compile(r"\A\s*<\?xml[^>]*>")
+_START_TAG = re.compile(r"\s*<([a-zA-Z][a-zA-Z0-9-]*)\b[^>]*>")
 # Inline styles that hide an element from a reader. (A stylesheet's classes are not read:
 # hiding by class is not caught.)
 _ZERO = re.compile(r"[+-]?0*\.?0+(?:[a-z]+|%)?")
@@ -68,6 +69,15 @@ def _walk(root: Tag) -> Iterator[tuple[PageElement, bool]]:
         if isinstance(node, Tag) and not closing:
             stack.append((node, True))
             stack.extend((child, False) for child in reversed(node.contents))
+
+
+def opening_hidden(markup: str) -> str | None:
+    """The name of the element `markup` starts with, when it hides what it holds."""
+    start = _START_TAG.match(markup)
+    if start is None:
+        return None
+    tag = BeautifulSoup(_markup(start[0].encode()), "lxml").find(start[1].lower())
+    return tag.name if isinstance(tag, Tag) and _hidden(tag) else None
 
 
 def _hidden(tag: Tag) -> bool:
