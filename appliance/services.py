@@ -9,7 +9,9 @@ from appliance.accounts.service import Accounts
 from appliance.chat.service import ChatService
 from appliance.ingest.library import DocumentLibrary
 from appliance.llm.engine import Engine
+from appliance.pii.service import Redaction
 from appliance.rag.retrieve import Retriever
+from appliance.rag.search import DocumentSearch
 from appliance.store.audit import AuditLog
 
 
@@ -21,6 +23,8 @@ class Services:
     accounts: Accounts
     audit: AuditLog
     retriever: Retriever
+    search: DocumentSearch  # the retriever on a user's behalf: caps and per-user limits
+    redaction: Redaction  # /api/redact: its cap and per-user limits
     model_ids: tuple[str, ...]
     secure_cookies: bool = False
     link_hosts: tuple[str, ...] = ()  # web.link_hosts: where links in answers may point

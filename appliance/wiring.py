@@ -26,8 +26,10 @@ from appliance.llm.llamacpp import LlamaCppBackend
 from appliance.llm.models import load_model_info
 from appliance.pii.policy import Policy, Privacy
 from appliance.pii.redactor import Redactor
+from appliance.pii.service import Redaction
 from appliance.rag.answer import Grounding
 from appliance.rag.retrieve import Retriever
+from appliance.rag.search import DocumentSearch
 from appliance.services import Services
 from appliance.store.audit import AuditLog
 from appliance.store.catalog import Catalog
@@ -72,33 +74,47 @@ def build_services(settings: Settings) -> Services:
                                   settings.limits.concurrent_streams),
                        settings.limits.max_message_chars, grounding,
                        chunks=Catalog(db).chunks)  # fmt: skip
-    retention = Retention(chat, settings.retention_days)
+    audit = AuditLog(db, privacy.stored, settings.audit.address_days)
+    retention = Retention(chat, settings.retention_days, audit)
+    limits = settings.limits
+    search = DocumentSearch(retriever, _limits(settings, "search", "searches"),
+                            limits.search_max_collections)  # fmt: skip
+    redaction = Redaction(privacy.redactor, _limits(settings, "redaction", "redactions"),
+                          limits.redact_max_chars)  # fmt: skip
     return Services(
         chat=chat,
         engine=engine,
         documents=library,
         accounts=Accounts(UserStore(db)),
-        audit=AuditLog(db, privacy.stored),
+        audit=audit,
         secure_cookies=settings.web.secure_cookies,
         link_hosts=tuple(settings.web.link_hosts),
         retriever=retriever,
+        search=search,
+        redaction=redaction,
         model_ids=(model.id,),
         on_startup=(engine.start, watcher.start, retention.start),
         on_shutdown=(retention.stop, watcher.stop, engine.stop, lock.release, db.close),
     )
 
 
-class Retention:
-    """Deletes conversations past `retention_days`, at start and then hourly, on a thread."""
+def _limits(settings: Settings, kind: str, running: str) -> ChatLimits:
+    """The chat limits per user, for another kind of request: a counter of its own."""
+    return ChatLimits(settings.limits.chat_per_minute, settings.limits.concurrent_streams, kind,
+                      running)  # fmt: skip
 
-    def __init__(self, chat: ChatService, days: int) -> None:
-        self._chat, self._days = chat, days
+
+class Retention:
+    """Deletes conversations past `retention_days` and the audit log's client addresses past
+    `audit.address_days`, at start and then hourly, on a thread."""
+
+    def __init__(self, chat: ChatService, days: int, audit: AuditLog) -> None:
+        self._chat, self._days, self._audit = chat, days, audit
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
 
     def start(self) -> None:
-        if self._days:
-            self._thread.start()
+        self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -108,9 +124,10 @@ class Retention:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                if gone := self._chat.purge(self._days):
+                if self._days and (gone := self._chat.purge(self._days)):
                     log.info("retention: %d conversations older than %d days deleted", gone,
                              self._days)  # fmt: skip
+                self._audit.purge_addresses()
             except Exception:
                 log.exception("retention: the purge failed; it is tried again in an hour")
             self._stop.wait(3600)

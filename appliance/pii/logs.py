@@ -13,8 +13,6 @@ from collections.abc import Callable
 
 from appliance.pii.access import request_target
 
-from appliance.pii.access import request_target
-
 # `extra={PLAIN: True}` on a record that holds no user data: it is written as it is.
 PLAIN = "no_personal_data"
 QUEUED = 10_000  # records waiting for the writer; beyond, new ones are dropped and counted
@@ -93,8 +91,9 @@ class _Writer(logging.handlers.QueueListener):
         self._source, self._scrub = source, scrub
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._monitor, name="log-writer", daemon=True)
-        self._thread.start()
+        super().start()
+        if self._thread is not None:  # named, for thread dumps
+            self._thread.name = "log-writer"
 
     def handle(self, record: logging.LogRecord) -> None:
         if self._source.dropped:

@@ -3,9 +3,11 @@ route needs one of them unless it is marked public; admin routes need an admin."
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import msgspec
@@ -40,27 +42,39 @@ def _json_only(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
             raise Forbidden("send JSON (Content-Type: application/json)")
 
 
-def identify(connection: ASGIConnection[Any, Any, Any, Any], accounts: Accounts) -> Identity | None:
-    header = connection.headers.get("authorization", "")
+def identify(header: str, token: str | None, accounts: Accounts) -> Identity | None:
+    """Who sends this Authorization header or session cookie (SQLite: call on a thread)."""
     if header.lower().startswith("bearer "):
         user = accounts.user_for_key(header[7:].strip())
         return Identity(user, None, None) if user else None
-    token = connection.cookies.get(SESSION_COOKIE)
     found = accounts.session(token) if token else None
     return Identity(found[0], found[1], token) if found and token else None
 
 
 def guard_for(accounts: Accounts, audit: AuditLog) -> Any:
     key_use = KeyUse(audit)
+    # The lookups wait on the one SQLite connection (ingestion, long FTS queries): never on the
+    # event loop, and on threads of their own, so sign-ins (argon2) cannot hold them up.
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="auth")
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    def looked_up(header: str, token: str | None) -> Identity | None:
+        identity = identify(header, token, accounts)
+        if identity is not None and identity.session is None:
+            key_use.seen(identity.user.name, header[7:].strip()[:12])
+        return identity
+
+    async def guard(
+        connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+    ) -> None:
         if handler.opt.get("public"):
             _json_only(connection)
             return
-        identity = identify(connection, accounts)
-        if identity is not None and identity.session is None:
-            secret = connection.headers.get("authorization", "")[7:].strip()
-            key_use.seen(identity.user.name, secret[:12])
+        header = connection.headers.get("authorization", "")
+        token = connection.cookies.get(SESSION_COOKIE)
+        identity = None
+        if header.lower().startswith("bearer ") or token:  # no credentials: nothing to look up
+            loop = asyncio.get_running_loop()
+            identity = await loop.run_in_executor(pool, looked_up, header, token)
         if identity is None:
             raise Unauthorized("sign in first, or send an API key: Authorization: Bearer apl_… "
                                "(`appliance keys create USER` makes one)")  # fmt: skip

@@ -11,17 +11,20 @@ from litestar import post
 from msgspec import Meta
 
 from appliance.rag.retrieve import Hit
-from appliance.web.deps import JSONBody, ServicesDep
+from appliance.web.deps import JSONBody, ServicesDep, UserDep
 
 
 class SearchRequest(msgspec.Struct, forbid_unknown_fields=True):
     query: Annotated[str, Meta(min_length=1, max_length=2000)]
     k: Annotated[int, Meta(ge=1, le=50)] = 5
-    collections: list[str] = msgspec.field(default_factory=list)  # top-level subfolders
+    # top-level subfolders; more than limits.search_max_collections: 413
+    collections: list[Annotated[str, Meta(max_length=255)]] = msgspec.field(default_factory=list)
 
 
 @post("/api/search", status_code=200)
-async def search(data: JSONBody[SearchRequest], services: ServicesDep) -> list[Hit]:
-    """Ranked chunks for `query`: `source`, `page`, `heading`, `score`, `snippet`, `found_by`."""
-    return await asyncio.to_thread(services.retriever.search, data.query, data.k,
-                                   data.collections)  # fmt: skip
+async def search(data: JSONBody[SearchRequest], services: ServicesDep, user: UserDep) -> list[Hit]:
+    """Ranked chunks for `query`: `source`, `page`, `heading`, `score`, `snippet`, `found_by`.
+    Limited per user like chat (429), counted apart."""
+    return await asyncio.to_thread(
+        services.search.search, user.id, data.query, data.k, data.collections
+    )

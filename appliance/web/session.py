@@ -44,7 +44,8 @@ async def first_admin(request: Request[Any, Any, Any], data: JSONBody[FirstAdmin
     """Creates the first admin with the one-time token from the server's log, and signs in."""
     await asyncio.to_thread(services.accounts.create_first_admin, data.token, data.name,
                             data.password)  # fmt: skip
-    services.audit.record("-", "user.add", data.name, "the first admin, by the set-up link")
+    await asyncio.to_thread(services.audit.record, "-", "user.add", data.name,
+                            "the first admin, by the set-up link")  # fmt: skip
     return await asyncio.to_thread(_signed_in, request, services, data.name, data.password)
 
 
@@ -53,8 +54,7 @@ async def sign_out(request: Request[Any, Any, Any],
                    services: ServicesDep) -> Response[dict[str, str]]:  # fmt: skip
     identity: Identity = request.state.identity
     if identity.session:
-        services.accounts.sign_out(identity.session)
-        services.audit.record(identity.user.name, "sign_out", identity.user.name)
+        await asyncio.to_thread(_signed_out, services, identity)  # SQLite: not on the loop
     response = Response({"status": "signed out"})
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -66,6 +66,12 @@ async def me(request: Request[Any, Any, Any]) -> Me:
     return Me(identity.user.name, identity.user.role, identity.csrf)
 
 
+def _signed_out(services: Services, identity: Identity) -> None:
+    if identity.session:
+        services.accounts.sign_out(identity.session)
+        services.audit.record(identity.user.name, "sign_out", identity.user.name)
+
+
 def _signed_in(request: Request[Any, Any, Any], services: Services, name: str,
                password: str) -> Response[Me]:  # fmt: skip
     address = request.client.host if request.client else ""
@@ -74,10 +80,10 @@ def _signed_in(request: Request[Any, Any, Any], services: Services, name: str,
         known = any(u.name.lower() == name.lower() for u in services.accounts.users.all())
         # a name that is no account may be a password typed in the wrong field: not kept
         services.audit.record("-", "sign_in_failed", name if known else "(unknown name)",
-                              f"from {address}")  # fmt: skip
+                              address=address)  # fmt: skip
         raise Unauthorized("wrong name or password")
     user, token, csrf = found
-    services.audit.record(user.name, "sign_in", user.name, f"from {address}")
+    services.audit.record(user.name, "sign_in", user.name, address=address)
     response = Response(Me(user.name, user.role, csrf))
     response.set_cookie(SESSION_COOKIE, token, path="/", httponly=True, samesite="lax",
                         secure=services.secure_cookies or request.url.scheme == "https",

@@ -19,7 +19,8 @@ from tests.web.conftest import Client, running_app
 @pytest.fixture
 def tight(tmp_path: Path) -> Iterator[Client]:
     limits = LimitsSettings(chat_per_minute=2, concurrent_streams=1, max_message_chars=100,
-                            max_body_kb=4)  # fmt: skip
+                            max_body_kb=4, redact_max_chars=50,
+                            search_max_collections=3)  # fmt: skip
     settings = msgspec.structs.replace(make_settings(tmp_path / "data"), limits=limits)
     with running_app(settings) as client:
         yield client
@@ -53,6 +54,34 @@ def test_too_long_messages_and_bodies_get_413(tight: Client) -> None:
     huge = tight.post("/api/redact", json={"text": "z" * 8000})
     assert huge.status_code == 413
     assert "limits.max_body_kb" in huge.json()["error"]["message"]
+
+
+def test_searches_have_limits_of_their_own(tight: Client) -> None:
+    many = tight.post("/api/search", json={"query": "q", "collections": ["a", "b", "c", "d"]})
+    assert many.status_code == 413
+    assert "limits.search_max_collections" in many.json()["error"]["message"]
+    same = tight.post("/api/search", json={"query": "q", "collections": ["a"] * 10})
+    assert same.status_code == 200  # one collection, however often it is named
+    assert tight.post("/api/search", json={"query": "q"}).status_code == 200
+    refused = tight.post("/api/search", json={"query": "q"})
+    assert refused.status_code == 429
+    assert 0 < int(refused.headers["retry-after"]) <= 61
+    assert "search requests a minute" in refused.json()["error"]["message"]
+    assert chat(tight) == 200  # chat is counted apart
+
+
+def test_redactions_have_limits_of_their_own(tight: Client) -> None:
+    long = tight.post("/api/redact", json={"text": "Call Maria Garcia. " * 3})
+    assert long.status_code == 413
+    assert "limits.redact_max_chars" in long.json()["error"]["message"]
+    for _ in range(2):
+        done = tight.post("/api/redact", json={"text": "Call Maria Garcia."})
+        assert done.status_code == 200
+        assert "Maria" not in done.json()["text"]
+    refused = tight.post("/api/redact", json={"text": "Call Maria Garcia."})
+    assert refused.status_code == 429
+    assert "redaction requests a minute" in refused.json()["error"]["message"]
+    assert tight.post("/api/search", json={"query": "q"}).status_code == 200  # apart, too
 
 
 def test_failed_sign_ins_are_slowed_per_account(tight: Client) -> None:
