@@ -137,6 +137,9 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     config = uvicorn.Config(
         create_app(settings, services), loop="uvloop", http="httptools", log_config=None,
         log_level=settings.web.log_level, timeout_graceful_shutdown=5,
+        # uvicorn would believe X-Forwarded-* from any local peer; the app believes them
+        # from web.trusted_proxies only (appliance/web/forwarded.py)
+        proxy_headers=False,
     )  # fmt: skip
     log.info("appliance %s: chat page on http://%s:%d/", __version__, host,
              sock.getsockname()[1], extra={PLAIN: True})  # fmt: skip

@@ -22,7 +22,7 @@ from appliance.web.conversations import ConversationController
 from appliance.web.documents import document_file, document_text, list_collections, list_documents
 from appliance.web.errors import appliance_error, http_error, internal_error
 from appliance.web.feedback import list_feedback, rate_answer
-from appliance.web.forwarded import TrustedProxies
+from appliance.web.forwarded import TrustedProxies, strict_transport
 from appliance.web.openai_api import OpenAIController
 from appliance.web.openapi import describe_routes, openapi_config
 from appliance.web.privacy import privacy, redact
@@ -44,9 +44,6 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-# With web.secure_cookies the page is served over TLS: browsers keep to https for a year.
-# Not includeSubDomains: the appliance speaks for its own host, not for hosts under its name.
-HSTS = {"Strict-Transport-Security": "max-age=31536000"}
 
 
 def webui_dir() -> Path:
@@ -60,7 +57,9 @@ def webui_dir() -> Path:
 
 def create_app(settings: Settings, services: Services) -> Litestar:
     webui = webui_dir()
-    headers = {**SECURITY_HEADERS, **(HSTS if settings.web.secure_cookies else {})}
+    middleware = [TrustedProxies(settings.web.trusted_proxies).middleware]
+    if settings.web.secure_cookies:
+        middleware.append(strict_transport)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -109,14 +108,14 @@ def create_app(settings: Settings, services: Services) -> Litestar:
             "user": Provide(current_user, sync_to_thread=False),
         },
         guards=[guard_for(services.accounts, services.audit, settings.web.secure_cookies)],
-        middleware=[TrustedProxies(settings.web.trusted_proxies).middleware],
+        middleware=middleware,
         exception_handlers={
             ApplianceError: appliance_error(settings.web.retry_after),  # type: ignore[dict-item]
             HTTPException: http_error,
             Exception: internal_error,
         },
         lifespan=[lifespan],
-        response_headers=[ResponseHeader(name=k, value=v) for k, v in headers.items()],
+        response_headers=[ResponseHeader(name=k, value=v) for k, v in SECURITY_HEADERS.items()],
         openapi_config=openapi_config(),  # /schema/openapi.json, for signed-in users
         request_max_body_size=settings.limits.max_body_kb * 1024,
         logging_config=None,  # the process's logging is set up once, in cli.py

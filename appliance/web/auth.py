@@ -21,6 +21,9 @@ from appliance.store.audit import AuditLog
 from appliance.store.users import User
 
 SESSION_COOKIE = "appliance_session"
+# over TLS: a `__Host-` cookie is Secure, for this host only, path /, so neither a page on a
+# sibling host nor a man in the middle of plain http can plant a session of their choosing
+SECURE_SESSION_COOKIE = "__Host-appliance_session"
 CSRF_HEADER = "x-csrf-token"
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PUBLIC = {"public": True}  # handler opt: reachable without signing in
@@ -51,7 +54,14 @@ def identify(header: str, token: str | None, accounts: Accounts) -> Identity | N
     return Identity(found[0], found[1], token) if found and token else None
 
 
-def guard_for(accounts: Accounts, audit: AuditLog) -> Any:
+def session_cookie(connection: ASGIConnection[Any, Any, Any, Any], always_secure: bool) -> str:
+    """The session cookie's name for this request; only that one is read (an http page's
+    plain cookie is no session over https)."""
+    secure = always_secure or connection.url.scheme == "https"
+    return SECURE_SESSION_COOKIE if secure else SESSION_COOKIE
+
+
+def guard_for(accounts: Accounts, audit: AuditLog, secure_cookies: bool = False) -> Any:
     key_use = KeyUse(audit)
     # The lookups wait on the one SQLite connection (ingestion, long FTS queries): never on the
     # event loop, and on threads of their own, so sign-ins (argon2) cannot hold them up.
@@ -70,7 +80,7 @@ def guard_for(accounts: Accounts, audit: AuditLog) -> Any:
             _json_only(connection)
             return
         header = connection.headers.get("authorization", "")
-        token = connection.cookies.get(SESSION_COOKIE)
+        token = connection.cookies.get(session_cookie(connection, secure_cookies))
         identity = None
         if header.lower().startswith("bearer ") or token:  # no credentials: nothing to look up
             loop = asyncio.get_running_loop()

@@ -1,4 +1,5 @@
-"""The real client behind trusted reverse proxies (`web.trusted_proxies`): X-Forwarded-*."""
+"""The connection as the client made it: its address and scheme behind trusted reverse
+proxies (`web.trusted_proxies`, X-Forwarded-*), and HSTS when the page is served over TLS."""
 
 from __future__ import annotations
 
@@ -6,9 +7,13 @@ import ipaddress
 from collections.abc import Sequence
 from typing import Any
 
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+# With web.secure_cookies the page is served over TLS: browsers keep to https for a year.
+# Not includeSubDomains: the appliance speaks for its own host, not for hosts under its name.
+HSTS = (b"strict-transport-security", b"max-age=31536000")
 
 
 class TrustedProxies:
@@ -44,7 +49,7 @@ class TrustedProxies:
 
         async def forwarded(scope: Scope, receive: Receive, send: Send) -> None:
             client = scope.get("client")
-            if self._networks and client and scope["type"] == "http" and client[0] in self:
+            if self._networks and client and scope["type"] == ScopeType.HTTP and client[0] in self:
                 values = _headers(scope, b"x-forwarded-for")
                 scope["client"] = (self.client(client[0], values), client[1])
                 proto = _headers(scope, b"x-forwarded-proto")
@@ -54,6 +59,21 @@ class TrustedProxies:
             await app(scope, receive, send)
 
         return forwarded
+
+
+def strict_transport(app: ASGIApp) -> ASGIApp:
+    """Adds HSTS to every response (a middleware: Litestar keeps the first app's resolved
+    response headers on the shared route handlers, so an app-level header is not per app)."""
+
+    async def with_hsts(scope: Scope, receive: Receive, send: Send) -> None:
+        async def sending(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), HSTS]
+            await send(message)
+
+        await app(scope, receive, sending if scope["type"] == ScopeType.HTTP else send)
+
+    return with_hsts
 
 
 def _headers(scope: Any, name: bytes) -> list[str]:

@@ -9,9 +9,10 @@ import msgspec
 from litestar import Request, Response, delete, get, post
 from msgspec import Meta
 
+from appliance.accounts.service import SESSION_TTL_S
 from appliance.errors import Unauthorized
 from appliance.services import Services
-from appliance.web.auth import PUBLIC, SESSION_COOKIE, Identity
+from appliance.web.auth import PUBLIC, SECURE_SESSION_COOKIE, Identity, session_cookie
 from appliance.web.deps import JSONBody, ServicesDep
 
 
@@ -33,7 +34,8 @@ class Me(msgspec.Struct):
 @post("/api/session", opt=PUBLIC, status_code=200)
 async def sign_in(request: Request[Any, Any, Any], data: JSONBody[Credentials],
                   services: ServicesDep) -> Response[Me]:  # fmt: skip
-    """Name and password give a session cookie (HttpOnly, SameSite=Lax, Secure over TLS)."""
+    """Name and password give a session cookie (HttpOnly, SameSite=Lax; over TLS Secure and
+    named `__Host-appliance_session`)."""
     # argon2 takes tens of milliseconds on purpose: not on the event loop
     return await asyncio.to_thread(_signed_in, request, services, data.name, data.password)
 
@@ -56,7 +58,7 @@ async def sign_out(request: Request[Any, Any, Any],
     if identity.session:
         await asyncio.to_thread(_signed_out, services, identity)  # SQLite: not on the loop
     response = Response({"status": "signed out"})
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    _set_cookie(response, request, services, "", max_age=0)
     return response
 
 
@@ -85,7 +87,15 @@ def _signed_in(request: Request[Any, Any, Any], services: Services, name: str,
     user, token, csrf = found
     services.audit.record(user.name, "sign_in", user.name, address=address)
     response = Response(Me(user.name, user.role, csrf))
-    response.set_cookie(SESSION_COOKIE, token, path="/", httponly=True, samesite="lax",
-                        secure=services.secure_cookies or request.url.scheme == "https",
-                        max_age=7 * 24 * 3600)  # fmt: skip
+    _set_cookie(response, request, services, token, max_age=SESSION_TTL_S)
     return response
+
+
+def _set_cookie(response: Response[Any], request: Request[Any, Any, Any], services: Services,
+                token: str, max_age: int) -> None:  # fmt: skip
+    """The session cookie, or its deletion (max_age 0: a `__Host-` one must be Secure even
+    then, or browsers refuse the change). Path / and no Domain, as `__Host-` requires."""
+    name = session_cookie(request, services.secure_cookies)
+    response.set_cookie(name, token, path="/", httponly=True, samesite="lax",
+                        secure=name == SECURE_SESSION_COOKIE, max_age=max_age,
+                        expires=0 if max_age == 0 else None)  # fmt: skip

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Literal
+import time
+from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import delete, get, patch, post
+from litestar import Request, delete, get, patch, post
 from litestar.params import FromPath
 from msgspec import Meta
 
-from appliance.errors import Conflict
+from appliance.errors import Conflict, Forbidden, InvalidRequest
 from appliance.store.users import ApiKey, User
-from appliance.web.auth import ADMIN
+from appliance.web.auth import ADMIN, Identity
 from appliance.web.deps import JSONBody, PathId, ServicesDep, UserDep
 
 
@@ -34,6 +35,16 @@ def erase_user_data(name: PathId, services: ServicesDep, user: UserDep) -> dict[
 
 class NewKey(msgspec.Struct, forbid_unknown_fields=True):
     name: Annotated[str, Meta(min_length=1, max_length=64)] = "api"
+    expires_in_days: Annotated[int, Meta(ge=1, le=3650)] | None = None  # or:
+    expires_at: Annotated[float, Meta(gt=0)] | None = None  # Unix time; neither: never expires
+
+    def expiry(self) -> float | None:
+        if self.expires_in_days is not None and self.expires_at is not None:
+            raise InvalidRequest("give expires_in_days or expires_at, not both",
+                                 param="expires_at")  # fmt: skip
+        if self.expires_in_days is not None:
+            return time.time() + self.expires_in_days * 86400
+        return self.expires_at
 
 
 class CreatedKey(msgspec.Struct):
@@ -43,14 +54,21 @@ class CreatedKey(msgspec.Struct):
 
 @get("/api/keys")
 async def my_keys(services: ServicesDep, user: UserDep) -> list[ApiKey]:
-    """The signed-in user's API keys (prefixes only)."""
-    return services.accounts.users.keys(user.id)
+    """The signed-in user's API keys (prefixes only), revoked and expired ones too."""
+    return await asyncio.to_thread(services.accounts.users.keys, user.id)
 
 
 @post("/api/keys", status_code=201)
-async def create_key(data: JSONBody[NewKey], services: ServicesDep,
-                     user: UserDep) -> CreatedKey:  # fmt: skip
-    key, secret = services.accounts.create_key(user.name, data.name)
+async def create_key(request: Request[Any, Any, Any], data: JSONBody[NewKey],
+                     services: ServicesDep, user: UserDep) -> CreatedKey:  # fmt: skip
+    """A new key for the signed-in user, with a session only: a key that could make keys would
+    outlive its own revocation. A new password revokes every key."""
+    identity: Identity = request.state.identity
+    if identity.session is None:
+        raise Forbidden("an API key cannot create API keys: sign in on the page (My API keys) "
+                        "or run `appliance keys create USER` on the server")  # fmt: skip
+    key, secret = await asyncio.to_thread(services.accounts.create_key, user.name, data.name,
+                                          data.expiry())  # fmt: skip
     services.audit.record(user.name, "key.create", user.name, f"key {key.id} ({key.name})",
                           private=True)  # fmt: skip
     return CreatedKey(key=key, secret=secret)
@@ -59,7 +77,7 @@ async def create_key(data: JSONBody[NewKey], services: ServicesDep,
 @delete("/api/keys/{key_id:int}", status_code=200)
 async def revoke_key(key_id: FromPath[int], services: ServicesDep,
                      user: UserDep) -> dict[str, str]:  # fmt: skip
-    services.accounts.users.revoke_key(user.id, key_id)
+    await asyncio.to_thread(services.accounts.users.revoke_key, user.id, key_id)
     services.audit.record(user.name, "key.revoke", user.name, f"key {key_id}")
     return {"status": "revoked"}
 

@@ -3,22 +3,33 @@ table, so a new route cannot slip through), roles, private conversations, CSRF, 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from appliance.accounts.limits import SignInBrake
+from appliance.accounts.service import Accounts
+from appliance.config import WebSettings
 from appliance.services import Services
 from appliance.web.app import create_app
 from appliance.wiring import build_services
 from tests.conftest import ADMIN_PASSWORD, make_admin, make_settings
+from tests.web.conftest import Client
 
-PUBLIC = {("GET", "/signin"), ("GET", "/setup"), ("GET", "/healthz"), ("POST", "/api/session"),
-          ("POST", "/api/setup")}  # fmt: skip
+PUBLIC = {
+    ("GET", "/signin"),
+    ("GET", "/setup"),
+    ("GET", "/healthz"),
+    ("POST", "/api/session"),
+    ("POST", "/api/setup"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -50,16 +61,19 @@ def test_first_admin_through_the_one_time_setup_link(world: tuple[Litestar, Serv
     token = services.accounts.setup_token()
     assert token
     anon = client(app)
-    refused = anon.post("/api/setup", json={"token": "guess", "name": "boss",
-                                            "password": ADMIN_PASSWORD})  # fmt: skip
+    refused = anon.post(
+        "/api/setup", json={"token": "guess", "name": "boss", "password": ADMIN_PASSWORD}
+    )
     assert refused.status_code == 403
-    made = anon.post("/api/setup", json={"token": token, "name": "boss",
-                                         "password": ADMIN_PASSWORD})  # fmt: skip
+    made = anon.post(
+        "/api/setup", json={"token": token, "name": "boss", "password": ADMIN_PASSWORD}
+    )
     assert made.status_code == 200
     assert made.json()["role"] == "admin"
     assert services.accounts.setup_token() is None
-    again = client(app).post("/api/setup", json={"token": token, "name": "boss2",
-                                                 "password": ADMIN_PASSWORD})  # fmt: skip
+    again = client(app).post(
+        "/api/setup", json={"token": token, "name": "boss2", "password": ADMIN_PASSWORD}
+    )
     assert again.status_code == 403
 
 
@@ -82,11 +96,13 @@ def test_every_route_refuses_anonymous_requests(world: tuple[Litestar, Services]
     assert page.headers["location"] == "/signin"
 
 
-def test_employees_get_403_on_admin_routes(world: tuple[Litestar, Services],
-                                          tmp_path: Path) -> None:  # fmt: skip
+def test_employees_get_403_on_admin_routes(
+    world: tuple[Litestar, Services], tmp_path: Path
+) -> None:
     app, services = world
     key = services.accounts.create_key(
-        services.accounts.add("emma", ADMIN_PASSWORD, "employee").name)[1]  # fmt: skip
+        services.accounts.add("emma", ADMIN_PASSWORD, "employee").name
+    )[1]
     employee = client(app, key)
     assert employee.get("/api/documents").status_code == 403
     assert employee.get("/documents").status_code == 403
@@ -114,8 +130,10 @@ def test_sessions_need_the_csrf_token_and_end_at_sign_out(world: tuple[Litestar,
     app, services = world
     services.accounts.add("carl", ADMIN_PASSWORD)
     page = client(app)
-    assert page.post("/api/session", json={"name": "carl", "password": "wrong one!"}
-                     ).status_code == 401  # fmt: skip
+    assert (
+        page.post("/api/session", json={"name": "carl", "password": "wrong one!"}).status_code
+        == 401
+    )
     signed = page.post("/api/session", json={"name": "carl", "password": ADMIN_PASSWORD})
     cookie = signed.headers["set-cookie"]
     assert "HttpOnly" in cookie
@@ -124,21 +142,24 @@ def test_sessions_need_the_csrf_token_and_end_at_sign_out(world: tuple[Litestar,
     csrf = signed.json()["csrf"]
     assert page.get("/api/me").json()["name"] == "carl"
     assert page.post("/api/conversations", json={}).status_code == 403  # no CSRF token
-    assert page.post("/api/conversations", json={}, headers={"X-CSRF-Token": csrf}
-                     ).status_code == 201  # fmt: skip
+    assert (
+        page.post("/api/conversations", json={}, headers={"X-CSRF-Token": csrf}).status_code == 201
+    )
     assert page.delete("/api/session", headers={"X-CSRF-Token": csrf}).status_code == 200
     assert page.get("/api/me").status_code == 401
 
 
-def test_no_response_ever_carries_a_password_hash(world: tuple[Litestar, Services],
-                                                  tmp_path: Path) -> None:  # fmt: skip
+def test_no_response_ever_carries_a_password_hash(
+    world: tuple[Litestar, Services], tmp_path: Path
+) -> None:
     app, services = world
     admin = client(app, make_admin(tmp_path, "unused"))  # another db: this key is unknown here
     assert admin.get("/api/me").status_code == 401
     key = services.accounts.create_key("boss")[1]
     admin = client(app, key)
-    bodies: list[Any] = [admin.get(path).text for method, path in routes(app)
-                         if method == "GET" and "{" not in path]  # fmt: skip
+    bodies: list[Any] = [
+        admin.get(path).text for method, path in routes(app) if method == "GET" and "{" not in path
+    ]
     assert all("$argon2" not in body for body in bodies)
 
 
@@ -149,8 +170,10 @@ def test_sign_ins_and_chats_are_audited_for_admins_only(world: tuple[Litestar, S
     page.post("/api/session", json={"name": "dora", "password": "wrong password"})
     page.post("/api/session", json={"name": "dora", "password": ADMIN_PASSWORD})
     dora = client(app, services.accounts.create_key("dora")[1])
-    dora.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "Hi"}],
-                                           "max_tokens": 2})  # fmt: skip
+    dora.post(
+        "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2},
+    )
     assert dora.get("/api/audit").status_code == 403
     admin = client(app, services.accounts.create_key("boss")[1])
     records = admin.get("/api/audit", params={"actor": "dora"}).json()
@@ -167,8 +190,9 @@ def test_data_rights_export_delete_all_and_admin_erase(world: tuple[Litestar, Se
     services.accounts.add("gus", ADMIN_PASSWORD)
     fay = client(app, services.accounts.create_key("fay")[1])
     gus = client(app, services.accounts.create_key("gus")[1])
-    mine = [fay.post("/api/conversations", json={"title": f"plan {n}"}).json()["id"]
-            for n in range(2)]  # fmt: skip
+    mine = [
+        fay.post("/api/conversations", json={"title": f"plan {n}"}).json()["id"] for n in range(2)
+    ]
     theirs = gus.post("/api/conversations", json={"title": "gus"}).json()["id"]
     export = fay.get("/api/conversations/export")
     assert export.status_code == 200
@@ -184,8 +208,9 @@ def test_data_rights_export_delete_all_and_admin_erase(world: tuple[Litestar, Se
     assert "$argon2" not in admin.get("/api/users").text
 
 
-def test_retention_deletes_old_conversations(world: tuple[Litestar, Services],
-                                            tmp_path: Path) -> None:  # fmt: skip
+def test_retention_deletes_old_conversations(
+    world: tuple[Litestar, Services], tmp_path: Path
+) -> None:
     app, services = world
     services.accounts.add("hal", ADMIN_PASSWORD)
     hal = client(app, services.accounts.create_key("hal")[1])
@@ -193,8 +218,9 @@ def test_retention_deletes_old_conversations(world: tuple[Litestar, Services],
     new = hal.post("/api/conversations", json={"title": "new"}).json()["id"]
     store = services.chat._store
     with store._db.transaction() as tx:
-        tx.execute("UPDATE conversations SET updated_at = updated_at - 40 * 86400 WHERE id = ?",
-                   (old,))  # fmt: skip
+        tx.execute(
+            "UPDATE conversations SET updated_at = updated_at - 40 * 86400 WHERE id = ?", (old,)
+        )
     assert services.chat.purge(30) >= 1
     assert hal.get(f"/api/conversations/{old}").status_code == 404
     assert hal.get(f"/api/conversations/{new}").status_code == 200
@@ -205,9 +231,12 @@ def test_feedback_on_answers_reaches_the_admins_list(world: tuple[Litestar, Serv
     services.accounts.add("ivy", ADMIN_PASSWORD)
     ivy = client(app, services.accounts.create_key("ivy")[1])
     conv = ivy.post("/api/conversations", json={}).json()["id"]
-    with ivy.stream("POST", f"/api/conversations/{conv}/messages",
-                    json={"content": "What is the capital of France?", "max_tokens": 4}) as r:
-        r.read()  # fmt: skip
+    with ivy.stream(
+        "POST",
+        f"/api/conversations/{conv}/messages",
+        json={"content": "What is the capital of France?", "max_tokens": 4},
+    ) as r:
+        r.read()
     messages = ivy.get(f"/api/conversations/{conv}").json()["messages"]
     question, answer = messages[0]["id"], messages[1]["id"]
     url = f"/api/conversations/{conv}/messages"
@@ -228,8 +257,9 @@ def test_users_manage_their_own_keys_on_the_page_api(world: tuple[Litestar, Serv
     app, services = world
     services.accounts.add("jon", ADMIN_PASSWORD)
     page = client(app)
-    csrf = page.post("/api/session", json={"name": "jon", "password": ADMIN_PASSWORD}
-                     ).json()["csrf"]  # fmt: skip
+    csrf = page.post("/api/session", json={"name": "jon", "password": ADMIN_PASSWORD}).json()[
+        "csrf"
+    ]
     made = page.post("/api/keys", json={"name": "laptop"}, headers={"X-CSRF-Token": csrf})
     assert made.status_code == 201
     secret, key_id = made.json()["secret"], made.json()["key"]["id"]
@@ -250,8 +280,10 @@ def test_admins_add_disable_and_enable_users(world: tuple[Litestar, Services]) -
     assert made.status_code == 201
     assert made.json()["role"] == "employee"
     assert "password" not in made.text
-    assert admin.post("/api/users", json={"name": "kim", "password": ADMIN_PASSWORD}
-                      ).status_code == 409  # fmt: skip
+    assert (
+        admin.post("/api/users", json={"name": "kim", "password": ADMIN_PASSWORD}).status_code
+        == 409
+    )
     kim = client(app, services.accounts.create_key("kim")[1])
     assert kim.get("/api/users").status_code == 403
     assert admin.patch("/api/users/kim", json={"disabled": True}).json()["disabled"] is True
@@ -269,8 +301,7 @@ def test_sign_in_from_another_site_and_stale_sessions_are_refused(
     app, services = world
     services.accounts.add("lee", ADMIN_PASSWORD)
     body = f'{{"name":"lee","password":"{ADMIN_PASSWORD}"}}'
-    forged = client(app).post("/api/session", headers={"Content-Type": "text/plain"},
-                              content=body)  # fmt: skip
+    forged = client(app).post("/api/session", headers={"Content-Type": "text/plain"}, content=body)
     assert forged.status_code == 403  # a form on another site cannot send JSON
     page = client(app)
     page.post("/api/session", json={"name": "lee", "password": ADMIN_PASSWORD})
@@ -285,3 +316,117 @@ def test_sign_in_from_another_site_and_stale_sessions_are_refused(
     admin = client(app, services.accounts.create_key("boss")[1])
     failed = admin.get("/api/audit", params={"action": "sign_in_failed"}).json()
     assert failed[0]["target"] == "(unknown name)"
+
+
+def rebuilt(world: tuple[Litestar, Services], tmp_path: Path, **web: Any) -> Litestar:
+    """The same services under other web settings, with a brake whose clock stands still (its
+    waits never run out within a test) and two free failures per account, eight per address."""
+    _, services = world
+    accounts = Accounts(services.accounts.users, SignInBrake(free=2, clock=lambda: 1000.0))
+    settings = msgspec.structs.replace(make_settings(tmp_path), web=WebSettings(**web))
+    changed = dataclasses.replace(
+        services, accounts=accounts, secure_cookies=settings.web.secure_cookies
+    )
+    return create_app(settings, changed)
+
+
+def behind(app: Litestar, peer: str) -> Client:
+    """A client whose requests come from the address `peer` (a proxy, or a client)."""
+
+    async def from_peer(scope: Any, receive: Any, send: Any) -> None:
+        scope["client"] = (peer, 50000)
+        await app(scope, receive, send)
+
+    return TestClient(from_peer)
+
+
+def sign_in(c: Client, name: str, password: str, via: str | None = None) -> int:
+    headers = {"X-Forwarded-For": via} if via else {}
+    return c.post(
+        "/api/session", json={"name": name, "password": password}, headers=headers
+    ).status_code
+
+
+def test_clients_behind_a_trusted_proxy_are_counted_apart(
+    world: tuple[Litestar, Services], tmp_path: Path
+) -> None:
+    app = rebuilt(world, tmp_path, trusted_proxies=["10.9.0.0/16"])
+    world[1].accounts.add("otto", ADMIN_PASSWORD)
+    proxy = behind(app, "10.9.0.1")
+    for n in range(8):  # one client sprays names (the proxy adds its address on the right)
+        assert sign_in(proxy, f"nobody{n}", "Summer2026!", "6.6.6.6, 203.0.113.7") == 401
+    assert sign_in(proxy, "otto", ADMIN_PASSWORD, "203.0.113.7") == 429
+    assert sign_in(proxy, "otto", ADMIN_PASSWORD, "1.2.3.4, 203.0.113.8") == 200  # another one
+
+
+def test_an_untrusted_peers_forwarded_for_is_ignored(
+    world: tuple[Litestar, Services], tmp_path: Path
+) -> None:
+    app = rebuilt(world, tmp_path, trusted_proxies=["10.9.0.0/16"])
+    world[1].accounts.add("pia", ADMIN_PASSWORD)
+    peer = behind(app, "198.51.100.9")
+    for n in range(8):  # a new made-up address with each try: still one peer
+        assert sign_in(peer, f"nobody{n}", "Summer2026!", f"203.0.113.{n}") == 401
+    assert sign_in(peer, "pia", ADMIN_PASSWORD, "203.0.113.99") == 429
+    assert sign_in(behind(app, "198.51.100.10"), "pia", ADMIN_PASSWORD) == 200
+    # nor does its X-Forwarded-Proto make the cookie a TLS one
+    fake = behind(app, "198.51.100.11").post(
+        "/api/session",
+        headers={"X-Forwarded-Proto": "https"},
+        json={"name": "pia", "password": ADMIN_PASSWORD},
+    )
+    assert fake.headers["set-cookie"].startswith("appliance_session=")
+    assert "Secure" not in fake.headers["set-cookie"]
+    tls = behind(app, "10.9.0.1").post(
+        "/api/session",
+        headers={"X-Forwarded-Proto": "https"},
+        json={"name": "pia", "password": ADMIN_PASSWORD},
+    )
+    assert tls.headers["set-cookie"].startswith("__Host-appliance_session=")
+
+
+def test_over_tls_the_session_cookie_is_host_prefixed(
+    world: tuple[Litestar, Services], tmp_path: Path
+) -> None:
+    app, services = world
+    services.accounts.add("quin", ADMIN_PASSWORD)
+    page = client(app)
+    page.base_url = "https://testserver.local"  # type: ignore[assignment]
+    signed = page.post("/api/session", json={"name": "quin", "password": ADMIN_PASSWORD})
+    cookie = signed.headers["set-cookie"]
+    token = cookie.split(";")[0].split("=", 1)[1]
+    assert cookie.startswith("__Host-appliance_session=")
+    assert "Secure" in cookie
+    assert "Path=/" in cookie
+    assert "domain" not in cookie.lower()
+    assert "Strict-Transport-Security" not in signed.headers  # not without web.secure_cookies
+    assert page.get("/api/me").json()["name"] == "quin"
+    plain = client(app)  # the same token under the plain name, over https: no session
+    plain.base_url = "https://testserver.local"  # type: ignore[assignment]
+    assert plain.get("/api/me", headers={"Cookie": f"appliance_session={token}"}).status_code == 401
+    out = page.delete("/api/session", headers={"X-CSRF-Token": signed.json()["csrf"]})
+    gone = out.headers["set-cookie"]
+    assert gone.startswith("__Host-appliance_session=")
+    assert "Max-Age=0" in gone
+    assert "Secure" in gone  # else browsers would not let it replace the Secure cookie
+
+
+def test_with_secure_cookies_hsts_is_sent_and_only_the_host_cookie_counts(
+    world: tuple[Litestar, Services], tmp_path: Path
+) -> None:
+    app = rebuilt(world, tmp_path, secure_cookies=True)
+    world[1].accounts.add("rita", ADMIN_PASSWORD)
+    page = client(app)  # plain http to the app: TLS ends at a proxy in front
+    signed = page.post("/api/session", json={"name": "rita", "password": ADMIN_PASSWORD})
+    assert signed.headers["strict-transport-security"] == "max-age=31536000"
+    cookie = signed.headers["set-cookie"]
+    assert cookie.startswith("__Host-appliance_session=")
+    assert "Secure" in cookie
+    token = cookie.split(";")[0].split("=", 1)[1]
+    me = client(app)
+    assert (
+        me.get("/api/me", headers={"Cookie": f"__Host-appliance_session={token}"}).json()["name"]
+        == "rita"
+    )
+    assert me.get("/api/me", headers={"Cookie": f"appliance_session={token}"}).status_code == 401
+    assert client(world[0]).get("/healthz").headers.get("strict-transport-security") is None
