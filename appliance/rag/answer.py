@@ -119,7 +119,7 @@ def _quoted(text: str) -> str:
 
 def _attr(value: str) -> str:
     value = " ".join(_visible(value).split())  # on one line
-    value = value.replace("&", "&amp;").replace('"', "&quot;")
+    value = value.replace("&", "&amp;").replace('"', "&quot;").replace(">", "&gt;")
     return _OPENER.sub("&lt;", value)
 
 
@@ -142,23 +142,25 @@ def _unusual(match: re.Match[str]) -> str:
 
 def _opens_tag(match: re.Match[str]) -> bool:
     """Whether the bracket at `match` starts a tag: a letter follows, after spaces, marks,
-    joiners and a slash (a look-alike bracket: a Latin, Greek or Cyrillic letter, so that
-    〈 around a CJK title is left alone)."""
+    joiners and slashes (after a look-alike bracket: a Latin, Greek or Cyrillic letter, so
+    that brackets around a CJK title are left alone)."""
     text, i = match.string, match.end()
-    i = _skip_ignorable(text, i)
-    if i < len(text) and text[i] in _SLASHES:
-        i = _skip_ignorable(text, i + 1)
+    while i < len(text) and _read_past(text[i]):
+        i += 1
     if i >= len(text) or not text[i].isalpha():
         return False
     script = unicodedata.name(text[i], "").split(" ")[0]
     return match[0] == "<" or text[i].isascii() or script in _LOOKALIKE_SCRIPTS
 
 
-def _skip_ignorable(text: str, i: int) -> int:
-    while i < len(text) and (text[i].isspace() or text[i] in _JOINERS
-                             or unicodedata.category(text[i]).startswith("M")):  # fmt: skip
-        i += 1
-    return i
+def _read_past(char: str) -> bool:
+    """Between a bracket and a tag's name, what a reader reads past."""
+    return (
+        char.isspace()
+        or char in _SLASHES
+        or char in _JOINERS
+        or unicodedata.category(char).startswith("M")
+    )
 
 
 class Grounding:
