@@ -18,20 +18,34 @@ ID = "0123456789abcdef0123456789abcdef"
 def run_page(scripts: str, address: str, probe: str = "") -> dict:  # type: ignore[type-arg]
     node = shutil.which("node")
     assert node, "Node.js (`node`) runs the page's scripts here: apt-get install nodejs"
-    done = subprocess.run([node, str(HARNESS), scripts, address, probe], cwd=ROOT,
-                          capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    done = subprocess.run(
+        [node, str(HARNESS), scripts, address, probe],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     result: dict = json.loads(done.stdout)  # type: ignore[type-arg]
     return result
 
 
 def test_an_address_that_is_no_conversation_id_fetches_nothing_of_it() -> None:
-    for address in ("#../documents/file/hr/x.md", "#..%2Fdocuments%2Ffile%2Fx", f"#{ID}/../x",
-                    f"#{ID.upper()}", "#javascript:alert(1)"):  # fmt: skip
+    for address in (
+        "#../documents/file/hr/x.md",
+        "#..%2Fdocuments%2Ffile%2Fx",
+        f"#{ID}/../x",
+        f"#{ID.upper()}",
+        "#javascript:alert(1)",
+    ):
         fetched = run_page(CHAT, address)["fetched"]
         assert fetched, address
-        assert all(url in ("/api/me", "/v1/models", "/api/privacy", "/api/collections",
-                           "/api/conversations") for url in fetched), (address, fetched)  # fmt: skip
+        assert all(
+            url
+            in ("/api/me", "/v1/models", "/api/privacy", "/api/collections", "/api/conversations")
+            for url in fetched
+        ), (address, fetched)
 
 
 def test_a_conversation_id_in_the_address_opens_it() -> None:
@@ -39,16 +53,26 @@ def test_a_conversation_id_in_the_address_opens_it() -> None:
 
 
 def test_a_citation_link_carries_the_chunk_id_not_the_text() -> None:
-    citation = {"n": 1, "chunk_id": "c1", "source": "hr/Ingrid Solberg.md", "page": 2,
-                "heading": "Salary of Ingrid", "snippet": "earns 7,000 a month", "score": 0.5,
-                "gone": False}  # fmt: skip
+    citation = {
+        "n": 1,
+        "chunk_id": "c1",
+        "source": "hr/Ingrid Solberg.md",
+        "page": 2,
+        "heading": "Salary of Ingrid",
+        "snippet": "earns 7,000 a month",
+        "score": 0.5,
+        "gone": False,
+    }
     url = run_page(CHAT, "", f"sourceUrl({json.dumps(citation)})")["result"]
     assert url.startswith("/view?")
     assert "chunk=c1" in url
-    assert "7%2C000" not in url and "earns" not in url and "Salary" not in url
+    assert "7%2C000" not in url
+    assert "earns" not in url
+    assert "Salary" not in url
     pdf = {**citation, "source": "hr/handbook.pdf"}
     assert run_page(CHAT, "", f"sourceUrl({json.dumps(pdf)})")["result"] == (
-        "/api/documents/file/hr/handbook.pdf#page=2")
+        "/api/documents/file/hr/handbook.pdf#page=2"
+    )
     gone = {**pdf, "gone": True, "snippet": "", "heading": None}
     assert run_page(CHAT, "", f"sourceUrl({json.dumps(gone)})")["result"].startswith("/view?")
 
