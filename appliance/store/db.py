@@ -165,13 +165,21 @@ _MIGRATIONS = (
     );
     CREATE INDEX audit_addresses_by_at ON audit_addresses(at);
     """,
-    # 9: a deleted chunk leaves its words in the keyword index's segments until they are merged;
+    # 8: a deleted chunk leaves its words in the keyword index's segments until they are merged;
     # this flag (set in the deleting transaction, so a crash cannot lose it) asks for that merge
     """
     CREATE TRIGGER chunks_erased AFTER DELETE ON chunks BEGIN
         INSERT INTO index_meta (key, value) VALUES ('keywords.erased', '1')
         ON CONFLICT(key) DO NOTHING;
     END;
+    """,
+    # 9: stored citations keep references, not document text: the snippets and headings that
+    # answers stored before are dropped (such a citation then shows as gone: it has no chunk id)
+    """
+    UPDATE messages SET citations = (
+        SELECT json_group_array(json_remove(value, '$.snippet', '$.heading'))
+        FROM json_each(messages.citations)
+    ) WHERE citations IS NOT NULL;
     """,
 )
 
