@@ -67,7 +67,8 @@ def list_collections(services: ServicesDep) -> dict[str, int]:
 @get("/api/documents/text/{path:path}", sync_to_thread=True)
 def document_text(path: FromPath[str], services: ServicesDep) -> DocumentText:
     """An indexed document's text (what answers are drawn from), by page and heading: what a
-    citation opens for formats a browser cannot show at a heading."""
+    citation opens for formats a browser cannot show at a heading. Each passage lists its
+    chunks' ids, so that the view marks the one a citation names (a link carries no text)."""
     relative = path.lstrip("/")
     return DocumentText(path=relative, passages=services.documents.passages(relative))
 

@@ -16,7 +16,7 @@ async function load() {
       revoke.className = "small";
       revoke.textContent = "Revoke";
       revoke.addEventListener("click", async () => {
-        await call(`/api/keys/${k.id}`, { method: "DELETE" });
+        await call(`/api/keys/${encodeURIComponent(k.id)}`, { method: "DELETE" });
         load();
       });
       action.append(revoke);
