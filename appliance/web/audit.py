@@ -18,7 +18,7 @@ async def audit_records(
     services: ServicesDep,
     actor: Annotated[str, QueryParameter(name="actor")] = "",
     action: Annotated[str, QueryParameter(name="action")] = "",
-    before: Annotated[int | None, QueryParameter(name="before")] = None,
+    before: Annotated[int | None, QueryParameter(name="before", le=2**63 - 1)] = None,
     limit: Annotated[int, QueryParameter(name="limit", ge=1, le=1000)] = 100,
 ) -> list[Record]:
     return await asyncio.to_thread(services.audit.records, actor, action, before, limit)

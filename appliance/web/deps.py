@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from typing import Annotated, TypeAlias
 
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, PathParameter
 
 from appliance.config import LlmSettings
 from appliance.services import Services
@@ -15,5 +15,7 @@ ServicesDep: TypeAlias = NamedDependency[Services]
 LlmDep: TypeAlias = NamedDependency[LlmSettings]
 UserDep: TypeAlias = NamedDependency[User]
 PathId: TypeAlias = FromPath[str]
+# An SQLite row id in the address: a larger number cannot be looked up (OverflowError: a 500).
+RowId: TypeAlias = Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
 
-__all__ = ["JSONBody", "LlmDep", "PathId", "ServicesDep", "UserDep"]
+__all__ = ["JSONBody", "LlmDep", "PathId", "RowId", "ServicesDep", "UserDep"]

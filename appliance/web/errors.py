@@ -109,4 +109,6 @@ def _validation_message(exc: ValidationException) -> tuple[str, str | None]:
         f"{e['key']}: {e.get('message', '')}" if e.get("key") else str(e.get("message", ""))
         for e in errors
     )
-    return f"invalid request body: {details}", errors[0].get("key") or None
+    source = errors[0].get("source")  # "body", or a ParamType (a str Enum)
+    where = {"path": "address", "query": "query"}.get(str(getattr(source, "value", source)), "body")
+    return f"invalid request {where}: {details}", errors[0].get("key") or None

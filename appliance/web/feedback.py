@@ -6,13 +6,13 @@ from typing import Annotated, Literal
 
 import msgspec
 from litestar import get, post
-from litestar.params import FromPath, QueryParameter
+from litestar.params import QueryParameter
 from msgspec import Meta
 
 from appliance.store.feedback import Rated
 from appliance.web.auth import ADMIN
 from appliance.web.conversations import known_conversation
-from appliance.web.deps import JSONBody, PathId, ServicesDep, UserDep
+from appliance.web.deps import JSONBody, PathId, RowId, ServicesDep, UserDep
 
 
 class Rating(msgspec.Struct, forbid_unknown_fields=True):
@@ -22,7 +22,7 @@ class Rating(msgspec.Struct, forbid_unknown_fields=True):
 
 @post("/api/conversations/{conversation_id:str}/messages/{message_id:int}/feedback",
       status_code=200, sync_to_thread=True, guards=[known_conversation])  # redacts: spaCy
-def rate_answer(conversation_id: PathId, message_id: FromPath[int], data: JSONBody[Rating],
+def rate_answer(conversation_id: PathId, message_id: RowId, data: JSONBody[Rating],
                 services: ServicesDep, user: UserDep) -> dict[str, str]:  # fmt: skip
     services.chat.rate(user.id, conversation_id, message_id, data.rating == "up", data.comment)
     return {"status": "thanks"}

@@ -42,7 +42,7 @@ _RETRY_AFTER = {
 # Errors beyond those a route's shape gives (401 unless public; 403 for an admin route or a
 # change; 400 for a body or any parameter; 413 for a body; 404 for a path parameter).
 EXTRA_ERRORS: dict[str, tuple[int, ...]] = {
-    "POST /api/session": (429,),  # the sign-in brake
+    "POST /api/session": (401, 429),  # a wrong name or password; the sign-in brake
     "POST /api/users": (409,),  # the name is taken
     "PATCH /api/users/{name}": (409,),  # one's own account cannot be disabled
     "DELETE /api/conversations": (409,),  # one is still answering

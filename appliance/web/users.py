@@ -8,13 +8,12 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, delete, get, patch, post
-from litestar.params import FromPath
 from msgspec import Meta
 
 from appliance.errors import Conflict, Forbidden, InvalidRequest
 from appliance.store.users import ApiKey, User
 from appliance.web.auth import ADMIN, Identity
-from appliance.web.deps import JSONBody, PathId, ServicesDep, UserDep
+from appliance.web.deps import JSONBody, PathId, RowId, ServicesDep, UserDep
 
 
 @get("/api/users", opt=ADMIN)
@@ -75,7 +74,7 @@ async def create_key(request: Request[Any, Any, Any], data: JSONBody[NewKey],
 
 
 @delete("/api/keys/{key_id:int}", status_code=200)
-async def revoke_key(key_id: FromPath[int], services: ServicesDep,
+async def revoke_key(key_id: RowId, services: ServicesDep,
                      user: UserDep) -> dict[str, str]:  # fmt: skip
     await asyncio.to_thread(services.accounts.users.revoke_key, user.id, key_id)
     services.audit.record(user.name, "key.revoke", user.name, f"key {key_id}")

@@ -147,3 +147,24 @@ def test_bodies_carry_their_constraints(document: dict[str, Any]) -> None:
         if "requestBody" in operation:
             ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
             assert ref.rsplit("/", 1)[1] in schemas, name
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("DELETE", "/api/keys/881503860934013878272"),
+        ("GET", "/api/audit?before=881503860934013878272"),
+        ("POST", f"/api/conversations/{'a' * 32}/messages/881503860934013878272/feedback"),
+    ],
+)
+def test_an_id_beyond_sqlite_integers_is_a_400(
+    world: tuple[Litestar, Services, str], method: str, path: str
+) -> None:
+    """Refused before any lookup: the fuzzer (tests/e2e/test_fuzz.py) found SQLite's
+    OverflowError turning such ids into 500s."""
+    app, _, key = world
+    reply = TestClient(app).request(
+        method, path, json={"rating": "up"}, headers={"Authorization": f"Bearer {key}"}
+    )
+    assert reply.status_code == 400, reply.text
+    assert "9223372036854775807" in reply.json()["error"]["message"]
