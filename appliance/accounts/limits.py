@@ -63,9 +63,15 @@ class SignInBrake:
     counter is not applied to an address this account signed in from before, so someone failing
     on the admin's name slows other strangers, never the admin at their usual desk."""
 
-    def __init__(self, free: int = 5, window_s: float = 900, longest_s: float = 300,
-                 address_free: int | None = None, known_per_account: int = 8,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+    def __init__(
+        self,
+        free: int = 5,
+        window_s: float = 900,
+        longest_s: float = 300,
+        address_free: int | None = None,
+        known_per_account: int = 8,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._free, self._window, self._longest, self._clock = free, window_s, longest_s, clock
         self._address_free = 4 * free if address_free is None else address_free
         self._known_per_account = known_per_account
@@ -83,14 +89,19 @@ class SignInBrake:
             now = self._clock()
             counters = self._counters(account, address)
             known = address in self._known.get(account, ())
-            wait = max(self._wait(key, free, now) for key, free in counters
-                       if not (known and key[0] == "account"))  # fmt: skip
+            wait = max(
+                self._wait(key, free, now)
+                for key, free in counters
+                if not (known and key[0] == "account")
+            )
             if wait <= 0:
                 for key, _ in counters:
                     self._count(key, now)
         if wait > 0:
-            raise RateLimited(f"too many failed sign-ins; try again in {int(wait) + 1} s",
-                              retry_after=int(wait) + 1)  # fmt: skip
+            raise RateLimited(
+                f"too many failed sign-ins; try again in {int(wait) + 1} s",
+                retry_after=int(wait) + 1,
+            )
         return now
 
     def succeeded(self, account: str, address: str, counted: float) -> None:
@@ -114,9 +125,11 @@ class SignInBrake:
                 self._known.popitem(last=False)
 
     def _counters(self, account: str, address: str) -> tuple[tuple[tuple[str, ...], int], ...]:
-        return ((("pair", account, address), self._free),
-                (("address", address), self._address_free),
-                (("account", account), self._free))  # fmt: skip
+        return (
+            (("pair", account, address), self._free),
+            (("address", address), self._address_free),
+            (("account", account), self._free),
+        )
 
     def _count(self, key: tuple[str, ...], now: float) -> None:
         if key not in self._failures and len(self._failures) >= _MOST_KEYS:

@@ -36,25 +36,33 @@ class Accounts:
     def create_first_admin(self, token: str, name: str, password: str) -> User:
         with self._setup_lock:  # two tabs at once must not make two first admins
             expected = self._setup_token
-            if expected is None or self.users.count() or not secrets.compare_digest(
-                    token.encode(), expected.encode()):  # fmt: skip
-                raise Forbidden("this set-up link is not valid (used already, or the server "
-                                "restarted: its log shows the current one)")  # fmt: skip
+            if (
+                expected is None
+                or self.users.count()
+                or not secrets.compare_digest(token.encode(), expected.encode())
+            ):
+                raise Forbidden(
+                    "this set-up link is not valid (used already, or the server "
+                    "restarted: its log shows the current one)"
+                )
             user = self.add(name, password, "admin")
             self._setup_token = None
             return user
 
     def add(self, name: str, password: str, role: Role = "employee") -> User:
         if not _NAME.fullmatch(name):
-            raise InvalidRequest(f"user name {name!r}: use 1-64 letters, digits, '.', '_', "
-                                 "'@' or '-', starting with a letter or digit",
-                                 param="name")  # fmt: skip
+            raise InvalidRequest(
+                f"user name {name!r}: use 1-64 letters, digits, '.', '_', "
+                "'@' or '-', starting with a letter or digit",
+                param="name",
+            )
         return self.users.add(name, role, hash_password(_checked(password)))
 
     def set_password(self, name: str, password: str) -> int:
         """Also ends the user's sessions and revokes their API keys (how many: returned)."""
-        return self.users.set_password(self.users.by_name(name).id,
-                                       hash_password(_checked(password)))  # fmt: skip
+        return self.users.set_password(
+            self.users.by_name(name).id, hash_password(_checked(password))
+        )
 
     def set_disabled(self, name: str, disabled: bool) -> User:
         user = self.users.by_name(name)
@@ -75,8 +83,7 @@ class Accounts:
             self.users.rehash_password(user.id, hash_password(password))
         return user
 
-    def sign_in(self, name: str, password: str,
-                address: str = "") -> tuple[User, str, str] | None:  # fmt: skip
+    def sign_in(self, name: str, password: str, address: str = "") -> tuple[User, str, str] | None:
         """(user, session token, CSRF token) for a right name and password, else None.
         Repeated failures are slowed (RateLimited): see SignInBrake."""
         counted = self._brake.admit(name, address)  # counted as failed until it is not
@@ -95,13 +102,17 @@ class Accounts:
     def sign_out(self, token: str) -> None:
         self.users.end_session(token)
 
-    def create_key(self, name: str, label: str = "api",
-                   expires_at: float | None = None) -> tuple[ApiKey, str]:  # fmt: skip
+    def create_key(
+        self, name: str, label: str = "api", expires_at: float | None = None
+    ) -> tuple[ApiKey, str]:
         """A new API key for the user `name`, valid until `expires_at` (Unix time; None: until
         revoked or a new password). The secret is returned once and never stored."""
         if expires_at is not None and expires_at <= time.time():
-            raise InvalidRequest(f"expires_at {expires_at:.0f} is not in the future; give a later "
-                                 "Unix time, or expires_in_days", param="expires_at")  # fmt: skip
+            raise InvalidRequest(
+                f"expires_at {expires_at:.0f} is not in the future; give a later "
+                "Unix time, or expires_in_days",
+                param="expires_at",
+            )
         user = self.users.by_name(name)
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
         return self.users.add_key(user.id, label, secret, expires_at), secret
@@ -115,6 +126,7 @@ class Accounts:
 
 def _checked(password: str) -> str:
     if len(password) < MIN_LENGTH:
-        raise InvalidRequest(f"the password must have at least {MIN_LENGTH} characters",
-                             param="password")  # fmt: skip
+        raise InvalidRequest(
+            f"the password must have at least {MIN_LENGTH} characters", param="password"
+        )
     return password

@@ -19,25 +19,34 @@ from appliance.store.users import ApiKey, UserStore
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     users = sub.add_parser("users", help="manage accounts: add, passwd, disable, enable, list")
     u = users.add_subparsers(dest="action", required=True, metavar="ACTION")
-    add = u.add_parser("add", help="create a user (asks for the password; or reads it from "
-                       "standard input when that is not a terminal)")  # fmt: skip
+    add = u.add_parser(
+        "add",
+        help="create a user (asks for the password; or reads it from "
+        "standard input when that is not a terminal)",
+    )
     add.add_argument("name")
     add.add_argument("--admin", action="store_true", help="an admin (documents, users, audit)")
-    u.add_parser("passwd", help="set a user's password (ends their sessions and revokes "
-                 "their API keys)").add_argument("name")  # fmt: skip
+    u.add_parser(
+        "passwd", help="set a user's password (ends their sessions and revokes their API keys)"
+    ).add_argument("name")
     u.add_parser("disable", help="stop a user from signing in").add_argument("name")
     u.add_parser("enable", help="let a disabled user sign in again").add_argument("name")
     u.add_parser("list", help="list the users")
-    u.add_parser("erase", help="delete every conversation of a user (the account stays)"
-                 ).add_argument("name")  # fmt: skip
+    u.add_parser(
+        "erase", help="delete every conversation of a user (the account stays)"
+    ).add_argument("name")
     keys = sub.add_parser("keys", help="API keys for the OpenAI-compatible API and /api")
     k = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = k.add_parser("create", help="create a key for USER and print it (only this once)")
     create.add_argument("user")
     create.add_argument("--name", default="api", help="a label to tell keys apart")
-    create.add_argument("--days", type=int, metavar="N",
-                        help="the key expires after N days (default: it does not; a new "
-                        "password revokes it anyway)")  # fmt: skip
+    create.add_argument(
+        "--days",
+        type=int,
+        metavar="N",
+        help="the key expires after N days (default: it does not; a new "
+        "password revokes it anyway)",
+    )
     k.add_parser("list", help="list USER's keys").add_argument("user")
     revoke = k.add_parser("revoke", help="revoke key ID of USER")
     revoke.add_argument("user")
@@ -51,8 +60,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         done = _users(accounts, args, db) if args.command == "users" else _keys(accounts, args)
         if args.action not in ("list",):
             target = str(getattr(args, "name", None) or getattr(args, "user", ""))
-            AuditLog(db).record("cli", f"{'user' if args.command == 'users' else 'key'}."
-                                f"{args.action}", target)  # fmt: skip
+            AuditLog(db).record(
+                "cli", f"{'user' if args.command == 'users' else 'key'}.{args.action}", target
+            )
         return done
     finally:
         db.close()
@@ -64,8 +74,10 @@ def _users(accounts: Accounts, args: argparse.Namespace, db: Database) -> int:
         print(f"user {user.name} ({user.role}) created")
     elif args.action == "passwd":
         revoked = accounts.set_password(args.name, _password())
-        print(f"password of {args.name} changed; their sessions ended and {revoked} API "
-              f"key{'' if revoked == 1 else 's'} revoked")  # fmt: skip
+        print(
+            f"password of {args.name} changed; their sessions ended and {revoked} API "
+            f"key{'' if revoked == 1 else 's'} revoked"
+        )
     elif args.action == "erase":
         user = accounts.users.by_name(args.name)
         gone = ConversationStore(db).delete_all(user.id)
@@ -74,9 +86,13 @@ def _users(accounts: Accounts, args: argparse.Namespace, db: Database) -> int:
         user = accounts.set_disabled(args.name, args.action == "disable")
         print(f"user {user.name} {'disabled' if user.disabled else 'enabled'}")
     else:
-        table([("NAME", "ROLE", "STATUS", "CREATED")] + [
-            (u.name, u.role, "disabled" if u.disabled else "active", _when(u.created_at))
-            for u in accounts.users.all()])  # fmt: skip
+        table(
+            [("NAME", "ROLE", "STATUS", "CREATED")]
+            + [
+                (u.name, u.role, "disabled" if u.disabled else "active", _when(u.created_at))
+                for u in accounts.users.all()
+            ]
+        )
     return 0
 
 
@@ -88,8 +104,10 @@ def _keys(accounts: Accounts, args: argparse.Namespace) -> int:
         key, secret = accounts.create_key(args.user, args.name, expires)
         print(secret)
         until = f"expires {_when(expires)}" if expires else "does not expire"
-        print(f"key {key.id} ({key.name}) for {args.user}, {until}: shown only now; store it "
-              "safely", file=sys.stderr)  # fmt: skip
+        print(
+            f"key {key.id} ({key.name}) for {args.user}, {until}: shown only now; store it safely",
+            file=sys.stderr,
+        )
     elif args.action == "revoke":
         accounts.users.revoke_key(accounts.users.by_name(args.user).id, args.id)
         print(f"key {args.id} revoked")
@@ -97,10 +115,17 @@ def _keys(accounts: Accounts, args: argparse.Namespace) -> int:
         user = accounts.users.by_name(args.user)
         now = time.time()
         rows = [
-            (str(k.id), k.name, k.prefix + "…", _when(k.created_at), _when(k.last_used_at),
-             _when(k.expires_at), _status(k, now))
+            (
+                str(k.id),
+                k.name,
+                k.prefix + "…",
+                _when(k.created_at),
+                _when(k.last_used_at),
+                _when(k.expires_at),
+                _status(k, now),
+            )
             for k in accounts.users.keys(user.id)
-        ]  # fmt: skip
+        ]
         table([("ID", "NAME", "PREFIX", "CREATED", "LAST USED", "EXPIRES", "STATUS"), *rows])
     return 0
 

@@ -47,9 +47,10 @@ class UserStore:
     def add(self, name: str, role: Role, password_hash: str | None) -> User:
         try:
             with self._db.transaction() as tx:
-                tx.execute("INSERT INTO users (name, password_hash, role, created_at) "
-                           "VALUES (?, ?, ?, ?)",
-                           (name, password_hash, role, time.time()))  # fmt: skip
+                tx.execute(
+                    "INSERT INTO users (name, password_hash, role, created_at) VALUES (?, ?, ?, ?)",
+                    (name, password_hash, role, time.time()),
+                )
         except sqlite3.IntegrityError:
             raise Conflict(f"a user named {name!r} exists already") from None
         return self.by_name(name)
@@ -79,8 +80,9 @@ class UserStore:
     def set_password(self, user_id: int, password_hash: str) -> int:
         """A new password also ends every session of the user and revokes every API key (a
         stolen one among them), in the same transaction. Returns the number of keys revoked."""
-        return self._update(user_id, "password_hash = ?", (password_hash,), end_sessions=True,
-                            revoke_keys=True)  # fmt: skip
+        return self._update(
+            user_id, "password_hash = ?", (password_hash,), end_sessions=True, revoke_keys=True
+        )
 
     def rehash_password(self, user_id: int, password_hash: str) -> None:
         """The same password under stronger hash parameters: sessions and keys stay."""
@@ -89,8 +91,14 @@ class UserStore:
     def set_disabled(self, user_id: int, disabled: bool) -> None:
         self._update(user_id, "disabled = ?", (int(disabled),), end_sessions=disabled)
 
-    def _update(self, user_id: int, assignment: str, params: tuple[object, ...],
-                end_sessions: bool, revoke_keys: bool = False) -> int:  # fmt: skip
+    def _update(
+        self,
+        user_id: int,
+        assignment: str,
+        params: tuple[object, ...],
+        end_sessions: bool,
+        revoke_keys: bool = False,
+    ) -> int:
         with self._db.transaction() as tx:
             tx.execute(f"UPDATE users SET {assignment} WHERE id = ?", (*params, user_id))  # noqa: S608
             if end_sessions:
@@ -105,13 +113,15 @@ class UserStore:
 
     # ---- API keys ---------------------------------------------------------------------------
 
-    def add_key(self, user_id: int, name: str, secret: str,
-                expires_at: float | None = None) -> ApiKey:  # fmt: skip
+    def add_key(
+        self, user_id: int, name: str, secret: str, expires_at: float | None = None
+    ) -> ApiKey:
         with self._db.transaction() as tx:
-            cur = tx.execute("INSERT INTO api_keys (user_id, name, prefix, hash, created_at, "
-                             "expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-                             (user_id, name, secret[:12], key_hash(secret), time.time(),
-                              expires_at))  # fmt: skip
+            cur = tx.execute(
+                "INSERT INTO api_keys (user_id, name, prefix, hash, created_at, "
+                "expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (user_id, name, secret[:12], key_hash(secret), time.time(), expires_at),
+            )
             key_id = cur.lastrowid
         return self.keys(user_id, key_id=key_id)[0]
 
@@ -119,7 +129,8 @@ class UserStore:
         rows = self._db.query(
             "SELECT id, user_id, name, prefix, created_at, last_used_at, revoked_at, expires_at "
             "FROM api_keys WHERE user_id = ? AND (? IS NULL OR id = ?) ORDER BY id",
-            (user_id, key_id, key_id))  # fmt: skip
+            (user_id, key_id, key_id),
+        )
         return [ApiKey(**dict(r)) for r in rows]
 
     def user_for_key(self, secret: str) -> User | None:
@@ -135,8 +146,9 @@ class UserStore:
         now, last = time.time(), rows[0]["last_used_at"]
         if last is None or not 0 <= now - last < KEY_USE_EVERY_S:  # a write a minute, not a call
             with self._db.transaction() as tx:
-                tx.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?",
-                           (now, rows[0]["key_id"]))  # fmt: skip
+                tx.execute(
+                    "UPDATE api_keys SET last_used_at = ? WHERE id = ?", (now, rows[0]["key_id"])
+                )
         return _user(rows[0])
 
     # ---- sessions ----------------------------------------------------------------------------
@@ -145,15 +157,19 @@ class UserStore:
         now = time.time()
         with self._db.transaction() as tx:
             tx.execute("DELETE FROM sessions WHERE expires_at < ?", (now,))
-            tx.execute("INSERT INTO sessions (id, user_id, csrf, created_at, expires_at) "
-                       "VALUES (?, ?, ?, ?, ?)",
-                       (key_hash(token), user_id, csrf, now, now + ttl_s))  # fmt: skip
+            tx.execute(
+                "INSERT INTO sessions (id, user_id, csrf, created_at, expires_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (key_hash(token), user_id, csrf, now, now + ttl_s),
+            )
 
     def session(self, token: str) -> tuple[User, str] | None:
         """The user and CSRF token of a live session, or None."""
         rows = self._db.query(
             "SELECT s.csrf AS csrf, u.* FROM sessions s JOIN users u ON u.id = s.user_id "
-            "WHERE s.id = ? AND s.expires_at > ?", (key_hash(token), time.time()))  # fmt: skip
+            "WHERE s.id = ? AND s.expires_at > ?",
+            (key_hash(token), time.time()),
+        )
         return (_user(rows[0]), rows[0]["csrf"]) if rows else None
 
     def end_session(self, token: str) -> None:
@@ -162,12 +178,20 @@ class UserStore:
 
     def revoke_key(self, user_id: int, key_id: int) -> None:
         with self._db.transaction() as tx:
-            cur = tx.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND user_id = ? "
-                             "AND revoked_at IS NULL", (time.time(), key_id, user_id))  # fmt: skip
+            cur = tx.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND user_id = ? "
+                "AND revoked_at IS NULL",
+                (time.time(), key_id, user_id),
+            )
         if cur.rowcount == 0:
             raise NotFound(f"no active API key {key_id} of this user")
 
 
 def _user(row: sqlite3.Row) -> User:
-    return User(id=row["id"], name=row["name"], role=row["role"],
-                disabled=bool(row["disabled"]), created_at=row["created_at"])  # fmt: skip
+    return User(
+        id=row["id"],
+        name=row["name"],
+        role=row["role"],
+        disabled=bool(row["disabled"]),
+        created_at=row["created_at"],
+    )

@@ -91,11 +91,23 @@ def _signed_in(request: Request[Any, Any, Any], services: Services, name: str,
     return response
 
 
-def _set_cookie(response: Response[Any], request: Request[Any, Any, Any], services: Services,
-                token: str, max_age: int) -> None:  # fmt: skip
+def _set_cookie(
+    response: Response[Any],
+    request: Request[Any, Any, Any],
+    services: Services,
+    token: str,
+    max_age: int,
+) -> None:
     """The session cookie, or its deletion (max_age 0: a `__Host-` one must be Secure even
     then, or browsers refuse the change). Path / and no Domain, as `__Host-` requires."""
     name = session_cookie(request, services.secure_cookies)
-    response.set_cookie(name, token, path="/", httponly=True, samesite="lax",
-                        secure=name == SECURE_SESSION_COOKIE, max_age=max_age,
-                        expires=0 if max_age == 0 else None)  # fmt: skip
+    response.set_cookie(
+        name,
+        token,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=name == SECURE_SESSION_COOKIE,
+        max_age=max_age,
+        expires=0 if max_age == 0 else None,
+    )

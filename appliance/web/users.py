@@ -39,8 +39,7 @@ class NewKey(msgspec.Struct, forbid_unknown_fields=True):
 
     def expiry(self) -> float | None:
         if self.expires_in_days is not None and self.expires_at is not None:
-            raise InvalidRequest("give expires_in_days or expires_at, not both",
-                                 param="expires_at")  # fmt: skip
+            raise InvalidRequest("give expires_in_days or expires_at, not both", param="expires_at")
         if self.expires_in_days is not None:
             return time.time() + self.expires_in_days * 86400
         return self.expires_at
@@ -58,24 +57,28 @@ async def my_keys(services: ServicesDep, user: UserDep) -> list[ApiKey]:
 
 
 @post("/api/keys", status_code=201)
-async def create_key(request: Request[Any, Any, Any], data: JSONBody[NewKey],
-                     services: ServicesDep, user: UserDep) -> CreatedKey:  # fmt: skip
+async def create_key(
+    request: Request[Any, Any, Any], data: JSONBody[NewKey], services: ServicesDep, user: UserDep
+) -> CreatedKey:
     """A new key for the signed-in user, with a session only: a key that could make keys would
     outlive its own revocation. A new password revokes every key."""
     identity: Identity = request.state.identity
     if identity.session is None:
-        raise Forbidden("an API key cannot create API keys: sign in on the page (My API keys) "
-                        "or run `appliance keys create USER` on the server")  # fmt: skip
-    key, secret = await asyncio.to_thread(services.accounts.create_key, user.name, data.name,
-                                          data.expiry())  # fmt: skip
-    services.audit.record(user.name, "key.create", user.name, f"key {key.id} ({key.name})",
-                          private=True)  # fmt: skip
+        raise Forbidden(
+            "an API key cannot create API keys: sign in on the page (My API keys) "
+            "or run `appliance keys create USER` on the server"
+        )
+    key, secret = await asyncio.to_thread(
+        services.accounts.create_key, user.name, data.name, data.expiry()
+    )
+    services.audit.record(
+        user.name, "key.create", user.name, f"key {key.id} ({key.name})", private=True
+    )
     return CreatedKey(key=key, secret=secret)
 
 
 @delete("/api/keys/{key_id:int}", status_code=200)
-async def revoke_key(key_id: RowId, services: ServicesDep,
-                     user: UserDep) -> dict[str, str]:  # fmt: skip
+async def revoke_key(key_id: RowId, services: ServicesDep, user: UserDep) -> dict[str, str]:
     await asyncio.to_thread(services.accounts.users.revoke_key, user.id, key_id)
     services.audit.record(user.name, "key.revoke", user.name, f"key {key_id}")
     return {"status": "revoked"}
@@ -99,8 +102,9 @@ async def add_user(data: JSONBody[NewUser], services: ServicesDep, user: UserDep
 
 
 @patch("/api/users/{name:str}", opt=ADMIN)
-async def change_user(name: PathId, data: JSONBody[UserChange], services: ServicesDep,
-                      user: UserDep) -> User:  # fmt: skip
+async def change_user(
+    name: PathId, data: JSONBody[UserChange], services: ServicesDep, user: UserDep
+) -> User:
     if name.lower() == user.name.lower() and data.disabled:
         raise Conflict("you cannot disable your own account")
     changed = services.accounts.set_disabled(name, data.disabled)
