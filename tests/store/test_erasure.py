@@ -69,6 +69,7 @@ def test_a_users_erased_data_is_in_no_file_and_others_stay(db: Database) -> None
     gone, stays = nonce(), nonce()
     chat(db, erased.id, gone)
     chat(db, kept.id, stays)
+    assert found(db.path.parent, gone) == ["appliance.db-wal"]
     assert ConversationStore(db).delete_all(erased.id) == 21
     assert found(db.path.parent, gone) == []
     assert found(db.path.parent, stays) == ["appliance.db"]
@@ -77,6 +78,7 @@ def test_a_users_erased_data_is_in_no_file_and_others_stay(db: Database) -> None
 def test_conversations_past_retention_are_in_no_file(db: Database) -> None:
     word = nonce()
     chat(db, None, word, others=0)
+    assert found(db.path.parent, word) == ["appliance.db-wal"]
     ConversationStore(db).delete_older(before=float("inf"))
     assert found(db.path.parent, word) == []
 
