@@ -3,6 +3,7 @@ fails (out of memory, too slow, parser crashed) instead of taking the server dow
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import select
@@ -26,6 +27,7 @@ _HEADER = struct.Struct("<Q")  # the length of each frame on the pipes
 _READ = 1 << 20
 _START_S = 60.0  # for the worker's imports, on a busy box (not the per-file limit)
 _ORPHAN_CHECK_S = 0.2
+_SAMPLE_S = 0.005  # how often a busy worker's memory is looked at (a few µs each)
 
 
 class Stopped(Exception):
@@ -55,7 +57,7 @@ class Sandbox:
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._finalizer: weakref.finalize[..., Sandbox] | None = None
-        self._base = 0  # the worker's resident bytes when it started
+        self._base = 0  # the worker's address space when it started, in bytes
         self._closing = False
 
     @property
@@ -72,9 +74,10 @@ class Sandbox:
         """
         with self._lock:
             proc = self._worker()
+            peak = _Peak(proc.pid)
             try:
                 _write_frame(_fd(proc.stdin), msgspec.msgpack.encode(_Job(name, data, limits)))
-                reply = _read_frame(_fd(proc.stdout), time.monotonic() + self.timeout_s)
+                reply = _read_frame(_fd(proc.stdout), time.monotonic() + self.timeout_s, peak)
             except TimeoutError:
                 self._retire()
                 raise ExtractError(
@@ -83,7 +86,7 @@ class Sandbox:
                     "is tried again when it changes"
                 ) from None
             except (EOFError, BrokenPipeError):
-                raise ExtractError(self._died()) from None
+                raise ExtractError(self._died(peak.bytes)) from None
             return self._outcome(msgspec.msgpack.decode(reply, type=_Reply))
 
     def close(self) -> None:
@@ -113,16 +116,15 @@ class Sandbox:
             "genuine, raise documents.extract_memory_mb; it is tried again when it changes"
         )
 
-    def _died(self) -> str:
+    def _died(self, peak: int) -> str:
         proc, self._proc = self._proc, None
         assert proc is not None  # noqa: S101
-        for pipe in (proc.stdin, proc.stdout):
-            pipe.close()  # type: ignore[union-attr]
-        code, peak = _reap(proc)
+        _end(proc)  # it closed its end: it is exiting, or it is of no use any more
+        code = proc.returncode
         if self._closing:
             raise Stopped("the extraction worker was stopped (the server is shutting down)")
-        # pdfium aborts (SIGABRT) when the limit refuses it memory, where Python would raise
-        # MemoryError: a peak near the limit tells that from a crash
+        # pdfium aborts (SIGABRT) where the limit refuses it memory, when Python would raise
+        # MemoryError: an address space grown near the limit tells that from a crash
         if code == _OUT_OF_MEMORY or (code < 0 and peak - self._base > self.memory_mb * 2**19):
             return self._out_of_memory()
         what = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
@@ -180,11 +182,19 @@ def _end(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
-def _reap(proc: subprocess.Popen[bytes]) -> tuple[int, int]:
-    """The exit code (-N: signal N) of a worker that ended, and its peak resident bytes."""
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_maxrss * 1024
+class _Peak:
+    """The largest address space seen of a process, sampled while waiting for its reply (once
+    it is dead, the kernel no longer tells; its rusage holds the server's RSS from the fork)."""
+
+    def __init__(self, pid: int | str) -> None:
+        self._statm = f"/proc/{pid}/statm"
+        self.bytes = 0
+
+    def __call__(self) -> None:
+        with contextlib.suppress(OSError, ValueError, IndexError):  # ended in between
+            with open(self._statm, encoding="ascii") as statm:
+                size = int(statm.read().split()[0]) * resource.getpagesize()
+            self.bytes = max(self.bytes, size)
 
 
 def _fd(pipe: object) -> int:
@@ -198,18 +208,24 @@ def _write_frame(fd: int, body: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _read_frame(fd: int, deadline: float | None = None) -> bytes:
-    (size,) = _HEADER.unpack(_read_exact(fd, _HEADER.size, deadline))
-    return _read_exact(fd, size, deadline)
+def _read_frame(
+    fd: int, deadline: float | None = None, waiting: Callable[[], None] = lambda: None
+) -> bytes:
+    """One frame; TimeoutError past `deadline`, calling `waiting` every _SAMPLE_S till then."""
+    (size,) = _HEADER.unpack(_read_exact(fd, _HEADER.size, deadline, waiting))
+    return _read_exact(fd, size, deadline, waiting)
 
 
-def _read_exact(fd: int, n: int, deadline: float | None) -> bytes:
+def _read_exact(fd: int, n: int, deadline: float | None, waiting: Callable[[], None]) -> bytes:
     out = bytearray()
     while len(out) < n:
         if deadline is not None:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
+            if left <= 0:
                 raise TimeoutError
+            if not select.select([fd], [], [], min(left, _SAMPLE_S))[0]:
+                waiting()
+                continue
         block = os.read(fd, min(n - len(out), _READ))
         if not block:
             raise EOFError
@@ -232,8 +248,10 @@ def _serve(parent: int, memory_mb: int) -> None:
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     os.dup2(2, 1)  # a parser that prints must not corrupt the replies
     threading.Thread(target=_orphan_guard, args=(parent,), daemon=True).start()
-    _limit_memory(memory_mb)
-    _write_frame(replies, _HEADER.pack(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
+    base = _Peak("self")
+    base()
+    _limit_memory(base.bytes, memory_mb)
+    _write_frame(replies, _HEADER.pack(base.bytes))  # ready
     while True:
         try:
             job = msgspec.msgpack.decode(_read_frame(jobs), type=_Job)
@@ -244,27 +262,22 @@ def _serve(parent: int, memory_mb: int) -> None:
 
 def _answer(extract: Callable[[str, bytes, Limits], Extracted], job: _Job) -> bytes:
     try:
-        try:
-            reply = _Reply(extracted=extract(job.name, job.data, job.limits))
-        except ExtractError as exc:
-            reply = _Reply(error=str(exc))
-        except Exception as exc:
-            reply = _Reply(bug=f"{type(exc).__name__}: {exc}")
-        del job
-        return msgspec.msgpack.encode(reply)
+        reply = _Reply(extracted=extract(job.name, job.data, job.limits))
+    except ExtractError as exc:
+        reply = _Reply(error=str(exc))
     except MemoryError:
-        del reply
-        try:
-            return msgspec.msgpack.encode(_Reply(memory=True))
-        except MemoryError:
-            os._exit(_OUT_OF_MEMORY)
+        reply = _Reply(memory=True)
+    except Exception as exc:
+        reply = _Reply(bug=f"{type(exc).__name__}: {exc}")
+    try:
+        return msgspec.msgpack.encode(reply)
+    except MemoryError:  # a result too large to send
+        os._exit(_OUT_OF_MEMORY)
 
 
-def _limit_memory(memory_mb: int) -> None:
+def _limit_memory(base: int, memory_mb: int) -> None:
     """The address space may grow by `memory_mb` beyond what the worker holds once started."""
-    with open("/proc/self/statm", encoding="ascii") as statm:
-        pages = int(statm.read().split()[0])
-    limit = pages * resource.getpagesize() + memory_mb * 2**20
+    limit = base + memory_mb * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import random
 import zipfile
+import zlib
 
 import docx
 from pypdf import PdfReader, PdfWriter
@@ -44,9 +45,27 @@ def _pdf_objects(pages: list[str]) -> list[bytes]:
 
 def pdf_bytes(pages: list[str]) -> bytes:
     """A minimal valid PDF, one page per string; "\\n" starts a new line on the page."""
+    return _pdf_file(_pdf_objects(pages))
+
+
+def pdf_bomb(unpacked_bytes: int) -> bytes:
+    """A one-page PDF whose content stream, FlateDecode, inflates to `unpacked_bytes` of text
+    operators (a few MB on disk)."""
+    packer = zlib.compressobj(9)
+    operators = b"BT /F1 12 Tf 72 720 Td (All work and no play) Tj ET\n"
+    block = operators * (2**20 // len(operators))
+    packed = [packer.compress(block) for _ in range(unpacked_bytes // len(block))]
+    stream = b"".join([*packed, packer.flush()])
+    objects = _pdf_objects(["x"])[:4]
+    objects.append(b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream
+                   + b"\nendstream")  # fmt: skip
+    return _pdf_file(objects)
+
+
+def _pdf_file(objects: list[bytes]) -> bytes:
     out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
-    for number, body in enumerate(_pdf_objects(pages), start=1):
+    for number, body in enumerate(objects, start=1):
         offsets.append(len(out))
         out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
     xref_at = len(out)

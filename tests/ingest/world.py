@@ -11,6 +11,7 @@ from appliance.embed.embedder import Embedder, Vectors
 from appliance.ingest.chunk import Chunker
 from appliance.ingest.folder import ignored
 from appliance.ingest.pipeline import IngestPipeline
+from appliance.ingest.sandbox import Sandbox
 from appliance.ingest.types import Limits
 from appliance.store.catalog import Catalog
 from appliance.store.chroma import ChromaIndex
@@ -68,7 +69,8 @@ class World:
 
 def make_world(data: Path, embedder: Embedder, *, size: int = 64, overlap: int = 8,
                max_file_bytes: int = 10 * 2**20, limits: Limits | None = None,
-               redact: Callable[[str], str] | None = None) -> World:  # fmt: skip
+               redact: Callable[[str], str] | None = None,
+               sandbox: Sandbox | None = None) -> World:  # fmt: skip
     root = data / "documents"
     root.mkdir(parents=True, exist_ok=True)
     db = Database(data / "appliance.db")
@@ -78,7 +80,8 @@ def make_world(data: Path, embedder: Embedder, *, size: int = 64, overlap: int =
     pipeline = IngestPipeline(root, catalog, index, counting,
                               Chunker(counting.token_spans, size, overlap),
                               max_file_bytes=max_file_bytes,
-                              limits=limits or Limits(), redact=redact)  # fmt: skip
+                              limits=limits or Limits(), redact=redact,
+                              sandbox=sandbox)  # fmt: skip
     return World(root, db, catalog, index, counting, pipeline)
 
 
