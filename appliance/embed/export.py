@@ -41,6 +41,9 @@ def onnx_file(model_dir: Path, cache_dir: Path, quantize: bool) -> Path:
 
 def _export_to(model_dir: Path, target: Path, quantize: bool) -> None:
     """The export itself (run in the child): fp32, then int8, then an atomic rename."""
+    # onnxruntime's telemetry off before torch.onnx or the quantization can load it
+    import appliance.embed.runtime  # noqa: F401
+
     cache_dir, name = target.parent, target.name
     fp32 = cache_dir / f".{name}.{os.getpid()}.fp32"
     try:
@@ -70,7 +73,8 @@ def weights_key(model_dir: Path) -> str:
 
 
 def _export(model_dir: Path, out: Path) -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # Local files only, and none of the hub's telemetry: forced, this is a child of our own.
+    os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1")
     import torch
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from appliance.embed.embedder import Vectors, normalise
 from appliance.embed.models import ModelCard
+from appliance.embed.runtime import onnxruntime as ort
 from appliance.embed.tokens import CardModel
 
 

@@ -35,12 +35,12 @@ from typing import NamedTuple
 
 import msgspec
 import numpy as np
-import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from appliance.config import Settings
 from appliance.embed.export import onnx_file
 from appliance.embed.models import read_model_card, resolve_model_dir
+from appliance.embed.runtime import onnxruntime as ort  # telemetry off, as the appliance has it
 from appliance.ingest.pipeline import IngestPipeline
 from appliance.store.db import Database
 from appliance.wiring import build_pipeline

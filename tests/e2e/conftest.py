@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -50,9 +51,19 @@ def server(request: pytest.FixtureRequest,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:  # fmt: skip
     """One server per test module; a module's SERVER_ENV adds to (or overrides) its settings."""
     data = tmp_path_factory.mktemp("server")
+    with running_server(data, getattr(request.module, "SERVER_ENV", {})) as srv:
+        yield srv
+
+
+@contextlib.contextmanager
+def running_server(data: Path, settings: Mapping[str, str], wrap: Sequence[str] = (),
+                   environ: Mapping[str, str] = os.environ,
+                   ready_s: float = 90) -> Iterator[Server]:  # fmt: skip
+    """`appliance serve` on `data` with the suite's settings and `settings`, its command
+    prefixed by `wrap` (a tracer, say) and its environment based on `environ`."""
     port = free_port()
     env = {
-        **os.environ,
+        **environ,
         "APPLIANCE_DATA_DIR": str(data),
         "APPLIANCE_LLM__N_THREADS": str(THREADS),
         "APPLIANCE_LLM__N_CTX": "2048",
@@ -63,16 +74,16 @@ def server(request: pytest.FixtureRequest,
         # one test user drives the engine's queue and disconnect paths: no per-user caps here
         "APPLIANCE_LIMITS__CHAT_PER_MINUTE": "1000",
         "APPLIANCE_LIMITS__CONCURRENT_STREAMS": "16",
-        **getattr(request.module, "SERVER_ENV", {}),
+        **settings,
     }
     key = make_admin(data)
     log = data / "server.log"
     with log.open("wb") as out:
-        cmd = [sys.executable, "-m", "appliance", "serve", "--port", str(port)]
+        cmd = [*wrap, sys.executable, "-m", "appliance", "serve", "--port", str(port)]
         process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
     srv = Server(f"http://127.0.0.1:{port}", process, log, key)
     try:
-        _wait_for_ready(srv)
+        _wait_for_ready(srv, ready_s)
         yield srv
     finally:
         srv.http.close()
@@ -80,8 +91,8 @@ def server(request: pytest.FixtureRequest,
         process.wait(timeout=30)
 
 
-def _wait_for_ready(srv: Server) -> None:
-    deadline = time.monotonic() + 90
+def _wait_for_ready(srv: Server, limit: float = 90) -> None:
+    deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         if srv.process.poll() is not None:
             raise AssertionError(f"server exited: {srv.log.read_text()}")
