@@ -1,8 +1,16 @@
-"""Model output is rendered as Markdown with anything executable left inert."""
+"""Model output is rendered as Markdown with anything executable left inert, and links only
+within the appliance or to web.link_hosts."""
 
+from pathlib import Path
+
+import msgspec
 import pytest
 
+from appliance.config import Settings
+from appliance.store.conversations import ConversationStore
+from appliance.store.db import Database
 from appliance.web.markdown import render
+from tests.web.conftest import running_app
 
 UNSAFE = [
     "<script>alert(1)</script>",
@@ -85,3 +93,18 @@ def test_hosts_in_link_hosts_stay_links_by_name_only() -> None:
     assert '<a href="https://Wiki.Example.com/page">wiki</a>' in html
     assert "other (https://example.com/page)" in html
     assert html.count("<a ") == 1
+
+
+def test_the_page_gets_answers_rendered_with_web_link_hosts(settings: Settings) -> None:
+    web = msgspec.structs.replace(settings.web, link_hosts=["wiki.example.com"])
+    with running_app(msgspec.structs.replace(settings, web=web)) as client:
+        conv = client.post("/api/conversations", json={}).json()
+        # An answer echoing a planted link, written through a second connection to the file.
+        store = ConversationStore(Database(Path(settings.data_path) / "appliance.db"))
+        store.add_message(conv["id"], "user", "hi")
+        store.add_message(conv["id"], "assistant", "[Verify](https://evil.example/?q=SECRET) "
+                          "or [the wiki](https://wiki.example.com/expenses)")  # fmt: skip
+        answer = client.get(f"/api/conversations/{conv['id']}").json()["messages"][1]
+    assert "Verify (https://evil.example/?q=SECRET)" in answer["html"]
+    assert 'href="https://evil.example' not in answer["html"]
+    assert '<a href="https://wiki.example.com/expenses">the wiki</a>' in answer["html"]
