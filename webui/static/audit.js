@@ -19,7 +19,7 @@ async function load() {
   $("rows").replaceChildren(...(await records.json()).map((r) => {
     const tr = document.createElement("tr");
     tr.append(cell(String(r.id)), cell(new Date(r.at * 1000).toLocaleString()), cell(r.actor),
-              cell(r.action), cell(r.target), cell(r.detail));
+              cell(r.action), cell(r.target), cell(r.detail), cell(r.address || ""));
     return tr;
   }));
 }
