@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 
 from appliance.accounts.service import Accounts
 from appliance.errors import Conflict, InvalidRequest
@@ -64,3 +65,20 @@ def test_bad_names_short_passwords_and_twins_are_refused(accounts: Accounts) -> 
     accounts.add("erin", PASSWORD)
     with pytest.raises(Conflict, match="exists"):
         accounts.add("Erin", PASSWORD)
+
+
+def test_a_new_password_revokes_keys_and_a_rehash_keeps_them(accounts: Accounts) -> None:
+    user = accounts.add("fred", PASSWORD)
+    _, secret = accounts.create_key("fred")
+    signed = accounts.sign_in("fred", PASSWORD)
+    assert signed is not None
+    weak = PasswordHasher(time_cost=1, memory_cost=8192).hash(PASSWORD)  # older parameters
+    accounts.users.rehash_password(user.id, weak)
+    assert accounts.authenticate("fred", PASSWORD) == user  # rehashed with today's parameters
+    assert accounts.users.password_hash(user.id) != weak
+    assert accounts.user_for_key(secret) == user  # the same password: key and session stay
+    assert accounts.session(signed[1]) is not None
+    assert accounts.set_password("fred", "a brand new password") == 1
+    assert accounts.user_for_key(secret) is None
+    assert accounts.session(signed[1]) is None
+    assert accounts.users.keys(user.id)[0].revoked_at is not None
