@@ -200,12 +200,15 @@ def test_no_look_alike_closes_or_opens_a_source(attack: str) -> None:
     assert "After." in user_turn
 
 
-def test_text_without_tags_is_left_as_it_is() -> None:
+def test_text_without_source_tags_is_left_as_it_is() -> None:
+    """Only what could read as the framing's own tag is escaped: comparisons, placeholders
+    of personal data (`<PERSON_1>`, put back after the answer), other tags, CJK brackets."""
     citation = Citation(
         n=1, chunk_id="c1", source="a.md", page=None, heading=None, snippet="", score=1.0
     )
-    # (A "<" before a letter is escaped even with a space between: "a < b" reads "a &lt; b".)
     cjk_title, emoji = "\u3008\u66f8\u540d\u3009", "\U0001f469\u200d\U0001f4bb"
-    text = f"If 3 < 4 and x<=5, the {cjk_title}, the caf\u00e9 and {emoji} stay."
-    elements, _ = parse(frame("Q?", [(citation, text)]))
+    text = (f"If a < b and x<=5, <PERSON_1> at <STREET_ADDRESS_2> wrote <span>{cjk_title}</span>, "
+            f"the caf\u00e9 and {emoji} stay; <sourcing> too.")  # fmt: skip
+    elements, question = parse(frame("Where is <PERSON_1>?", [(citation, text)]))
     assert elements[0][4] == text
+    assert question == "Question: Where is <PERSON_1>?"
