@@ -180,7 +180,7 @@ class Trace:
                 pending[tid] = call.removesuffix("<unfinished ...>")
                 continue
             if call.startswith("<... ") and " resumed>" in call:
-                call = pending.pop(tid, "") + call.split(" resumed>", 1)[1]
+                call = pending.pop(tid, "").rstrip() + call.split(" resumed>", 1)[1]
             self._record(tid, comm, " ".join(call.split()))
 
     def _record(self, tid: int, comm: str, call: str) -> None:
@@ -210,7 +210,7 @@ class Trace:
         found: dict[str, int] = {}
         for process, comm, call in self.calls:
             if _beyond_loopback(call):
-                what = f"{comm} (pid {process}: {self.commands.get(process, '?')}): "
+                what = f"{comm} (pid {process}: {self.commands.get(process, '?')[:120]}): "
                 key = what + _FD.sub(r"\1(", call)[:240]
                 found[key] = found.get(key, 0) + 1
         lines = [f"{n}x {key}" for key, n in found.items()]
@@ -236,3 +236,17 @@ def _query_name(escaped: str) -> str | None:
         labels.append(raw[at + 1 : at + 1 + raw[at]].decode(errors="replace"))
         at += 1 + raw[at]
     return ".".join(labels) or None
+
+
+def test_the_trace_reader_flags_what_leaves_and_names_the_process() -> None:
+    """Loopback, netlink and a local socket pass; DNS on ::1, resolved's socket and 10.0.0.1
+    are named with the process (the thread's and the child's), then the names looked up."""
+    found = Trace((Path(__file__).parent / "egress_sample.strace").read_text()).offending()
+    assert len(found) == 4, found
+    dns, leak, resolved = (
+        next(f for f in found if s in f) for s in ("htons(53)", "10.0.0.1", "io.systemd.Resolve")
+    )
+    assert "appliance serve" in dns
+    assert "appliance serve" in leak
+    assert "-m child" in resolved
+    assert found[-1] == "names looked up: ['mail.lan']"
