@@ -100,7 +100,7 @@ def assert_framed(user_turn: str, citations: list[Citation]) -> None:
     for char in user_turn:  # nothing invisible reaches the model
         kind = unicodedata.category(char)
         assert kind != "Cf" or char in _JOINERS, f"U+{ord(char):04X} in the prompt"
-        assert kind != "Cc" or char == "\n", f"U+{ord(char):04X} in the prompt"
+        assert kind != "Cc" or char in "\n\t", f"U+{ord(char):04X} in the prompt"
     assert "<source" not in as_read(question)
 
 
