@@ -14,7 +14,7 @@ from litestar.routes import HTTPRoute
 
 from appliance import __version__
 from appliance.llm.types import EngineInfo
-from appliance.web.auth import CSRF_HEADER, SESSION_COOKIE
+from appliance.web.auth import CSRF_HEADER, SECURE_SESSION_COOKIE, SESSION_COOKIE
 from appliance.web.schemas import ErrorResponse
 
 SCHEMA_PATH = "/schema"
@@ -75,7 +75,8 @@ SECURITY_SCHEMES = {
         type="apiKey",
         name=SESSION_COOKIE,
         security_scheme_in="cookie",
-        description=f"The page's session (POST /api/session); changes also need {CSRF_HEADER}.",
+        description=f"The page's session (POST /api/session; named {SECURE_SESSION_COOKIE} "
+        f"over TLS); changes also need {CSRF_HEADER}.",
     ),
 }
 
