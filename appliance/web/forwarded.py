@@ -87,6 +87,8 @@ def _address(text: str) -> Address | None:
     elif text.count(":") == 1:
         text = text.split(":")[0]
     try:
-        return ipaddress.ip_address(text)
+        address = ipaddress.ip_address(text)
     except ValueError:
         return None
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:10.0.0.5 from a dual-stack socket
+    return mapped if mapped is not None else address
