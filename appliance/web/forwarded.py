@@ -45,7 +45,7 @@ class TrustedProxies:
 
     def middleware(self, app: ASGIApp) -> ASGIApp:
         """Puts the real client into the ASGI scope, so every part (sign-in brake, audit,
-        cookies' Secure flag, uvicorn's access log) sees the same address and scheme."""
+        the cookie's Secure flag and name) sees the same address and scheme."""
 
         async def forwarded(scope: Scope, receive: Receive, send: Send) -> None:
             client = scope.get("client")
