@@ -29,9 +29,10 @@ class ChromaIndex:
             # embedding_function=None: Chroma must never embed by itself (its default model
             # would be downloaded); this holds on every open, the first and after a restart.
             self._collection = self._client.get_or_create_collection(
-                self.collection_name, embedding_function=None,
+                self.collection_name,
+                embedding_function=None,
                 metadata={"hnsw:space": "cosine", "embedder": embedder_name},
-            )  # fmt: skip
+            )
         except Exception as exc:
             raise StoreError(f"cannot open the vector index under {path}: {exc}") from None
 
@@ -46,14 +47,14 @@ class ChromaIndex:
 
     def upsert(self, ids: Sequence[str], vectors: Vectors) -> None:
         for start in range(0, len(ids), _PAGE):
-            self._collection.upsert(ids=list(ids[start : start + _PAGE]),
-                                    embeddings=vectors[start : start + _PAGE])  # fmt: skip
+            self._collection.upsert(
+                ids=list(ids[start : start + _PAGE]), embeddings=vectors[start : start + _PAGE]
+            )
 
     def vectors(self, ids: Sequence[str]) -> dict[str, Vectors]:
         found: dict[str, Vectors] = {}
         for start in range(0, len(ids), _PAGE):
-            got = self._collection.get(ids=list(ids[start : start + _PAGE]),
-                                       include=["embeddings"])  # fmt: skip
+            got = self._collection.get(ids=list(ids[start : start + _PAGE]), include=["embeddings"])
             rows = got["embeddings"]
             if rows is None:
                 continue
@@ -85,8 +86,9 @@ class ChromaIndex:
     def query(self, vector: Vectors, k: int) -> list[tuple[str, float]]:
         if k <= 0:  # an empty collection answers with no ids (count() would cost ~5 ms)
             return []
-        got = self._collection.query(query_embeddings=vector.reshape(1, -1), n_results=k,
-                                     include=["distances"])  # fmt: skip
+        got = self._collection.query(
+            query_embeddings=vector.reshape(1, -1), n_results=k, include=["distances"]
+        )
         distances = got["distances"] or [[]]
         return list(zip(got["ids"][0], (float(d) for d in distances[0]), strict=True))
 

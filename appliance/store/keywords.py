@@ -30,8 +30,10 @@ K1 = 1.2  # the constants of FTS5's bm25()
 _MERGE_PAGES = 100
 # Chunk ids and BM25 scores of a MATCH, best first, ties in rowid order (as `ORDER BY rank`
 # gives them; SQLite keeps only the best `LIMIT` rows while scoring instead of sorting all).
-_RANKED = ("SELECT c.id, -f.s, f.rowid FROM ({}) f JOIN chunks c ON c.rowid = f.rowid "
-           "ORDER BY f.s, f.rowid")  # fmt: skip
+_RANKED = (
+    "SELECT c.id, -f.s, f.rowid FROM ({}) f JOIN chunks c ON c.rowid = f.rowid "
+    "ORDER BY f.s, f.rowid"
+)
 _MATCH = "SELECT rowid, bm25(chunks_fts) AS s FROM chunks_fts WHERE chunks_fts MATCH ?"
 _ONE = _RANKED.format(f"{_MATCH} ORDER BY s, rowid LIMIT ?")
 _TWO = _RANKED.format(f"{_MATCH} UNION ALL {_MATCH} ORDER BY s, rowid LIMIT ?")
@@ -73,8 +75,9 @@ class KeywordIndex:
         stats = self._current()
         docs = {w: self._docs(stats, w) for w in words}
         # A word no chunk holds adds nothing to any score: it is not asked for.
-        kept = sorted((w for w in _telling(words, docs, stats.total) if docs[w]),
-                      key=docs.__getitem__)  # fmt: skip
+        kept = sorted(
+            (w for w in _telling(words, docs, stats.total) if docs[w]), key=docs.__getitem__
+        )
         return Terms(kept, [docs[w] for w in kept], [_most(stats.total, docs[w]) for w in kept])
 
     def ranked(self, terms: Terms, k: int) -> list[tuple[str, float]]:
@@ -103,8 +106,9 @@ class KeywordIndex:
             best = sorted(best + more, key=lambda r: (-r[1], r[2]))[:k]  # ties: rowid order
         return [(i, s) for i, s, _ in best]
 
-    def _scored(self, words: list[str], start: int, cut: int,
-                k: int) -> list[tuple[str, float, int]]:  # fmt: skip
+    def _scored(
+        self, words: list[str], start: int, cut: int, k: int
+    ) -> list[tuple[str, float, int]]:
         """The k best chunks that hold any of `words[start:cut]` but none of `words[:start]`
         (those were scored before), scored with all of `words`: a word a chunk doesn't hold
         adds exactly 0, the others are added in the order of `words`."""
@@ -115,8 +119,7 @@ class KeywordIndex:
             rows = self._db.query(_ONE, (match, k))
         else:  # the common words match or not: both halves score with them
             rest = _any(words[cut:])
-            rows = self._db.query(_TWO, (f"({match}) AND ({rest})",
-                                         f"({match}) NOT ({rest})", k))  # fmt: skip
+            rows = self._db.query(_TWO, (f"({match}) AND ({rest})", f"({match}) NOT ({rest})", k))
         return [(r[0], float(r[1]), int(r[2])) for r in rows]
 
     def compact(self, between: Callable[[], None] = lambda: None) -> bool:
@@ -187,8 +190,9 @@ def _telling(words: list[str], docs: dict[str, int], total: int) -> list[str]:
     """Drops stop words, and words found in more than a fifth of the chunks ("policy" in a
     folder of policies): they barely move BM25, yet make it score most of the index. If all
     are dropped, the rarest word stays."""
-    kept = [w for w in words if w not in STOP_WORDS
-            and (total < _SMALL_INDEX or docs[w] <= total / 5)]  # fmt: skip
+    kept = [
+        w for w in words if w not in STOP_WORDS and (total < _SMALL_INDEX or docs[w] <= total / 5)
+    ]
     return kept or [min(words, key=docs.__getitem__)]
 
 
