@@ -60,6 +60,8 @@ def test_markdown_comments_and_hidden_html_blocks_are_not_indexed() -> None:
     md = (
         "# Title\n\nVisible one.\n\n<!-- PLANTED block comment -->\n\n"
         "Visible <!-- PLANTED inline comment --> two.\n\n"
+        'Inline <span style="display:none">PLANTED <b>x</b></span>and <i hidden>PLANTED</i>'
+        '<em aria-hidden="true">PLANTED</em> <span style="color:red">red</span> hidden.\n\n'
         '<div style="display:none">\nPLANTED hidden div\n</div>\n\n'
         "<div hidden>\n\nPLANTED as Markdown in a hidden div\n\n<div>\n\nPLANTED nested\n\n"
         "</div>\n\nPLANTED still hidden\n\n</div>\n\nVisible after the div.\n\n"
@@ -68,7 +70,7 @@ def test_markdown_comments_and_hidden_html_blocks_are_not_indexed() -> None:
     text = texts("notes.md", md.encode())
     assert "PLANTED" not in text
     shown_texts = ("Visible one.", "two.", "Visible three.", "Visible after the div.",
-                   "code is shown as it is")  # fmt: skip
+                   "code is shown as it is", "Inline and", "red</span> hidden.")  # fmt: skip
     for shown in shown_texts:
         assert shown in text
 

@@ -15,9 +15,11 @@ from appliance.ingest.extract.text import decode
 from appliance.ingest.types import Block, Extracted
 
 _FRONT_MATTER_ENDS = ("---", "...")
-# What a rendered page does not show: HTML comments, and in HTML blocks hidden elements; a
-# planted instruction there would reach the model unseen.
+# What a rendered page does not show: HTML comments and hidden elements, in HTML blocks or
+# inline; a planted instruction there would reach the model unseen.
 _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
+_START_TAG = re.compile(r"<([a-zA-Z][a-zA-Z0-9-]*)\b[^>]*>")
+_MAY_HIDE = re.compile(r"hidden|style|dialog", re.I)  # worth parsing the tag to know
 _CODE = frozenset({"fence", "code_block"})
 
 
@@ -59,9 +61,34 @@ def _blocks(tokens: list[Token], lines: list[str]) -> Iterator[Block]:
             start, end = token.map
             text = "\n".join(lines[start:end])
             if token.type not in _CODE:
-                text = _COMMENT.sub("", text)
+                text = _without_hidden(_COMMENT.sub("", text))
             if text.strip():
                 yield Block(text, heading=trail.text)
+
+
+def _without_hidden(text: str) -> str:
+    """`text` less the inline HTML elements that hide what they hold, each up to its close
+    (or the end of the block)."""
+    kept, pos = [], 0
+    while start := _START_TAG.search(text, pos):
+        name = webpage.opening_hidden(start[0]) if _MAY_HIDE.search(start[0]) else None
+        if name is None:
+            kept.append(text[pos : start.end()])
+            pos = start.end()
+            continue
+        kept.append(text[pos : start.start()])
+        pos = _close(text, name, start.end())
+    return "".join(kept) + text[pos:]
+
+
+def _close(text: str, name: str, pos: int) -> int:
+    """Where the element `name` opened before `pos` ends, counting those nested in it."""
+    depth = 1
+    for tag in re.finditer(rf"<(/?){name}\b[^>]*>", text[pos:], re.I):
+        depth += -1 if tag[1] else 1
+        if depth == 0:
+            return pos + tag.end()
+    return len(text)
 
 
 def _html(markup: str) -> list[Block]:
