@@ -61,7 +61,9 @@ class SignInBrake:
     4 s … at most `longest_s`). A success clears only its pair: a sprayer who signs in as
     themselves between guesses at other names stays counted by the address. The account's
     counter is not applied to an address this account signed in from before, so someone failing
-    on the admin's name slows other strangers, never the admin at their usual desk."""
+    on the admin's name slows other strangers, never the admin at their usual desk. Known
+    addresses are the last `known_per_account` of each account, in memory like the counters
+    (a restart forgets both, which brakes no one)."""
 
     def __init__(
         self,
