@@ -5,16 +5,16 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-SYSTEMD = Path(__file__).resolve().parents[1] / "systemd"
+ROOT = Path(__file__).resolve().parents[1]
+INSTALLED = "/opt/appliance"  # where README's install puts the checkout
+SYSTEMD = ROOT / "systemd"
 UNIT = SYSTEMD / "appliance.service"
 DROP_INS = sorted((SYSTEMD / "appliance.service.d").glob("*.conf.example"))
 MAX_EXPOSURE = 2.0
-_EXEC = re.compile(r"^ExecStart=/opt/appliance/\.venv/bin/appliance( .*)$", re.MULTILINE)
 
 
 def systemd_analyze() -> str:
@@ -28,13 +28,12 @@ def systemd_analyze() -> str:
 
 
 def installed(tmp_path: Path, drop_in: Path | None = None) -> Path:
-    """The unit as installed, in tmp_path: ExecStart names this checkout's `appliance` script
-    (the unit's /opt/appliance/.venv/bin/appliance, which `verify` checks exists), and the
-    drop-in, if any, in appliance.service.d/ beside it, where systemd-analyze reads it."""
-    text, count = _EXEC.subn(
-        rf"ExecStart={Path(sys.executable).parent / 'appliance'}\1", UNIT.read_text()
-    )
-    assert count == 1, f"{UNIT}: ExecStart no longer runs /opt/appliance/.venv/bin/appliance"
+    """The unit as installed, in tmp_path, with this checkout as /opt/appliance (ExecStart,
+    which `verify` checks exists, runs its .venv/bin/appliance), and the drop-in, if any, in
+    appliance.service.d/ beside it, where systemd-analyze reads it."""
+    text = UNIT.read_text().replace(f"{INSTALLED}/", f"{ROOT}/")
+    for path in re.findall(rf"{re.escape(str(ROOT))}/[^\s:]+", text):
+        assert Path(path).exists(), f"{UNIT} names {path}, which the checkout lacks"
     unit = tmp_path / UNIT.name
     unit.write_text(text)
     if drop_in is not None:
@@ -97,3 +96,15 @@ def test_the_unit_keeps_its_promises() -> None:
     assert settings["DevicePolicy"] == "closed"
     assert settings["PrivateDevices"] == "yes"
     assert settings["CapabilityBoundingSet"] == ""
+    assert settings["BindReadOnlyPaths"] == f"{INSTALLED}/systemd/nsswitch.conf:/etc/nsswitch.conf"
+
+
+def test_the_service_looks_no_name_up() -> None:
+    """Its nsswitch.conf has local files only: no dns, resolve, mdns, nis or ldap module."""
+    lines = [
+        line.split()
+        for line in (SYSTEMD / "nsswitch.conf").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert {line[0] for line in lines} >= {"hosts:", "passwd:", "group:"}
+    assert all(line[1:] == ["files"] for line in lines), lines
