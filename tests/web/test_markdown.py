@@ -6,7 +6,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from appliance.config import Settings
+from appliance.config import Settings, SettingsError, load_settings
 from appliance.store.conversations import ConversationStore
 from appliance.store.db import Database
 from appliance.web.markdown import render
@@ -108,3 +108,10 @@ def test_the_page_gets_answers_rendered_with_web_link_hosts(settings: Settings) 
     assert "Verify (https://evil.example/?q=SECRET)" in answer["html"]
     assert 'href="https://evil.example' not in answer["html"]
     assert '<a href="https://wiki.example.com/expenses">the wiki</a>' in answer["html"]
+
+
+def test_a_link_host_that_is_no_host_name_fails_at_start() -> None:
+    with pytest.raises(SettingsError, match=r"'https://wiki\.example\.com/' in link_hosts"):
+        load_settings(None, {"APPLIANCE_WEB__LINK_HOSTS": '["https://wiki.example.com/"]'})
+    settings = load_settings(None, {"APPLIANCE_WEB__LINK_HOSTS": '["wiki.example.com"]'})
+    assert settings.web.link_hosts == ["wiki.example.com"]
