@@ -131,6 +131,12 @@ class WebSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
             except ValueError:
                 raise ValueError(f"{entry!r} in trusted_proxies is not an IP address or "
                                  "network; write e.g. 10.0.0.5 or 10.1.0.0/16") from None  # fmt: skip
+        for host in self.link_hosts:
+            if not host or any(char in host for char in "/:@?# "):
+                raise ValueError(
+                    f"{host!r} in link_hosts is not a host name; write e.g. wiki.example.com "
+                    "(no scheme, port or path)"
+                )
 
 
 class EmbedSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
