@@ -29,13 +29,14 @@ def onnx_file(model_dir: Path, cache_dir: Path, quantize: bool) -> Path:
     log.info("exporting embedding model %s to ONNX (once): %s", model_dir, target)
     # In a child process: torch, once loaded and run, leaves threads that halve llama.cpp's
     # speed in the same process (measured: 89 against 165 tokens/s).
-    done = subprocess.run([sys.executable, "-m", "appliance.embed.export", str(model_dir),  # noqa: S603 - our own module
-                           str(target), "int8" if quantize else "fp32"],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    kind = "int8" if quantize else "fp32"
+    command = [sys.executable, "-m", "appliance.embed.export", str(model_dir), str(target), kind]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603 - our own module
     if done.returncode != 0 or not target.is_file():
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        raise ModelError(f"exporting the embedding model {model_dir} to ONNX failed: "
-                         f"{' / '.join(tail)}")  # fmt: skip
+        raise ModelError(
+            f"exporting the embedding model {model_dir} to ONNX failed: {' / '.join(tail)}"
+        )
     return target
 
 
@@ -80,8 +81,9 @@ def _export(model_dir: Path, out: Path) -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    model = AutoModel.from_pretrained(str(model_dir), local_files_only=True,
-                                      attn_implementation="eager")  # fmt: skip
+    model = AutoModel.from_pretrained(
+        str(model_dir), local_files_only=True, attn_implementation="eager"
+    )
     model.eval()
 
     class Wrapper(torch.nn.Module):
@@ -99,9 +101,16 @@ def _export(model_dir: Path, out: Path) -> None:
     axes = {name: {0: "batch", 1: "tokens"} for name in (*INPUTS, "last_hidden_state")}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer and deprecation chatter of the legacy exporter
-        torch.onnx.export(Wrapper(), (sample, sample, torch.zeros_like(sample)), str(out),
-                          input_names=list(INPUTS), output_names=["last_hidden_state"],
-                          dynamic_axes=axes, opset_version=17, dynamo=False)  # fmt: skip
+        torch.onnx.export(
+            Wrapper(),
+            (sample, sample, torch.zeros_like(sample)),
+            str(out),
+            input_names=list(INPUTS),
+            output_names=["last_hidden_state"],
+            dynamic_axes=axes,
+            opset_version=17,
+            dynamo=False,
+        )
 
 
 def _quantize(source: Path, out: Path) -> None:

@@ -23,8 +23,9 @@ class OnnxEmbedder(CardModel):
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        self._session = ort.InferenceSession(str(onnx_path), options,
-                                             providers=["CPUExecutionProvider"])  # fmt: skip
+        self._session = ort.InferenceSession(
+            str(onnx_path), options, providers=["CPUExecutionProvider"]
+        )
         self._inputs = {i.name for i in self._session.get_inputs()}
 
     def embed(self, texts: Sequence[str]) -> Vectors:

@@ -75,7 +75,7 @@ def strace() -> str:
 
 
 @pytest.fixture(scope="module")
-def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
+def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path, Path]]:
     """The server under `strace -f`, with no ONNX export yet (the export child runs too) and a
     home of its own (no cache from an earlier run can stand in for a download)."""
     base = tmp_path_factory.mktemp("egress")
@@ -102,12 +102,12 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, P
     environ.update(HOME=str(home), USER=getpass.getuser(), LOGNAME=getpass.getuser())
     settings = {**SETTINGS, "APPLIANCE_EMBED__CACHE_DIR": str(cache)}
     with running_server(data, settings, wrap, environ, ready_s=300) as srv:
-        yield srv, trace
+        yield srv, trace, home
         _stop_traced(srv)
 
 
-def test_nothing_leaves_the_box(traced: tuple[Server, Path]) -> None:
-    server, trace = traced
+def test_nothing_leaves_the_box(traced: tuple[Server, Path, Path]) -> None:
+    server, trace, home = traced
     ready = time.monotonic()
     folder = server.log.parent / "documents"
     for name, body in DOCUMENTS.items():
@@ -135,6 +135,8 @@ def test_nothing_leaves_the_box(traced: tuple[Server, Path]) -> None:
     )
     offending = calls.offending()
     assert not offending, "network calls beyond loopback:\n" + "\n".join(offending)
+    # nor a cache or device id kept for later (ONNX Runtime's telemetry kept one in ~/.cache)
+    assert not list(home.rglob("*")), f"written outside data_dir: {list(home.rglob('*'))}"
 
 
 def _wait_indexed(server: Server, names: set[str], limit: float = 300) -> None:
