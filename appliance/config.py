@@ -229,7 +229,8 @@ class DocumentsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
         int,
         Meta(
             ge=1,
-            description="A .docx (a zip) that unpacks to more than this is refused as a zip bomb.",
+            description="A .docx (a zip) that unpacks to more than this is refused as a zip bomb, "
+            "and so is any file whose extracted text comes to more than this.",
         ),
     ] = 200
     extract_memory_mb: Annotated[

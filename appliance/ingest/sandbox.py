@@ -262,7 +262,15 @@ def _serve(parent: int, memory_mb: int) -> None:
 
 def _answer(extract: Callable[[str, bytes, Limits], Extracted], job: _Job) -> bytes:
     try:
-        reply = _Reply(extracted=extract(job.name, job.data, job.limits))
+        extracted = extract(job.name, job.data, job.limits)
+        # the server chunks and embeds all of it, in its own memory: a bomb stops here
+        if sum(len(b.text) for b in extracted.blocks) > (most := job.limits.max_unpacked_bytes):
+            raise ExtractError(
+                f"the text of the file comes to more than {most / 2**20:g} MB (a "
+                "bomb?); it was not read; if it is genuine, raise "
+                "documents.max_unpacked_mb"
+            )
+        reply = _Reply(extracted=extracted)
     except ExtractError as exc:
         reply = _Reply(error=str(exc))
     except MemoryError:

@@ -52,10 +52,11 @@ def pdf_bomb(unpacked_bytes: int) -> bytes:
     """A one-page PDF whose content stream, FlateDecode, inflates to `unpacked_bytes` of text
     operators (a few MB on disk)."""
     packer = zlib.compressobj(9)
-    operators = b"BT /F1 12 Tf 72 720 Td (All work and no play) Tj ET\n"
-    block = operators * (2**20 // len(operators))
-    packed = [packer.compress(block) for _ in range(unpacked_bytes // len(block))]
-    stream = b"".join([*packed, packer.flush()])
+    line = b"T* (All work and no play) Tj\n"  # a line each: text, not glyphs drawn over each other
+    block = line * (2**20 // len(line))
+    packed = [packer.compress(b"BT /F1 12 Tf 72 720 Td 14 TL\n")]
+    packed += [packer.compress(block) for _ in range(unpacked_bytes // len(block))]
+    stream = b"".join([*packed, packer.compress(b"ET"), packer.flush()])
     objects = _pdf_objects(["x"])[:4]
     objects.append(b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream
                    + b"\nendstream")  # fmt: skip

@@ -104,6 +104,17 @@ def test_a_pdf_bomb_runs_out_of_memory_and_is_not_read_again_until_it_changes(
     assert again.status() == {"bomb.pdf": "indexed", "good.md": "indexed"}
 
 
+def test_a_file_whose_text_inflates_past_the_unpacked_limit_fails(
+    tmp_path: Path, onnx_embedder: Embedder
+) -> None:
+    world = make_world(tmp_path, onnx_embedder, limits=Limits(max_unpacked_bytes=2**20))
+    world.write("inflates.pdf", pdf_bomb(4 * 2**20))  # 3 MB of text from 11 kB
+    assert world.pipeline.sync("inflates.pdf") == "failed"
+    error = world.doc("inflates.pdf").error or ""
+    assert "the text of the file comes to more than 1 MB" in error, error
+    assert world.catalog.owners() == {}
+
+
 def test_a_file_too_slow_to_parse_fails_and_the_worker_is_replaced(
     tmp_path: Path, onnx_embedder: Embedder
 ) -> None:
