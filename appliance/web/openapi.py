@@ -29,7 +29,9 @@ ERRORS: dict[int, str] = {
     "change not sent as JSON, or what the route says.",
     404: "No such item (or not yours): the id, name or path in the address is unknown.",
     409: "The item's state does not allow it now (say, a conversation still answering).",
-    413: "Over a limit: the body (limits.max_body_kb) or the message (limits.max_message_chars).",
+    413: "Over a limit: the body (limits.max_body_kb), the message (limits.max_message_chars), "
+    "a redaction's text (limits.redact_max_chars) or a search's collections "
+    "(limits.search_max_collections).",
     429: "Too many requests of this user (or failed sign-ins): retry after `Retry-After` s.",
     503: "The model is busy or still loading: retry after `Retry-After` seconds.",
 }
@@ -50,6 +52,8 @@ EXTRA_ERRORS: dict[str, tuple[int, ...]] = {
     "POST /api/conversations/{conversation_id}/messages": (409, 429, 503),
     "POST /api/conversations/{conversation_id}/regenerate": (409, 429, 503),
     "POST /v1/chat/completions": (400, 413, 429, 503),
+    "POST /api/search": (429,),  # the per-user limits, as chat's (counted apart)
+    "POST /api/redact": (429,),
     "GET /api/documents/file/{path}": (403,),  # originals are for admins under pii.documents
 }
 
