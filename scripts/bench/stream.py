@@ -91,16 +91,20 @@ def auth(data_dir: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key_file.read_text()}"}
 
 
-def start_server(args: argparse.Namespace, data_dir: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(args: argparse.Namespace, data_dir: str, log: Path | None = None,
+                 log_level: str = "warning",
+                 ready_s: float = 60) -> tuple[subprocess.Popen[bytes], str]:  # fmt: skip
+    """`log`: a file for the server's output (else this terminal)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "APPLIANCE_DATA_DIR": data_dir, "APPLIANCE_WEB__LOG_LEVEL": "warning",
+    env = {**os.environ, "APPLIANCE_DATA_DIR": data_dir, "APPLIANCE_WEB__LOG_LEVEL": log_level,
            "APPLIANCE_LLM__N_THREADS": str(args.threads), "APPLIANCE_LLM__N_CTX": str(args.n_ctx)}
     cmd = [sys.executable, "-m", "appliance", "serve", "--port", str(port)]
-    proc = subprocess.Popen(cmd, env=env)
+    out = log.open("ab") if log else None
+    proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=out)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
+    for _ in range(int(ready_s * 10)):
         try:
             if httpx.get(f"{url}/readyz", headers=auth(data_dir)).status_code == 200:
                 return proc, url
