@@ -44,6 +44,7 @@ class FolderWatcher:
     def _run(self) -> None:
         if not self._watch:
             self._reconcile()
+            self._pipeline.close()  # nothing more to extract: the worker's memory goes back
             self.idle.set()
             return
         while not self._stop.is_set():

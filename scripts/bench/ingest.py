@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Ingest speed: the whole pipeline (extract, chunk, embed, store) against the raw embedder.
 
+Extraction runs as served: in the sandbox's child process (documents.extract_memory_mb and
+extract_timeout_s), whose start (once per pipeline) is inside the pipeline's timing.
+
 Writes a seeded corpus of handbook-like files (.md, .txt, .html, .csv, .docx, .pdf) and indexes
 it with IngestPipeline.reconcile() on a fresh data dir, then embeds the same (unique) chunk
 texts with onnxruntime + tokenizers called directly, one after the other (with a rest before
@@ -252,6 +255,7 @@ def measure(args: argparse.Namespace, corpus: Path, tmp: Path) -> Measured:
         time.sleep(args.gap)
         raw.append(raw_embed(texts, settings, onnx_path))
         changes = one_change(pipeline, corpus, args.gap) if i == args.runs - 1 else []
+        pipeline.close()
         db.close()
     return Measured(pipe, raw, changes, len(texts), onnx_path.name)
 

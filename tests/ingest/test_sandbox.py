@@ -237,3 +237,17 @@ def test_the_worker_loads_only_the_parsers(tmp_path: Path) -> None:
     assert "pdfium" in maps  # the check can see a library when it is there
     for heavy in ("onnxruntime", "torch", "chromadb", "llama", "tokenizers", "spacy"):
         assert heavy not in maps, heavy
+
+
+def test_without_watching_the_worker_ends_after_the_start_up_pass(
+    tmp_path: Path, onnx_embedder: Embedder
+) -> None:
+    sandbox = Sandbox()
+    world = make_world(tmp_path, onnx_embedder, sandbox=sandbox)
+    world.write("a.md", "# A\n\nRead once at start.")
+    watcher = FolderWatcher(world.pipeline, 0.2, watch=False)
+    watcher.start()
+    assert watcher.idle.wait(60)
+    assert world.status() == {"a.md": "indexed"}
+    assert sandbox.pid is None  # its memory is given back while nothing is left to read
+    watcher.stop()
