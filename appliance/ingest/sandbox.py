@@ -72,11 +72,11 @@ class Sandbox:
         Raises ExtractError for the file's faults (the parser's own message, or out of
         memory, too slow, crashed) and RuntimeError when the worker cannot be started.
         """
+        job = msgspec.msgpack.encode(_Job(name, data, limits))
         with self._lock:
-            proc = self._worker()
+            proc = self._handed(job)
             peak = _Peak(proc.pid)
             try:
-                _write_frame(_fd(proc.stdin), msgspec.msgpack.encode(_Job(name, data, limits)))
                 reply = _read_frame(_fd(proc.stdout), time.monotonic() + self.timeout_s, peak)
             except TimeoutError:
                 self._retire()
@@ -85,9 +85,25 @@ class Sandbox:
                     "the file is genuine, raise documents.extract_timeout_s; it "
                     "is tried again when it changes"
                 ) from None
-            except (EOFError, BrokenPipeError):
+            except EOFError:
                 raise ExtractError(self._died(peak.bytes)) from None
             return self._outcome(msgspec.msgpack.decode(reply, type=_Reply))
+
+    def _handed(self, job: bytes) -> subprocess.Popen[bytes]:
+        """A worker that took the whole job. One that died before (killed while idle) is
+        replaced once: it parses nothing before it has read all, so it is not the file's doing."""
+        for _ in range(2):
+            proc = self._worker()
+            try:
+                _write_frame(_fd(proc.stdin), job)
+                return proc
+            except BrokenPipeError:
+                self._retire()
+                if self._closing:
+                    raise Stopped("the extraction worker was stopped (shutdown)") from None
+        raise RuntimeError(
+            "the extraction worker ended twice while given a file; the server log has its error"
+        )
 
     def close(self) -> None:
         """Ends the worker (at shutdown), even in the middle of a file, whose extract() then
@@ -119,7 +135,9 @@ class Sandbox:
     def _died(self, peak: int) -> str:
         proc, self._proc = self._proc, None
         assert proc is not None  # noqa: S101
-        _end(proc)  # it closed its end: it is exiting, or it is of no use any more
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)  # it closed its end: it is exiting
+        _end(proc)
         code = proc.returncode
         if self._closing:
             raise Stopped("the extraction worker was stopped (the server is shutting down)")
@@ -133,6 +151,8 @@ class Sandbox:
     def _worker(self) -> subprocess.Popen[bytes]:
         if self._proc is not None and self._proc.poll() is None:
             return self._proc
+        if self._finalizer is not None:
+            self._finalizer.detach()  # its worker has ended
         # -P: nothing from the working directory; the package is found where it was imported
         package = str(Path(appliance.__file__).resolve().parents[1])
         path = os.pathsep.join(p for p in (package, os.environ.get("PYTHONPATH")) if p)
@@ -257,6 +277,8 @@ def _serve(parent: int, memory_mb: int) -> None:
             job = msgspec.msgpack.decode(_read_frame(jobs), type=_Job)
         except EOFError:
             return
+        except MemoryError:  # the file itself does not fit in the limit
+            os._exit(_OUT_OF_MEMORY)
         _write_frame(replies, _answer(extract, job))
 
 
