@@ -88,7 +88,10 @@ class _Writer(logging.handlers.QueueListener):
     def __init__(self, records: queue.Queue[logging.LogRecord | None], source: _Queued,
                  scrub: RedactingFilter, handlers: list[logging.Handler]) -> None:  # fmt: skip
         super().__init__(records, *handlers, respect_handler_level=True)
-        self._source, self._scrub = source, scrub
+        self._source, self._scrub, self._records = source, scrub, records
+
+    def enqueue_sentinel(self) -> None:
+        self._records.put(None)  # QueueListener's sentinel, waiting for room if the queue is full
 
     def start(self) -> None:
         super().start()
@@ -131,8 +134,8 @@ def redact_logs(redact: Callable[[str], str]) -> Callable[[], None]:
         done.set()
         for handler in handlers:  # late records (other threads, exit) are still redacted
             handler.addFilter(scrub)
-            root.addHandler(handler)
-        root.removeHandler(source)
+        # one assignment: no record finds both (written twice) or neither (lost)
+        root.handlers = [h for h in root.handlers if h is not source] + handlers
         writer.stop()  # writes every record queued before this point
         atexit.unregister(stop)
 

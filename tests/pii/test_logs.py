@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import threading
 
+import pytest
+
+from appliance.pii import logs
 from appliance.pii.logs import PLAIN, RedactingFilter, redact_logs
 from appliance.pii.redactor import Redactor
 
@@ -68,3 +72,33 @@ def _on_a_loop() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+def test_a_flood_of_records_is_dropped_and_counted_not_queued_without_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out, entered, release = io.StringIO(), threading.Event(), threading.Event()
+    handler = logging.StreamHandler(out)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    monkeypatch.setattr(logs, "QUEUED", 10)
+
+    def slow(text: str) -> str:
+        entered.set()
+        release.wait(30)
+        return text
+
+    stop = redact_logs(slow)
+    flood = logging.getLogger("appliance.test.flood")
+    try:
+        flood.warning("first")
+        assert entered.wait(30)  # the writer is busy with it: the queue fills up
+        for n in range(15):
+            flood.warning("line %d", n)
+        release.set()
+    finally:
+        stop()
+        root.removeHandler(handler)
+    lines = out.getvalue().splitlines()
+    assert lines[:2] == ["first", "5 log records dropped: the log writer fell behind"]
+    assert lines[2:] == [f"line {n}" for n in range(10)]
