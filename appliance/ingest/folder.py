@@ -30,8 +30,9 @@ class TooLarge(Exception):
 
 def ignored(path: str) -> bool:
     """Hidden files, Office lock files and partial downloads are never indexed."""
-    return any(part.startswith((".", "~$")) or part.endswith(_IGNORED_SUFFIXES)
-               for part in path.split("/"))  # fmt: skip
+    return any(
+        part.startswith((".", "~$")) or part.endswith(_IGNORED_SUFFIXES) for part in path.split("/")
+    )
 
 
 def collection_of(path: str) -> str:
@@ -129,8 +130,9 @@ class WatchedFolder:
             return
         for dirpath, dirnames, filenames in os.walk(self.root / under):
             here = Path(dirpath)
-            dirnames[:] = sorted(d for d in dirnames
-                                 if not ignored(d) and not (here / d).is_symlink())  # fmt: skip
+            dirnames[:] = sorted(
+                d for d in dirnames if not ignored(d) and not (here / d).is_symlink()
+            )
             for name in sorted(filenames):
                 if not ignored(name):
                     yield from self._stat((here / name).relative_to(self.root).as_posix())

@@ -29,8 +29,9 @@ class Passage(msgspec.Struct, frozen=True):
 
 
 class DocumentLibrary:
-    def __init__(self, catalog: Catalog, watch_dir: str,
-                 indexing: Callable[[], bool] = lambda: False) -> None:  # fmt: skip
+    def __init__(
+        self, catalog: Catalog, watch_dir: str, indexing: Callable[[], bool] = lambda: False
+    ) -> None:
         self._catalog = catalog
         self.watch_dir = watch_dir
         self._indexing = indexing
@@ -44,8 +45,11 @@ class DocumentLibrary:
 
     def collections(self) -> dict[str, int]:
         """Top-level subfolders holding indexed documents, with how many each holds."""
-        counts = Counter(collection_of(d.path) for d in self._catalog.documents()
-                         if d.status == "indexed" and collection_of(d.path))  # fmt: skip
+        counts = Counter(
+            collection_of(d.path)
+            for d in self._catalog.documents()
+            if d.status == "indexed" and collection_of(d.path)
+        )
         return dict(sorted(counts.items()))
 
     def open(self, path: str) -> BinaryIO:

@@ -57,11 +57,20 @@ class _Write(NamedTuple):
 class IngestPipeline:
     """One thread drives it (the watcher, or `appliance ingest`); readers use the catalog."""
 
-    def __init__(self, root: Path, catalog: Catalog, index: VectorIndex, embedder: Embedder,
-                 chunker: Chunker, *, max_file_bytes: int, limits: Limits,
-                 yield_cpu: Callable[[], None] = lambda: None,
-                 redact: Callable[[str], str] | None = None,
-                 sandbox: Sandbox | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        root: Path,
+        catalog: Catalog,
+        index: VectorIndex,
+        embedder: Embedder,
+        chunker: Chunker,
+        *,
+        max_file_bytes: int,
+        limits: Limits,
+        yield_cpu: Callable[[], None] = lambda: None,
+        redact: Callable[[str], str] | None = None,
+        sandbox: Sandbox | None = None,
+    ) -> None:
         self.root = root
         self.folder = WatchedFolder(root)
         self._catalog = catalog
@@ -77,8 +86,10 @@ class IngestPipeline:
         self._writes: list[_Write] = []
         self._batched = False  # during a full pass, several files share one index call
         self._cancelled = False
-        self._signature = (f"{embedder.name}|{chunker.signature}|v{CHUNKER_VERSION}"
-                           f"|pii={'redact' if redact else 'off'}")  # fmt: skip
+        self._signature = (
+            f"{embedder.name}|{chunker.signature}|v{CHUNKER_VERSION}"
+            f"|pii={'redact' if redact else 'off'}"
+        )
 
     @property
     def embedder(self) -> Embedder:
@@ -90,16 +101,18 @@ class IngestPipeline:
 
     # -- whole-folder passes -------------------------------------------------------------------
 
-    def reconcile(self, on_progress: Callable[[Progress], None] = lambda p: None,
-                  under: str = "") -> Progress:  # fmt: skip
+    def reconcile(
+        self, on_progress: Callable[[Progress], None] = lambda p: None, under: str = ""
+    ) -> Progress:
         """Repairs what a crash left, then makes the index equal the folder (or the part of it
         at `under`, a relative path)."""
         self.repair()
         on_disk = dict(self.folder.walk(under))
         known = {d.path: d for d in self._catalog.documents() if inside(d.path, under)}
         todo = [p for p, s in on_disk.items() if _changed(known.get(p), s.st_size, s.st_mtime_ns)]
-        self.progress = Progress(files_total=len(todo),
-                                 bytes_total=sum(on_disk[p].st_size for p in todo))  # fmt: skip
+        self.progress = Progress(
+            files_total=len(todo), bytes_total=sum(on_disk[p].st_size for p in todo)
+        )
         for path in todo:
             self.queue(path)
         self._read_all(todo, on_disk, on_progress)
@@ -118,8 +131,12 @@ class IngestPipeline:
         """Ends the extraction worker, even in the middle of a file (left pending)."""
         self._sandbox.close()
 
-    def _read_all(self, todo: list[str], on_disk: dict[str, os.stat_result],
-                  on_progress: Callable[[Progress], None]) -> None:  # fmt: skip
+    def _read_all(
+        self,
+        todo: list[str],
+        on_disk: dict[str, os.stat_result],
+        on_progress: Callable[[Progress], None],
+    ) -> None:
         self._batched = True
         try:
             for path in todo:  # before removals: a renamed file still finds its old row
@@ -136,9 +153,13 @@ class IngestPipeline:
 
     def _remove_gone(self, gone: set[str], under: str) -> None:
         if gone and not under and not any(self.root.iterdir()):
-            log.warning("the watched folder %s is empty while %d documents are indexed: "
-                        "leaving them (a share not mounted yet?); delete files one by one, "
-                        "or empty data_dir, to remove them", self.root, len(gone))  # fmt: skip
+            log.warning(
+                "the watched folder %s is empty while %d documents are indexed: "
+                "leaving them (a share not mounted yet?); delete files one by one, "
+                "or empty data_dir, to remove them",
+                self.root,
+                len(gone),
+            )
             return
         for path in sorted(gone):
             if self.folder.kind(path) != "file" and not self._cancelled:
@@ -155,8 +176,9 @@ class IngestPipeline:
         owners = self._catalog.owners()
         stored = self._index.ids()
         if orphans := sorted(stored - owners.keys()):
-            log.info("removing %d vectors no document owns (left by an interrupted run)",
-                     len(orphans))  # fmt: skip
+            log.info(
+                "removing %d vectors no document owns (left by an interrupted run)", len(orphans)
+            )
             self._index.delete(orphans)
         for path in sorted({owners[i] for i in owners.keys() - stored}):
             self._catalog.requeue(path)
@@ -200,8 +222,11 @@ class IngestPipeline:
         except Exception as exc:
             log.exception("indexing %s failed", path)
             with contextlib.suppress(Exception):  # the catalog itself may be what fails
-                self._fail(FileState(path, 0, 0), f"could not be indexed ({exc}); the server "
-                           "log has the details; it is tried again at the next start")  # fmt: skip
+                self._fail(
+                    FileState(path, 0, 0),
+                    f"could not be indexed ({exc}); the server "
+                    "log has the details; it is tried again at the next start",
+                )
             return "error"
 
     def remove(self, path: str) -> str:
@@ -231,16 +256,23 @@ class IngestPipeline:
             return "unchanged"
         suffix = Path(path).suffix.lower()
         if suffix not in SUPPORTED:
-            return self._settle(state, "skipped", f"unsupported file type {suffix or '(none)'}; "
-                                f"supported: {', '.join(sorted(SUPPORTED))}")  # fmt: skip
+            return self._settle(
+                state,
+                "skipped",
+                f"unsupported file type {suffix or '(none)'}; "
+                f"supported: {', '.join(sorted(SUPPORTED))}",
+            )
         try:  # opened anew without following links: what `kind` saw may have been swapped
             data, st = self.folder.read(path, self._max_bytes)
         except Refused as exc:
             return self._settle(state, "skipped", str(exc))
         except TooLarge as exc:
-            return self._fail(state, f"the file is {exc.size / 2**20:.1f} MB, over the limit of "
-                              f"{self._max_bytes / 2**20:.0f} MB; raise documents.max_file_mb "
-                              "or split the file")  # fmt: skip
+            return self._fail(
+                state,
+                f"the file is {exc.size / 2**20:.1f} MB, over the limit of "
+                f"{self._max_bytes / 2**20:.0f} MB; raise documents.max_file_mb "
+                "or split the file",
+            )
         state = FileState(path, st.st_size, st.st_mtime_ns, hashlib.sha256(data).hexdigest())
         if doc is not None and doc.sha256 == state.sha256:  # a requeue clears the sha
             self._catalog.touch(state)
@@ -267,9 +299,18 @@ class IngestPipeline:
         chunks = self._chunker.chunks(self._redacted(extracted.blocks))
         if not chunks:
             raise ExtractError("no text found in the file")
-        rows = [ChunkRow(id=uuid.uuid4().hex, ord=n, text=c.text, page=c.page,
-                         heading=c.heading, hash=c.hash, tokens=c.tokens)
-                for n, c in enumerate(chunks)]  # fmt: skip
+        rows = [
+            ChunkRow(
+                id=uuid.uuid4().hex,
+                ord=n,
+                text=c.text,
+                page=c.page,
+                heading=c.heading,
+                hash=c.hash,
+                tokens=c.tokens,
+            )
+            for n, c in enumerate(chunks)
+        ]
         self._writes.append(_Write(state, extracted.pages, rows, self._vectors(chunks)))
         self.progress.chunks += len(rows)
         if not self._batched or sum(len(w.rows) for w in self._writes) >= _WRITE_BATCH:
@@ -283,8 +324,9 @@ class IngestPipeline:
         writes, self._writes = self._writes, []
         if not writes:
             return
-        self._index.upsert([r.id for w in writes for r in w.rows],
-                           np.concatenate([w.vectors for w in writes]))  # fmt: skip
+        self._index.upsert(
+            [r.id for w in writes for r in w.rows], np.concatenate([w.vectors for w in writes])
+        )
         dropped: list[str] = []
         for write in writes:
             dropped += self._catalog.replace_chunks(write.state, write.pages, write.rows)
@@ -295,8 +337,10 @@ class IngestPipeline:
         if redact is None:
             return blocks
         headings = {b.heading: redact(b.heading) for b in blocks if b.heading}
-        return [Block(redact(b.text), b.page, headings[b.heading] if b.heading else None)
-                for b in blocks]
+        return [
+            Block(redact(b.text), b.page, headings[b.heading] if b.heading else None)
+            for b in blocks
+        ]
 
     def _vectors(self, chunks: list[Chunk]) -> Vectors:
         """Vectors for each chunk: reused where the same text is already indexed."""
@@ -321,6 +365,7 @@ class IngestPipeline:
     def _settle(self, state: FileState, status: Status, reason: str) -> str:
         self._index.delete(self._catalog.settle(state, status, reason))
         return status
+
 
 def _changed(doc: Document | None, size: int, mtime_ns: int) -> bool:
     return doc is None or doc.status == "pending" or (doc.size, doc.mtime_ns) != (size, mtime_ns)

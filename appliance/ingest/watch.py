@@ -52,8 +52,9 @@ class FolderWatcher:
                 self._follow()
             except Exception:
                 # e.g. the inotify watch limit, or the folder vanished: try again shortly
-                log.exception("watching %s failed; trying again in %.0f s",
-                              self._pipeline.root, _RETRY_S)  # fmt: skip
+                log.exception(
+                    "watching %s failed; trying again in %.0f s", self._pipeline.root, _RETRY_S
+                )
                 self._stop.wait(_RETRY_S)
 
     def _follow(self) -> None:
@@ -73,17 +74,24 @@ class FolderWatcher:
                 self.idle.set()
 
     def _changes(self) -> Iterator[set[tuple[watchfiles.Change, str]]]:
-        return watchfiles.watch(self._pipeline.root, stop_event=self._stop,
-                                yield_on_timeout=True, rust_timeout=_TICK_MS, debounce=_TICK_MS,
-                                step=50, ignore_permission_denied=True,
-                                watch_filter=None)  # fmt: skip
+        return watchfiles.watch(
+            self._pipeline.root,
+            stop_event=self._stop,
+            yield_on_timeout=True,
+            rust_timeout=_TICK_MS,
+            debounce=_TICK_MS,
+            step=50,
+            ignore_permission_denied=True,
+            watch_filter=None,
+        )
 
     def _reconcile(self) -> None:
         try:
             self._pipeline.reconcile()
         except Exception:
-            log.exception("the pass over %s failed; changes are still followed",
-                          self._pipeline.root)  # fmt: skip
+            log.exception(
+                "the pass over %s failed; changes are still followed", self._pipeline.root
+            )
 
     def _take(self, batch: set[tuple[watchfiles.Change, str]]) -> None:
         root = self._pipeline.root

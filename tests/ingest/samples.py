@@ -58,8 +58,9 @@ def pdf_bomb(unpacked_bytes: int) -> bytes:
     packed += [packer.compress(block) for _ in range(unpacked_bytes // len(block))]
     stream = b"".join([*packed, packer.compress(b"ET"), packer.flush()])
     objects = _pdf_objects(["x"])[:4]
-    objects.append(b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream
-                   + b"\nendstream")  # fmt: skip
+    objects.append(
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream"
+    )
     return _pdf_file(objects)
 
 

@@ -67,30 +67,45 @@ class World:
         return found
 
 
-def make_world(data: Path, embedder: Embedder, *, size: int = 64, overlap: int = 8,
-               max_file_bytes: int = 10 * 2**20, limits: Limits | None = None,
-               redact: Callable[[str], str] | None = None,
-               sandbox: Sandbox | None = None) -> World:  # fmt: skip
+def make_world(
+    data: Path,
+    embedder: Embedder,
+    *,
+    size: int = 64,
+    overlap: int = 8,
+    max_file_bytes: int = 10 * 2**20,
+    limits: Limits | None = None,
+    redact: Callable[[str], str] | None = None,
+    sandbox: Sandbox | None = None,
+) -> World:
     root = data / "documents"
     root.mkdir(parents=True, exist_ok=True)
     db = Database(data / "appliance.db")
     catalog = Catalog(db)
     counting = CountingEmbedder(embedder)
     index = ChromaIndex(data / "chroma", embedder.name)
-    pipeline = IngestPipeline(root, catalog, index, counting,
-                              Chunker(counting.token_spans, size, overlap),
-                              max_file_bytes=max_file_bytes,
-                              limits=limits or Limits(), redact=redact,
-                              sandbox=sandbox)  # fmt: skip
+    pipeline = IngestPipeline(
+        root,
+        catalog,
+        index,
+        counting,
+        Chunker(counting.token_spans, size, overlap),
+        max_file_bytes=max_file_bytes,
+        limits=limits or Limits(),
+        redact=redact,
+        sandbox=sandbox,
+    )
     return World(root, db, catalog, index, counting, pipeline)
 
 
 def assert_index_equals_folder(world: World) -> None:
     """Every file has its row; every indexed row matches its bytes and owns exactly its chunks,
     each with one vector; no vector without a chunk; no row without a file."""
-    on_disk = {p.relative_to(world.root).as_posix(): p for p in world.root.rglob("*")
-               if p.is_file() and not p.is_symlink()
-               and not ignored(p.relative_to(world.root).as_posix())}  # fmt: skip
+    on_disk = {
+        p.relative_to(world.root).as_posix(): p
+        for p in world.root.rglob("*")
+        if p.is_file() and not p.is_symlink() and not ignored(p.relative_to(world.root).as_posix())
+    }
     docs = {d.path: d for d in world.catalog.documents()}
     assert set(docs) == set(on_disk)
     owners = world.catalog.owners()
