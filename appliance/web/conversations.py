@@ -24,6 +24,7 @@ from appliance.web.errors import describe
 from appliance.web.markdown import render
 from appliance.web.schemas import (
     ConversationView,
+    DoneData,
     ErrorResponse,
     ExportView,
     MessageView,
@@ -32,6 +33,9 @@ from appliance.web.schemas import (
     PostMessage,
     Regenerate,
     RenameConversation,
+    RenderData,
+    StartData,
+    TokenData,
     message_view,
 )
 from appliance.web.sse import sse
@@ -167,7 +171,7 @@ async def _sse(
                 if isinstance(event, TokenEvent):
                     text += event.text
                     if time.monotonic() - rendered_at >= RENDER_INTERVAL_S:
-                        yield sse({"html": render(text, link_hosts)}, "render")
+                        yield sse(RenderData(render(text, link_hosts)), "render")
                         rendered_at = time.monotonic()
         except Exception as exc:
             yield sse(ErrorResponse(describe(exc)[1]), "error")
@@ -175,14 +179,14 @@ async def _sse(
 
 def _encode(event: ChatEvent, link_hosts: tuple[str, ...]) -> bytes:
     if isinstance(event, TokenEvent):
-        return sse({"text": event.text}, "token")
+        return sse(TokenData(event.text), "token")
     if isinstance(event, Started):
-        user = event.user_message and _message(event.user_message, link_hosts)
-        return sse({"conversation_id": event.conversation_id, "user_message": user}, "start")
+        user = _message(event.user_message, link_hosts) if event.user_message else None
+        return sse(StartData(conversation_id=event.conversation_id, user_message=user), "start")
     assert isinstance(event, Finished)  # noqa: S101 - ChatEvent has three members
-    return sse({"message": _message(event.message, link_hosts),
-                "finish_reason": event.finish_reason,
-                "citations": event.message.citations}, "done")  # fmt: skip
+    return sse(DoneData(message=_message(event.message, link_hosts),
+                        finish_reason=event.finish_reason,
+                        citations=event.message.citations), "done")  # fmt: skip
 
 
 def _message(shown: Shown, link_hosts: tuple[str, ...]) -> MessageView:

@@ -15,7 +15,14 @@ from litestar.routes import HTTPRoute
 from appliance import __version__
 from appliance.llm.types import EngineInfo
 from appliance.web.auth import CSRF_HEADER, SECURE_SESSION_COOKIE, SESSION_COOKIE
-from appliance.web.schemas import ErrorResponse
+from appliance.web.schemas import (
+    ChatCompletionChunk,
+    DoneData,
+    ErrorResponse,
+    RenderData,
+    StartData,
+    TokenData,
+)
 
 SCHEMA_PATH = "/schema"
 _REF = "#/components/schemas/"
@@ -67,6 +74,15 @@ EVENT_STREAMS: dict[str, str] = {
     "POST /v1/chat/completions": "With `stream: true`: OpenAI's `data: <ChatCompletionChunk>` "
     'lines (the last with `citations`), `data: {"error": …}` on a failure part way, then '
     "`data: [DONE]`.",
+}
+
+# The events of an answer on the chat page's API, and their data.
+ANSWER_EVENTS: dict[str, type[msgspec.Struct]] = {
+    "start": StartData,
+    "token": TokenData,
+    "render": RenderData,
+    "done": DoneData,
+    "error": ErrorResponse,
 }
 
 SECURITY_SCHEMES = {
@@ -175,7 +191,8 @@ def finish(document: dict[str, Any], app: Litestar) -> None:
             if isinstance(operation, dict) and "responses" in operation:
                 _finish_operation(f"{method.upper()} {path}", operation)
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
-    _, exact = msgspec.json.schema_components(_structs(app), ref_template=_REF + "{name}")
+    structs = [*_structs(app), *ANSWER_EVENTS.values(), ChatCompletionChunk]  # streamed too
+    _, exact = msgspec.json.schema_components(structs, ref_template=_REF + "{name}")
     schemas.update(exact)
 
 
@@ -189,10 +206,37 @@ def _finish_operation(operation_id: str, operation: dict[str, Any]) -> None:
     if operation_id == "POST /v1/chat/completions":
         ok = responses["200"]
         ok["description"] = "The answer; " + EVENT_STREAMS[operation_id]
-        ok["content"] = {
-            "application/json": {"schema": {"$ref": _REF + "ChatCompletion"}},
-            "text/event-stream": {"schema": {"type": "string"}},
+        ok["content"] = {"application/json": {"schema": {"$ref": _REF + "ChatCompletion"}}}
+    if operation_id in EVENT_STREAMS:
+        responses["200"]["content"]["text/event-stream"] = {"schema": _events(operation_id)}
+
+
+def _events(operation_id: str) -> dict[str, Any]:
+    """One event of the stream (as OpenAPI 3.1 reads `schema` for text/event-stream): its
+    name, and its `data` as JSON of the schema given."""
+    if operation_id != "POST /v1/chat/completions":
+        return {
+            "oneOf": [
+                _event({"$ref": _REF + kind.__name__}, name) for name, kind in ANSWER_EVENTS.items()
+            ]
         }
+    chunk = {"anyOf": [{"$ref": _REF + "ChatCompletionChunk"}, {"$ref": _REF + "ErrorResponse"}]}
+    done = {"type": "object", "required": ["data"], "properties": {"data": {"const": "[DONE]"}}}
+    return {"oneOf": [_event(chunk), done]}
+
+
+def _event(data: dict[str, Any], name: str | None = None) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        "data": {
+            "type": "string",
+            "not": {"const": "[DONE]"},
+            "contentMediaType": "application/json",
+            "contentSchema": data,
+        }
+    }
+    if name:
+        properties["event"] = {"const": name}
+    return {"type": "object", "required": sorted(properties), "properties": properties}
 
 
 def _structs(app: Litestar) -> list[type[msgspec.Struct]]:

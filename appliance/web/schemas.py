@@ -44,13 +44,20 @@ class Sampling(msgspec.Struct, kw_only=True):
 # ---- OpenAI-compatible API --------------------------------------------------------------
 
 
+# What the schema promises beyond msgspec's checks; the handlers refuse the rest themselves,
+# with messages that say what to send instead (a 400 naming the field).
+_TEXT_ONLY = Meta(extra_json_schema={"enum": ["text"]})
+_ROLES = Meta(extra_json_schema={"enum": ["system", "developer", "user", "assistant"]})
+_NOT_BLANK = Meta(extra_json_schema={"minLength": 1, "pattern": r"\S"})
+
+
 class ContentPart(msgspec.Struct):
-    type: str
+    type: Annotated[str, _TEXT_ONLY]
     text: str | None = None
 
 
 class OpenAIMessage(msgspec.Struct):
-    role: str
+    role: Annotated[str, _ROLES]
     content: str | list[ContentPart] | None = None
 
     def to_chat(self, index: int) -> ChatMessage:
@@ -83,7 +90,7 @@ class StreamOptions(msgspec.Struct):
 class ChatCompletionRequest(Sampling, kw_only=True):
     """OpenAI's body; fields this server does not use (user, logprobs, ...) are ignored."""
 
-    messages: list[OpenAIMessage]
+    messages: Annotated[list[OpenAIMessage], Meta(extra_json_schema={"minItems": 1})]
     model: str | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -183,7 +190,7 @@ class Regenerate(Sampling, kw_only=True):
 
 
 class PostMessage(Regenerate, kw_only=True):
-    content: str  # its length limit is a setting (limits.max_message_chars): 413 beyond
+    content: Annotated[str, _NOT_BLANK]  # its length limit (limits.max_message_chars): 413 beyond
 
 
 class PiiSpan(msgspec.Struct, kw_only=True):
@@ -213,6 +220,27 @@ class ConversationView(msgspec.Struct, kw_only=True):
     created_at: float
     updated_at: float
     messages: list[MessageView] | None = None
+
+
+# The `data` of each event of an answer stream (POST …/messages and …/regenerate), by name;
+# `error` carries an ErrorResponse.
+class StartData(msgspec.Struct, kw_only=True):
+    conversation_id: str
+    user_message: MessageView | None  # none when regenerating
+
+
+class TokenData(msgspec.Struct):
+    text: str
+
+
+class RenderData(msgspec.Struct):
+    html: str  # the answer so far, as HTML
+
+
+class DoneData(msgspec.Struct, kw_only=True):
+    message: MessageView
+    finish_reason: str | None
+    citations: list[Citation]
 
 
 class ExportView(msgspec.Struct, kw_only=True):

@@ -39,5 +39,8 @@ def event_stream(body: AsyncGenerator[bytes, None]) -> Stream:
     background task does, so the generators' `finally` blocks (which cancel the generation and
     store a stopped answer) run now rather than whenever garbage collection gets to them.
     """
-    return Stream(body, media_type="text/event-stream", headers=SSE_HEADERS,
+    # The header too: Stream takes the handler's media type over its own, and that of
+    # `-> ChatCompletion | Stream` is JSON (the fuzz test found /v1 streams sent as JSON).
+    headers = {**SSE_HEADERS, "Content-Type": "text/event-stream; charset=utf-8"}
+    return Stream(body, media_type="text/event-stream", headers=headers,
                   background=BackgroundTask(body.aclose))  # fmt: skip

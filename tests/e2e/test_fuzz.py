@@ -4,8 +4,11 @@ the schema describes it."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from typing import Any
 
+import msgspec
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, assume, given, settings
@@ -25,11 +28,18 @@ from schemathesis.specs.openapi.checks import (
 from tests.e2e.conftest import Server
 
 SERVER_ENV = {
-    # a generation ends at the context's end: a small one bounds what any body can ask for
-    "APPLIANCE_LLM__N_CTX": "1024",
+    # an answer ends at the context's end at the latest: a small one bounds what a body asks
+    "APPLIANCE_LLM__N_CTX": "512",
     "APPLIANCE_LLM__QUEUE_SIZE": "2",
 }
 EXAMPLES = 12  # per operation and mode (valid and invalid data)
+# Valid data on these runs the model (a streamed answer stops at max-stream-events; one
+# that is not, at the context's end): a few examples each.
+ANSWERING = {
+    "POST /v1/chat/completions": 3,
+    "POST /api/conversations/{conversation_id}/messages": 3,
+    "POST /api/conversations/{conversation_id}/regenerate": 3,
+}
 
 # The checks run on every answer: schemathesis's conformance to the schema, plus ours below.
 CHECKS = [
@@ -47,8 +57,8 @@ def api(server: Server) -> BaseSchema:
     config = SchemathesisConfig.from_dict({
         "seed": 11,
         "base-url": server.base_url,
-        "max-stream-events": 40,  # then the client leaves: the server stops that answer
-        "request-timeout": 60,
+        "max-stream-events": 12,  # then the client leaves: the server stops that answer
+        "request-timeout": 120,
     })  # fmt: skip
     return schemathesis.openapi.from_url(f"{server.base_url}/schema/openapi.json",
                                          config=config, headers=auth(server))  # fmt: skip
@@ -66,28 +76,58 @@ def test_no_server_errors_and_answers_as_the_schema_says(server: Server, api: Ba
     seen: dict[str, Counter[int]] = {}
     operations = [result.ok() for result in api.get_all_operations()]
     assert len(operations) >= 30
+    report = (server.log.parent / "fuzz.txt").open("w")  # what each operation answered
     for operation in operations:
-        seen[operation.label] = Counter()
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+        seen[operation.label] = statuses = Counter()
+        started = time.monotonic()
+        for mode, ids in passes(operation, server):
             try:
-                fuzz(operation, mode, server, own_key, seen[operation.label])
+                fuzz(operation, mode, ids, server, own_key, statuses)
             except Unsatisfiable:
                 assert mode == GenerationMode.NEGATIVE  # nothing to get wrong: no parameters
             except (Exception, BaseExceptionGroup) as exc:  # each operation gets its turn
-                failures.append(f"{operation.label} ({mode}): {exc}")
-    (server.log.parent / "fuzz.txt").write_text(
-        "\n".join(f"{label}: {dict(statuses)}" for label, statuses in seen.items())
-    )
+                failures.append(f"{operation.label} ({mode}, {ids}): {exc}")
+        print(f"{operation.label}: {dict(statuses)} in {time.monotonic() - started:.1f} s",
+              file=report, flush=True)  # fmt: skip
+    report.close()
     assert not failures, "\n\n".join(failures)
-    # the key lived throughout: each operation got past the sign-in check
+    # the key lived throughout: each operation got past the sign-in check, most further
     assert server.http.get("/api/me").json()["name"] == "admin"
     assert not [label for label, statuses in seen.items() if not set(statuses) - {401}]
+    assert sum(1 for statuses in seen.values() if any(200 <= s < 300 for s in statuses)) >= 25
 
 
-def fuzz(operation: APIOperation, mode: GenerationMode, server: Server, own_key: int,
-         statuses: Counter[int]) -> None:  # fmt: skip
-    @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+def passes(operation: APIOperation, server: Server) -> list[tuple[GenerationMode, dict[str, Any]]]:
+    """Valid and invalid data with whatever ids come; and valid data on a real conversation
+    with an answer, so that its routes (answering included) do more than say 404."""
+    runs: list[tuple[GenerationMode, dict[str, Any]]] = [
+        (GenerationMode.POSITIVE, {}),
+        (GenerationMode.NEGATIVE, {}),
+    ]
+    if "{conversation_id}" in operation.path:
+        conversation = server.http.post("/api/conversations", json={}).json()["id"]
+        answer = asked(server, conversation)
+        ids = {"conversation_id": conversation, "message_id": answer}
+        runs.append((GenerationMode.POSITIVE, {k: v for k, v in ids.items()
+                                                if f"{{{k}}}" in operation.path}))  # fmt: skip
+    return runs
+
+
+def asked(server: Server, conversation: str) -> int:
+    """The id of the answer to a short question in `conversation`."""
+    with server.http.stream("POST", f"/api/conversations/{conversation}/messages",
+                            json={"content": "Say hi.", "max_tokens": 4}) as reply:  # fmt: skip
+        assert reply.status_code == 200
+        done = [line for line in reply.iter_lines() if '"finish_reason"' in line]
+    return int(msgspec.json.decode(done[-1].removeprefix("data: "))["message"]["id"])
+
+
+def fuzz(operation: APIOperation, mode: GenerationMode, ids: dict[str, Any], server: Server,
+         own_key: int, statuses: Counter[int]) -> None:  # fmt: skip
+    examples = EXAMPLES if mode == GenerationMode.NEGATIVE else ANSWERING.get(operation.label)
+
+    @given(case=operation.as_strategy(generation_mode=mode, path_parameters=ids or None))
+    @settings(max_examples=examples or EXAMPLES, deadline=None, derandomize=True, database=None,
               phases=[Phase.explicit, Phase.generate],  # no shrinking: a bounded run
               suppress_health_check=list(HealthCheck))  # fmt: skip
     def run(case: Case) -> None:
@@ -102,3 +142,16 @@ def fuzz(operation: APIOperation, mode: GenerationMode, server: Server, own_key:
         case.validate_response(response, checks=CHECKS, headers=auth(server))
 
     run()
+
+
+def test_both_answer_streams_are_sent_as_event_streams(server: Server) -> None:
+    """The fuzzing found `/v1/chat/completions` streams labelled application/json."""
+    ask = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2, "stream": True}
+    conversation = server.http.post("/api/conversations", json={}).json()["id"]
+    say = {"content": "Hi", "max_tokens": 2}
+    for path, body in (("/v1/chat/completions", ask),
+                       (f"/api/conversations/{conversation}/messages", say)):  # fmt: skip
+        with server.http.stream("POST", path, json=body) as reply:
+            assert reply.status_code == 200
+            assert reply.headers["content-type"] == "text/event-stream; charset=utf-8", path
+            assert any(line.startswith("data: ") for line in reply.iter_lines())
