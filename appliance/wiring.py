@@ -155,6 +155,8 @@ def build_pipeline(settings: Settings, db: Database, yield_cpu: Callable[[], Non
     from appliance.store.chroma import ChromaIndex
 
     docs = settings.documents
+    sandbox = Sandbox(docs.extract_memory_mb, docs.extract_timeout_s)
+    sandbox.start()  # the parsers' imports, in the child, overlap the model's loading
     embedder = build_embedder(settings)
     limit = embedder.max_tokens - 2  # the model adds a start and an end token
     if docs.chunk_tokens > limit:
@@ -182,7 +184,7 @@ def build_pipeline(settings: Settings, db: Database, yield_cpu: Callable[[], Non
         max_file_bytes=docs.max_file_mb * 2**20,
         limits=Limits(max_unpacked_bytes=docs.max_unpacked_mb * 2**20),
         yield_cpu=yield_cpu,
-        sandbox=Sandbox(docs.extract_memory_mb, docs.extract_timeout_s),
+        sandbox=sandbox,
         redact=(privacy or build_privacy(settings)).document_text
         if settings.pii.documents == "redact" else None,
     )  # fmt: skip

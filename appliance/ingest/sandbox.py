@@ -148,15 +148,39 @@ class Sandbox:
         what = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
         return f"the parser crashed ({what}) on this file; it is tried again when it changes"
 
+    def start(self) -> None:
+        """Starts the worker now (its imports take a moment) without waiting for it."""
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._spawn()
+
     def _worker(self) -> subprocess.Popen[bytes]:
-        if self._proc is not None and self._proc.poll() is None:
-            return self._proc
+        """The running worker, started (again) if need be, once it is ready."""
+        if self._proc is None or self._proc.poll() is not None:
+            self._spawn()
+        proc = self._proc
+        assert proc is not None  # noqa: S101
+        if self._base:
+            return proc
+        try:
+            (self._base,) = _HEADER.unpack(
+                _read_frame(_fd(proc.stdout), time.monotonic() + _START_S)
+            )
+        except (TimeoutError, EOFError):
+            self._retire()
+            raise RuntimeError(
+                "the extraction worker (python -m appliance.ingest.sandbox) did "
+                "not start; the server log has its error"
+            ) from None
+        return proc
+
+    def _spawn(self) -> None:
         if self._finalizer is not None:
             self._finalizer.detach()  # its worker has ended
         # -P: nothing from the working directory; the package is found where it was imported
         package = str(Path(appliance.__file__).resolve().parents[1])
         path = os.pathsep.join(p for p in (package, os.environ.get("PYTHONPATH")) if p)
-        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
+        self._proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
             [
                 sys.executable,
                 "-P",
@@ -170,19 +194,8 @@ class Sandbox:
             bufsize=0,
             env={**os.environ, "PYTHONPATH": path},
         )
-        self._proc = proc
-        self._finalizer = weakref.finalize(self, _end, proc)  # no orphan if never closed
-        try:
-            (self._base,) = _HEADER.unpack(
-                _read_frame(_fd(proc.stdout), time.monotonic() + _START_S)
-            )
-        except (TimeoutError, EOFError):
-            self._retire()
-            raise RuntimeError(
-                "the extraction worker (python -m appliance.ingest.sandbox) did "
-                "not start; the server log has its error"
-            ) from None
-        return proc
+        self._base = 0  # until it says it is ready
+        self._finalizer = weakref.finalize(self, _end, self._proc)  # no orphan if never closed
 
     def _retire(self) -> None:
         proc, self._proc = self._proc, None

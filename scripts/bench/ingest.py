@@ -2,7 +2,7 @@
 """Ingest speed: the whole pipeline (extract, chunk, embed, store) against the raw embedder.
 
 Extraction runs as served: in the sandbox's child process (documents.extract_memory_mb and
-extract_timeout_s), whose start (once per pipeline) is inside the pipeline's timing.
+extract_timeout_s), started with the pipeline like the model, before the timed run.
 
 Writes a seeded corpus of handbook-like files (.md, .txt, .html, .csv, .docx, .pdf) and indexes
 it with IngestPipeline.reconcile() on a fresh data dir, then embeds the same (unique) chunk
