@@ -6,7 +6,7 @@ import errno
 import os
 import stat
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 _IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".swp", "~")
@@ -33,6 +33,14 @@ def ignored(path: str) -> bool:
     return any(
         part.startswith((".", "~$")) or part.endswith(_IGNORED_SUFFIXES) for part in path.split("/")
     )
+
+
+def log_name(path: str) -> str:
+    """How a log line names a document: by type and collection, never by its file name, which
+    may hold a person's name (the Documents page and `appliance documents` show the path)."""
+    kind = PurePosixPath(path).suffix.lower() or "extension-less"
+    where = f"in {collection_of(path)}/" if "/" in path else "at the top of the folder"
+    return f"a {kind} file {where}"
 
 
 def collection_of(path: str) -> str:

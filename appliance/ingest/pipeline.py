@@ -18,7 +18,7 @@ from appliance.embed.embedder import Embedder, Vectors
 from appliance.errors import ExtractError
 from appliance.ingest.chunk import Chunk, Chunker
 from appliance.ingest.extract import SUPPORTED
-from appliance.ingest.folder import Refused, TooLarge, WatchedFolder, ignored, inside
+from appliance.ingest.folder import Refused, TooLarge, WatchedFolder, ignored, inside, log_name
 from appliance.ingest.sandbox import Sandbox, Stopped
 from appliance.ingest.types import Block, Limits
 from appliance.store.catalog import Catalog, ChunkRow, Document, FileState, Status
@@ -220,7 +220,7 @@ class IngestPipeline:
         except Stopped:
             return "stopped"  # shutting down: the file stays pending, read at the next start
         except Exception as exc:
-            log.exception("indexing %s failed", path)
+            log.exception("indexing %s failed", log_name(path))
             with contextlib.suppress(Exception):  # the catalog itself may be what fails
                 self._fail(
                     FileState(path, 0, 0),
@@ -358,7 +358,7 @@ class IngestPipeline:
         return _stack([by_hash[h] for h in hashes], self._embedder.dim)
 
     def _fail(self, state: FileState, reason: str) -> str:
-        log.warning("%s: %s", state.path, reason)
+        log.warning("%s: %s", log_name(state.path), reason)
         self.progress.failed += 1
         return self._settle(state, "failed", reason)
 

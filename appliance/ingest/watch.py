@@ -11,6 +11,7 @@ from pathlib import Path
 
 import watchfiles
 
+from appliance.ingest.folder import log_name
 from appliance.ingest.pipeline import IngestPipeline
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,9 @@ class FolderWatcher:
         try:
             self._pipeline.queue(path)
         except Exception:
-            log.exception("cannot list %s as pending", path)  # it is still read when settled
+            log.exception(
+                "cannot list %s as pending", log_name(path)
+            )  # it is still read when settled
 
     def _flush(self) -> None:
         """Syncs the paths whose size and mtime stayed put for `settle_s`; files before gone
@@ -134,7 +137,7 @@ class FolderWatcher:
             for sub, _ in self._pipeline.folder.walk(path):
                 self._note(sub)
             return
-        log.info("%s: %s", path, self._pipeline.sync_safely(path))
+        log.info("%s: %s", log_name(path), self._pipeline.sync_safely(path))
 
 
 def _signature(path: Path) -> tuple[int, int] | None:

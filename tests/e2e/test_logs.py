@@ -21,11 +21,11 @@ REVIEW = (
     f"# Review of {PERSON}\n\n## Ledger\n\n{PERSON} notes that {PHRASE}. Reach her at "
     f"{EMAIL} or {PHONE}.\n"
 )
-# The PDF's name holds the person (the paths the page and the API use); the Markdown file's does
-# not: the watcher's own "PATH: indexed" line is redacted by Presidio, which misses names in
-# some file names (e.g. "hr/Ingrid Solberg review.md"), a gap outside the access log.
+# Both file names hold the person: the paths the page and the API use, and the watcher's own
+# lines, which name a document by type and collection only (Presidio misses the name in
+# "hr/Ingrid Solberg review.md").
 FILES = {
-    "hr/quarterly review.md": REVIEW.encode(),
+    f"hr/{PERSON} review.md": REVIEW.encode(),
     f"hr/{PERSON} handbook.pdf": pdf_bytes(["Welcome.", f"{PDF_PHRASE}."]),
 }
 ACCOUNT = "ingrid.solberg"
