@@ -12,7 +12,8 @@ from appliance.accounts.passwords import MIN_LENGTH, hash_password, needs_rehash
 from appliance.errors import Forbidden, InvalidRequest, NotFound
 from appliance.store.users import ApiKey, Role, User, UserStore
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}"  # what a user name may be
+_NAME = re.compile(NAME_PATTERN)
 KEY_PREFIX = "apl_"
 SESSION_TTL_S = 7 * 24 * 3600  # a week; signing out ends it at once
 

@@ -10,7 +10,7 @@ from litestar.params import QueryParameter
 
 from appliance.store.audit import Record, Verdict
 from appliance.web.auth import ADMIN
-from appliance.web.deps import ServicesDep
+from appliance.web.deps import MAX_ROW_ID, ServicesDep
 
 
 @get("/api/audit", opt=ADMIN)
@@ -18,7 +18,7 @@ async def audit_records(
     services: ServicesDep,
     actor: Annotated[str, QueryParameter(name="actor")] = "",
     action: Annotated[str, QueryParameter(name="action")] = "",
-    before: Annotated[int | None, QueryParameter(name="before", le=2**63 - 1)] = None,
+    before: Annotated[int | None, QueryParameter(name="before", le=MAX_ROW_ID)] = None,
     limit: Annotated[int, QueryParameter(name="limit", ge=1, le=1000)] = 100,
 ) -> list[Record]:
     return await asyncio.to_thread(services.audit.records, actor, action, before, limit)

@@ -15,7 +15,9 @@ ServicesDep: TypeAlias = NamedDependency[Services]
 LlmDep: TypeAlias = NamedDependency[LlmSettings]
 UserDep: TypeAlias = NamedDependency[User]
 PathId: TypeAlias = FromPath[str]
-# An SQLite row id in the address: a larger number cannot be looked up (OverflowError: a 500).
-RowId: TypeAlias = Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
+# A row id in the address or query: SQLite's OverflowError made a larger one a 500. Bounded
+# where every JSON reader (and the schema's float `maximum`) still reads it exactly.
+MAX_ROW_ID = 2**53 - 1
+RowId: TypeAlias = Annotated[int, PathParameter(ge=1, le=MAX_ROW_ID)]
 
-__all__ = ["JSONBody", "LlmDep", "PathId", "RowId", "ServicesDep", "UserDep"]
+__all__ = ["MAX_ROW_ID", "JSONBody", "LlmDep", "PathId", "RowId", "ServicesDep", "UserDep"]

@@ -10,6 +10,8 @@ import msgspec
 from litestar import Request, delete, get, patch, post
 from msgspec import Meta
 
+from appliance.accounts.passwords import MIN_LENGTH
+from appliance.accounts.service import NAME_PATTERN
 from appliance.errors import Conflict, Forbidden, InvalidRequest
 from appliance.store.users import ApiKey, User
 from appliance.web.auth import ADMIN, Identity
@@ -85,8 +87,10 @@ async def revoke_key(key_id: RowId, services: ServicesDep, user: UserDep) -> dic
 
 
 class NewUser(msgspec.Struct, forbid_unknown_fields=True):
-    name: Annotated[str, Meta(min_length=1, max_length=64)]
-    password: Annotated[str, Meta(min_length=1, max_length=1024)]
+    # the schema says what accounts.add checks (whose messages say what to type instead)
+    name: Annotated[str, Meta(min_length=1, max_length=64,
+                              extra_json_schema={"pattern": f"^{NAME_PATTERN}$"})]  # fmt: skip
+    password: Annotated[str, Meta(max_length=1024, extra_json_schema={"minLength": MIN_LENGTH})]
     role: Literal["admin", "employee"] = "employee"
 
 

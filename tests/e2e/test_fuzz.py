@@ -5,6 +5,7 @@ the schema describes it."""
 from __future__ import annotations
 
 import time
+import uuid
 from collections import Counter
 from typing import Any
 
@@ -20,6 +21,7 @@ from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     ignored_auth,
     negative_data_rejection,
+    positive_data_acceptance,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
@@ -48,7 +50,9 @@ CHECKS = [
     response_headers_conformance,  # Retry-After, which the schema requires on 429 and 503
     response_schema_conformance,
     negative_data_rejection,
+    positive_data_acceptance,
     ignored_auth,
+    positive_data_acceptance,
 ]
 
 
@@ -99,7 +103,8 @@ def test_no_server_errors_and_answers_as_the_schema_says(server: Server, api: Ba
 
 def passes(operation: APIOperation, server: Server) -> list[tuple[GenerationMode, dict[str, Any]]]:
     """Valid and invalid data with whatever ids come; and valid data on a real conversation
-    with an answer, so that its routes (answering included) do more than say 404."""
+    with an answer, or a real user, so that their routes (answering included) do more than
+    say 404."""
     runs: list[tuple[GenerationMode, dict[str, Any]]] = [
         (GenerationMode.POSITIVE, {}),
         (GenerationMode.NEGATIVE, {}),
@@ -110,6 +115,11 @@ def passes(operation: APIOperation, server: Server) -> list[tuple[GenerationMode
         ids = {"conversation_id": conversation, "message_id": answer}
         runs.append((GenerationMode.POSITIVE, {k: v for k, v in ids.items()
                                                 if f"{{{k}}}" in operation.path}))  # fmt: skip
+    if "{name}" in operation.path:
+        name = f"fuzzed-{uuid.uuid4().hex[:8]}"
+        made = server.http.post("/api/users", json={"name": name, "password": "p" * 12})
+        assert made.status_code == 201, made.text
+        runs.append((GenerationMode.POSITIVE, {"name": name}))
     return runs
 
 

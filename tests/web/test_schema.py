@@ -12,6 +12,7 @@ from litestar.testing import TestClient
 
 from appliance.services import Services
 from appliance.web.app import create_app
+from appliance.web.deps import MAX_ROW_ID
 from appliance.web.openapi import ERRORS, EVENT_STREAMS, EXTRA_ERRORS
 from appliance.wiring import build_services
 from tests.conftest import ADMIN_PASSWORD, make_admin, make_settings
@@ -167,4 +168,11 @@ def test_an_id_beyond_sqlite_integers_is_a_400(
         method, path, json={"rating": "up"}, headers={"Authorization": f"Bearer {key}"}
     )
     assert reply.status_code == 400, reply.text
-    assert "9223372036854775807" in reply.json()["error"]["message"]
+    assert str(MAX_ROW_ID) in reply.json()["error"]["message"]
+
+
+def test_the_schema_bounds_ids_as_the_server_does(document: dict[str, Any]) -> None:
+    """Exactly, even as JSON's float: a fuzzer sends the largest id the schema allows."""
+    (key_id,) = document["paths"]["/api/keys/{key_id}"]["delete"]["parameters"]
+    assert key_id["schema"]["maximum"] == MAX_ROW_ID
+    assert int(float(MAX_ROW_ID)) == MAX_ROW_ID
