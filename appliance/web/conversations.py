@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
@@ -146,13 +147,14 @@ async def audited_first(
         first = await first_event(request, events)
     except ApplianceError as exc:
         refused = f"via {via}; refused ({type(exc).__name__})"
-        services.audit.record(user.name, action, target, refused)
+        # a write behind the one SQLite lock (ingestion, FTS queries): not on the event loop
+        await asyncio.to_thread(services.audit.record, user.name, action, target, refused)
         raise
     sources = first.sources if isinstance(first, Started) else first
     if isinstance(sources, Sources):
         documents = sorted({c.source for c in sources.citations})
-        services.audit.record(user.name, action, target,
-                              f"via {via}; {sources.kind}; documents {documents}")  # fmt: skip
+        detail = f"via {via}; {sources.kind}; documents {documents}"
+        await asyncio.to_thread(services.audit.record, user.name, action, target, detail)
     return first, events
 
 
