@@ -31,7 +31,7 @@ from tests.e2e.conftest import Server
 
 SERVER_ENV = {
     # an answer ends at the context's end at the latest: a small one bounds what a body asks
-    "APPLIANCE_LLM__N_CTX": "512",
+    "APPLIANCE_LLM__N_CTX": "384",
     "APPLIANCE_LLM__QUEUE_SIZE": "2",
 }
 EXAMPLES = 12  # per operation and mode (valid and invalid data)
