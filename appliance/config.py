@@ -129,8 +129,10 @@ class WebSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
             try:
                 ipaddress.ip_network(entry, strict=False)
             except ValueError:
-                raise ValueError(f"{entry!r} in trusted_proxies is not an IP address or "
-                                 "network; write e.g. 10.0.0.5 or 10.1.0.0/16") from None  # fmt: skip
+                raise ValueError(
+                    f"{entry!r} in trusted_proxies is not an IP address or network; "
+                    "write e.g. 10.0.0.5 or 10.1.0.0/16"
+                ) from None
         for host in self.link_hosts:
             if not host or any(char in host for char in "/:@?# "):
                 raise ValueError(
