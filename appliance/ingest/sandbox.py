@@ -256,7 +256,11 @@ def _read_exact(fd: int, n: int, deadline: float | None, waiting: Callable[[], N
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError
-            if not select.select([fd], [], [], min(left, _SAMPLE_S))[0]:
+            # poll, not select: select() refuses descriptors past 1023, which a busy
+            # process (many connections, files and databases open) reaches
+            readable = select.poll()
+            readable.register(fd, select.POLLIN)
+            if not readable.poll(min(left, _SAMPLE_S) * 1000):
                 waiting()
                 continue
         block = os.read(fd, min(n - len(out), _READ))
