@@ -50,7 +50,9 @@ def test_no_log_line_carries_personal_data(server: Server) -> None:
         time.sleep(0.1)
     server.http.post("/api/redact", json={"text": MESSAGE}, timeout=10)
     log = server.log.read_text()
-    assert "Letter to <PERSON" in log  # the file's warning is there, redacted
+    # the file's warning is there, naming the file by type and place, not by its name
+    assert "a .pdf file at the top of the folder: not a readable PDF" in log
+    assert "Letter to" not in log
     assert not any(value in log for value in RAW)
     assert "$argon2" not in log  # nor a password hash
     assert server.key not in log  # nor an API key
