@@ -38,7 +38,6 @@ _COLUMNS = "id, title, created_at, updated_at"
 # The ids `create` makes (uuid4().hex); anything else names no conversation, and the web layer
 # answers 404 before reading, auditing or echoing it.
 _ID = re.compile(r"[0-9a-f]{32}")
-ID_PATTERN = _ID.pattern
 
 
 def is_conversation_id(value: str) -> bool:

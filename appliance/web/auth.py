@@ -25,7 +25,7 @@ SESSION_COOKIE = "appliance_session"
 # sibling host nor a man in the middle of plain http can plant a session of their choosing
 SECURE_SESSION_COOKIE = "__Host-appliance_session"
 CSRF_HEADER = "x-csrf-token"
-_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})  # methods that need the CSRF token
 PUBLIC = {"public": True}  # handler opt: reachable without signing in
 ADMIN = {"admin": True}  # handler opt: admins only
 
@@ -39,7 +39,7 @@ class Identity(msgspec.Struct, frozen=True):
 def _json_only(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
     """Public changes (sign-in, first admin) take JSON only: a page on another site can post a
     form or text/plain, but not JSON without the browser asking first (login CSRF)."""
-    if connection.scope.get("method") in _UNSAFE:
+    if connection.scope.get("method") in UNSAFE:
         kind = connection.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind != "application/json":
             raise Forbidden("send JSON (Content-Type: application/json)")
@@ -88,7 +88,7 @@ def guard_for(accounts: Accounts, audit: AuditLog, secure_cookies: bool = False)
         if identity is None:
             raise Unauthorized("sign in first, or send an API key: Authorization: Bearer apl_… "
                                "(`appliance keys create USER` makes one)")  # fmt: skip
-        if identity.csrf is not None and connection.scope.get("method") in _UNSAFE:
+        if identity.csrf is not None and connection.scope.get("method") in UNSAFE:
             sent = connection.headers.get(CSRF_HEADER, "")
             if not hmac.compare_digest(sent.encode(), identity.csrf.encode()):
                 raise Forbidden("missing or wrong CSRF token (X-CSRF-Token); reload the page")

@@ -14,7 +14,7 @@ from litestar.routes import HTTPRoute
 
 from appliance import __version__
 from appliance.llm.types import EngineInfo
-from appliance.web.auth import CSRF_HEADER, SECURE_SESSION_COOKIE, SESSION_COOKIE
+from appliance.web.auth import CSRF_HEADER, SECURE_SESSION_COOKIE, SESSION_COOKIE, UNSAFE
 from appliance.web.schemas import (
     ChatCompletionChunk,
     DoneData,
@@ -26,7 +26,6 @@ from appliance.web.schemas import (
 
 SCHEMA_PATH = "/schema"
 _REF = "#/components/schemas/"
-_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 # What each status means; every one of them comes with the one error shape, ErrorResponse.
 ERRORS: dict[int, str] = {
@@ -171,7 +170,7 @@ def error_codes(handler: HTTPRouteHandler, method: str, route: HTTPRoute) -> tup
     body = "data" in handler.parsed_fn_signature.parameters
     query = any(name not in given for name in handler.parsed_fn_signature.parameters)
     codes = [] if handler.opt.get("public") else [401]
-    if handler.opt.get("admin") or method in _UNSAFE:
+    if handler.opt.get("admin") or method in UNSAFE:
         codes.append(403)
     if body or query or route.path_parameters:  # Litestar validates each (an int id, say)
         codes.append(400)
