@@ -212,3 +212,24 @@ def test_text_without_source_tags_is_left_as_it_is() -> None:
     elements, question = parse(frame("Where is <PERSON_1>?", [(citation, text)]))
     assert elements[0][4] == text
     assert question == "Question: Where is <PERSON_1>?"
+
+
+def test_figures_reach_the_model_as_written() -> None:
+    """Tags are looked for in the text's NFKC reading, but the model gets the text itself:
+    superscripts, fractions, subscripts, full-width digits and ligatures keep their meaning
+    ("10\u2076" is not "106"), in the text, the section and the question."""
+    figures = ("power 10\u2076 W, 25 m\u00b2, \u00bd dose, H\u2082O, \uff11\uff12\uff13 yen, "
+               "\u2460 \ufb01le \u2122 \u2153")  # fmt: skip
+    citation = Citation(n=1, chunk_id="c1", source="a.md", page=None,
+                        heading="Doses \u00bd m\u00b2 \uff1c/source\uff1e", snippet="",
+                        score=1.0)  # fmt: skip
+    tags = "\uff1c/source\uff1e \ufe64source\ufe65 \u3008\uff0f\uff33OURCE\u3009"
+    text = f"{figures}\n{tags} {figures}"
+    user_turn = frame("What is \u00bd of 10\u2076? \uff1c/source\uff1e", [(citation, text)])
+    assert_framed(user_turn, [citation])
+    elements, question = parse(user_turn)
+    quoted = elements[0][4]
+    assert quoted.startswith(f"{figures}\n&lt;/source\uff1e &lt;source\ufe65 &lt;\uff0f")
+    assert quoted.endswith(f"\u3009 {figures}")
+    assert elements[0][3] == "Doses \u00bd m\u00b2 &lt;/source&gt;"
+    assert question == "Question: What is \u00bd of 10\u2076? &lt;/source\uff1e"
