@@ -75,6 +75,22 @@ def test_markdown_comments_and_hidden_html_blocks_are_not_indexed() -> None:
         assert shown in text
 
 
+def test_markdown_a_quoted_gt_does_not_end_a_hiding_tag() -> None:
+    """A ">" inside a quoted attribute value is the value's, not the end of the tag: what
+    follows it can still hide the element, inline or as an HTML block left open."""
+    md = (
+        "# Title\n\n"
+        'Inline <span title=">" hidden>PLANTED</span>and '
+        "<i data-x='a>b' style=\"display:none\">PLANTED</i>shown.\n\n"
+        '<div title=">" hidden>\n\nPLANTED as Markdown in a hidden div\n\n</div>\n\n'
+        'He said "5 > 3", <b title = "a>b">bold</b> after.\n'
+    )
+    text = texts("notes.md", md.encode())
+    assert "PLANTED" not in text
+    for shown in ("Inline and", "shown.", 'He said "5 > 3"', "bold</b> after."):
+        assert shown in text
+
+
 def test_docx_hidden_runs_are_not_indexed() -> None:
     document = docx.Document()
     paragraph = document.add_paragraph("Visible start. ")

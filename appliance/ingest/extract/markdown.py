@@ -18,7 +18,6 @@ _FRONT_MATTER_ENDS = ("---", "...")
 # What a rendered page does not show: HTML comments and hidden elements, in HTML blocks or
 # inline; a planted instruction there would reach the model unseen.
 _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
-_START_TAG = re.compile(r"<([a-zA-Z][a-zA-Z0-9-]*)\b[^>]*>")
 _MAY_HIDE = re.compile(r"hidden|style|dialog", re.I)  # worth parsing the tag to know
 _CODE = frozenset({"fence", "code_block"})
 
@@ -70,7 +69,7 @@ def _without_hidden(text: str) -> str:
     """`text` less the inline HTML elements that hide what they hold, each up to its close
     (or the end of the block)."""
     kept, pos = [], 0
-    while start := _START_TAG.search(text, pos):
+    while start := webpage.START_TAG.search(text, pos):
         name = webpage.opening_hidden(start[0]) if _MAY_HIDE.search(start[0]) else None
         if name is None:
             kept.append(text[pos : start.end()])

@@ -23,7 +23,9 @@ _BREAKS = _HEADINGS | {
     *("table", "tbody", "tfoot", "thead", "tr", "ul"),
 }
 _XML_DECLARATION = re.compile(r"\A\s*<\?xml[^>]*>")
-_START_TAG = re.compile(r"\s*<([a-zA-Z][a-zA-Z0-9-]*)\b[^>]*>")
+# A start tag, to its ">": one inside a quoted attribute value (`title=">"`) does not end it.
+# (Elsewhere a quote is a plain character, as a browser takes it; no part backtracks.)
+START_TAG = re.compile(r"""<([a-zA-Z][\w-]*+)(?:[^>=]|=\s*+"[^"]*+"|=\s*+'[^']*+'|=)*+>""")
 # Inline styles that hide an element from a reader. (A stylesheet's classes are not read:
 # hiding by class is not caught.)
 _ZERO = re.compile(r"[+-]?0*\.?0+(?:[a-z]+|%)?")
@@ -73,7 +75,7 @@ def _walk(root: Tag) -> Iterator[tuple[PageElement, bool]]:
 
 def opening_hidden(markup: str) -> str | None:
     """The name of the element `markup` starts with, when it hides what it holds."""
-    start = _START_TAG.match(markup)
+    start = START_TAG.match(markup.lstrip())
     if start is None:
         return None
     tag = BeautifulSoup(_markup(start[0].encode()), "lxml").find(start[1].lower())
