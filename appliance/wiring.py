@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from appliance.accounts.limits import ChatLimits
+from appliance.accounts.limits import ChatLimits, SignInBrake
 from appliance.accounts.service import Accounts
 from appliance.chat.service import ChatService
 from appliance.config import Settings
@@ -85,7 +85,7 @@ def build_services(settings: Settings) -> Services:
         chat=chat,
         engine=engine,
         documents=library,
-        accounts=Accounts(UserStore(db)),
+        accounts=build_accounts(db, audit),
         audit=audit,
         secure_cookies=settings.web.secure_cookies,
         link_hosts=tuple(settings.web.link_hosts),
@@ -96,6 +96,12 @@ def build_services(settings: Settings) -> Services:
         on_startup=(engine.start, watcher.start, retention.start),
         on_shutdown=(retention.stop, watcher.stop, engine.stop, lock.release, db.close),
     )
+
+
+def build_accounts(db: Database, audit: AuditLog) -> Accounts:
+    """Accounts whose sign-in brake knows, from the start, where each account signed in from
+    lately (the audit log's addresses): a restart does not brake the admin like a stranger."""
+    return Accounts(UserStore(db), SignInBrake(known=audit.signed_in_from()))
 
 
 def _limits(settings: Settings, kind: str, running: str) -> ChatLimits:

@@ -3,10 +3,11 @@ sign-ins (per account and address, per address, per account). In memory: one pro
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from collections import OrderedDict, defaultdict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 from appliance.errors import RateLimited
@@ -62,8 +63,11 @@ class SignInBrake:
     themselves between guesses at other names stays counted by the address. The account's
     counter is not applied to an address this account signed in from before, so someone failing
     on the admin's name slows other strangers, never the admin at their usual desk. Known
-    addresses are the last `known_per_account` of each account, in memory like the counters
-    (a restart forgets both, which brakes no one)."""
+    addresses are the last `known_per_account` of each account: `known` seeds them at start
+    (the audit log's recent sign-ins), so a restart does not leave the admin braked like a
+    stranger. An IPv6 client is counted per /64 for its address counter (one host holds many).
+    The counters are kept in memory, at most _MOST_KEYS: the least recently counted go first,
+    never one that brakes (when all brake, a try that needs a new counter is braked)."""
 
     def __init__(
         self,
@@ -73,14 +77,17 @@ class SignInBrake:
         address_free: int | None = None,
         known_per_account: int = 8,
         clock: Callable[[], float] = time.monotonic,
+        known: Iterable[tuple[str, str]] = (),
     ) -> None:
         self._free, self._window, self._longest, self._clock = free, window_s, longest_s, clock
         self._address_free = 4 * free if address_free is None else address_free
         self._known_per_account = known_per_account
         self._most = max(free, self._address_free) + 16  # failures kept per counter
-        self._failures: dict[tuple[str, ...], deque[float]] = {}
+        self._failures: OrderedDict[tuple[str, ...], deque[float]] = OrderedDict()
         self._known: OrderedDict[str, OrderedDict[str, None]] = OrderedDict()
         self._lock = threading.Lock()
+        for account, address in known:  # oldest first: the newest stay
+            self._remember(account.lower(), address)
 
     def admit(self, account: str, address: str) -> float:
         """Raises RateLimited while braked; else counts this try as failed (before the slow
@@ -96,6 +103,8 @@ class SignInBrake:
                 for key, free in counters
                 if not (known and key[0] == "account")
             )
+            if wait <= 0 and not self._room(counters, now):
+                wait = self._longest  # all counters brake: forgetting one would free its tries
             if wait <= 0:
                 for key, _ in counters:
                     self._count(key, now)
@@ -117,41 +126,76 @@ class SignInBrake:
                     self._failures.pop(key, None)
                 elif counted in failures:
                     failures.remove(counted)
-            known = self._known.setdefault(account, OrderedDict())
-            self._known.move_to_end(account)
-            known[address] = None
-            known.move_to_end(address)
-            while len(known) > self._known_per_account:
-                known.popitem(last=False)
-            while len(self._known) > _MOST_KEYS:
-                self._known.popitem(last=False)
+            self._remember(account, address)
+
+    def _remember(self, account: str, address: str) -> None:
+        known = self._known.setdefault(account, OrderedDict())
+        self._known.move_to_end(account)
+        known[address] = None
+        known.move_to_end(address)
+        while len(known) > self._known_per_account:
+            known.popitem(last=False)
+        while len(self._known) > _MOST_KEYS:
+            self._known.popitem(last=False)
 
     def _counters(self, account: str, address: str) -> tuple[tuple[tuple[str, ...], int], ...]:
         return (
             (("pair", account, address), self._free),
-            (("address", address), self._address_free),
+            (("address", _network(address)), self._address_free),
             (("account", account), self._free),
         )
 
     def _count(self, key: tuple[str, ...], now: float) -> None:
-        if key not in self._failures and len(self._failures) >= _MOST_KEYS:
-            self._forget(now)
         self._failures.setdefault(key, deque(maxlen=self._most)).append(now)
+        self._failures.move_to_end(key)  # least recently counted first
+
+    def _room(self, counters: tuple[tuple[tuple[str, ...], int], ...], now: float) -> bool:
+        """Whether the counters of a try fit, after forgetting some if need be."""
+        new = sum(key not in self._failures for key, _ in counters)
+        if len(self._failures) + new > _MOST_KEYS:
+            self._forget(now)
+        return len(self._failures) + new <= _MOST_KEYS
 
     def _forget(self, now: float) -> None:
-        """Bounded memory: counters with only old failures go first, then the oldest ones."""
+        """Bounded memory: counters with only old failures go first, then the least recently
+        counted of those that do not brake. One that brakes stays: forgetting it would give
+        an attacker its tries back (filling the table with sprayed names wiped them)."""
         for stale in [k for k, f in self._failures.items() if not f or now - f[-1] > self._window]:
             del self._failures[stale]
-        for oldest in list(self._failures)[: max(0, len(self._failures) - _MOST_KEYS * 9 // 10)]:
-            del self._failures[oldest]
+        excess = len(self._failures) - _MOST_KEYS * 9 // 10
+        for key in list(self._failures):
+            if excess <= 0:
+                break
+            free = self._address_free if key[0] == "address" else self._free
+            if self._live(self._failures[key], now) < free:
+                del self._failures[key]
+                excess -= 1
 
     def _wait(self, key: tuple[str, ...], free: int, now: float) -> float:
         failures = self._failures.get(key)
         if failures is None:
             return 0.0
-        while failures and now - failures[0] > self._window:
-            failures.popleft()
-        over = len(failures) - free
+        over = self._live(failures, now) - free
         if over < 0:
             return 0.0
         return max(0.0, failures[-1] + min(2.0**over, self._longest) - now)
+
+    def _live(self, failures: deque[float], now: float) -> int:
+        """The failures within the window (older ones are dropped)."""
+        while failures and now - failures[0] > self._window:
+            failures.popleft()
+        return len(failures)
+
+
+def _network(address: str) -> str:
+    """What the address counter counts: an IPv6 client's /64 (one host or home gets a whole
+    /64 to pick addresses from), an IPv4 one (mapped or not) as it is."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address  # not an IP address (a test client, a Unix socket): as given
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)

@@ -110,7 +110,21 @@ class AuditLog:
         """Drops the client addresses older than `audit.address_days`; the chain is untouched."""
         cutoff = time.time() - self._address_days * 86400
         with self._db.transaction() as tx:
-            return tx.execute("DELETE FROM audit_addresses WHERE at < ?", (cutoff,)).rowcount
+            gone = tx.execute("DELETE FROM audit_addresses WHERE at < ?", (cutoff,)).rowcount
+        if gone:
+            self._db.checkpoint()  # else the deleted addresses stay readable in the -wal file
+        return int(gone)
+
+    def signed_in_from(self, most: int = 80_000) -> list[tuple[str, str]]:
+        """(account, address) of the newest `most` sign-ins whose address is still kept,
+        oldest first: where each account signed in from (for the sign-in brake, at start)."""
+        cutoff = time.time() - self._address_days * 86400
+        rows = self._db.query(
+            "SELECT a.actor, d.address FROM audit a JOIN audit_addresses d ON d.record_id = a.id "
+            "WHERE a.action = 'sign_in' AND d.at >= ? ORDER BY a.id DESC LIMIT ?",
+            (cutoff, most),
+        )
+        return [(str(r[0]), str(r[1])) for r in reversed(rows)]
 
     def verify(self, full: bool = False) -> Verdict:
         """Checks the chain from the last checkpoint (or from the first record with `full`),

@@ -97,3 +97,73 @@ def test_the_brake_keeps_bounded_memory(monkeypatch: pytest.MonkeyPatch) -> None
     assert len(brake._failures) <= 100
     assert len(brake._known) <= 100
     assert all(len(addresses) <= 3 for addresses in brake._known.values())
+
+
+def test_a_restart_keeps_the_addresses_the_admin_signed_in_from(tmp_path: Path) -> None:
+    from appliance.store.audit import AuditLog
+    from appliance.wiring import build_accounts
+
+    db = Database(tmp_path / "appliance.db")
+    audit = AuditLog(db, address_days=30)
+    build_accounts(db, audit).add("boss", PASSWORD, "admin")
+    audit.record("boss", "sign_in", "boss", address="10.0.0.2")  # as the sign-in route does
+    audit.record("-", "sign_in_failed", "boss", address="10.0.0.66")  # not a known address
+    restarted = build_accounts(db, audit)  # a new brake, as after a restart
+    for _ in range(5):  # a stranger holds the account's counter braked …
+        assert restarted.sign_in("boss", "a guess", "10.0.0.66") is None
+    with pytest.raises(RateLimited):
+        restarted.sign_in("boss", PASSWORD, "10.0.0.3")
+    with pytest.raises(RateLimited):  # (the stranger's failed address is not taken for known)
+        restarted.sign_in("boss", PASSWORD, "10.0.0.66")
+    assert restarted.sign_in("boss", PASSWORD, "10.0.0.2") is not None  # … the desk gets in
+    db.close()
+
+
+def spray(brake: SignInBrake, start: int, tries: int) -> None:
+    """Failures on ever new names from ever new addresses: three new counters each."""
+    for n in range(start, start + tries):
+        brake.admit(f"name{n}", f"10.2.{n // 256}.{n % 256}")
+
+
+def test_a_counter_counted_lately_outlives_a_spray(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(limits, "_MOST_KEYS", 100)
+    brake = SignInBrake(free=5, clock=frozen)
+    for n in range(5):  # one guess at the admin's name between bursts of sprayed names
+        brake.admit("boss", f"10.9.0.{n}")
+        spray(brake, 20 * n, 20)
+    assert len(brake._failures) <= 100
+    with pytest.raises(RateLimited):  # its 5 failures were all kept
+        brake.admit("boss", "10.9.1.1")
+
+
+def test_a_braking_counter_is_never_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(limits, "_MOST_KEYS", 100)
+    brake = SignInBrake(free=5, clock=frozen)
+    for n in range(5):
+        brake.admit("boss", f"10.9.0.{n}")
+    spray(brake, 0, 1000)  # fills the table many times over
+    assert len(brake._failures) <= 100
+    with pytest.raises(RateLimited):
+        brake.admit("boss", "10.9.1.1")
+
+
+def test_when_every_counter_brakes_a_try_needing_a_new_one_is_braked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(limits, "_MOST_KEYS", 30)
+    brake = SignInBrake(free=1, address_free=1, clock=frozen)
+    spray(brake, 0, 10)  # 30 counters, each over its one free failure
+    before = dict(brake._failures)
+    with pytest.raises(RateLimited):
+        brake.admit("newcomer", "10.3.0.1")
+    assert brake._failures == before  # none forgotten, none added
+
+
+def test_ipv6_clients_are_counted_per_64_by_the_address_counter() -> None:
+    brake = SignInBrake(free=100, address_free=3, clock=frozen)
+    for n in range(3):  # one host picks a new address of its /64 for each name
+        brake.admit(f"victim{n}", f"2001:db8:1:2::{n + 1}")
+    with pytest.raises(RateLimited):
+        brake.admit("victim9", "2001:db8:1:2:ffff::9")
+    brake.admit("victim9", "2001:db8:1:3::1")  # another /64: counted apart
+    brake.admit("victim9", "10.0.0.1")  # and IPv4 as before

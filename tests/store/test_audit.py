@@ -155,3 +155,19 @@ def test_no_address_is_kept_when_address_days_is_0(tmp_path: Path) -> None:
     log = AuditLog(Database(tmp_path / "appliance.db"), address_days=0)
     log.record("ann", "sign_in", "ann", address="192.0.2.7")
     assert log.records()[0].address is None
+
+
+def test_purged_addresses_are_in_no_file(tmp_path: Path) -> None:
+    path = tmp_path / "appliance.db"
+    db = Database(path)
+    log = AuditLog(db, address_days=30)
+    log.record("ann", "sign_in", "ann", address="192.0.2.77")
+    log.record("ann", "sign_in", "ann", address="198.51.100.99")
+    with closing(sqlite3.connect(path)) as other:
+        other.execute("UPDATE audit_addresses SET at = at - 31 * 86400 WHERE record_id = 1")
+        other.commit()
+    assert log.purge_addresses() == 1
+    files = [p for p in tmp_path.iterdir() if p.is_file()]
+    assert not [p.name for p in files if b"192.0.2.77" in p.read_bytes()]  # nor in the -wal
+    assert [p.name for p in files if b"198.51.100.99" in p.read_bytes()] == ["appliance.db"]
+    db.close()
