@@ -127,16 +127,29 @@ class KeywordIndex:
         time; returns whether it did. FTS5 keeps a deleted chunk's words in its segments
         (with a mark that hides them) until the segments are merged: they are merged into one,
         as `optimize` does, but in steps with the database free between them (`between` runs
-        there), so that searches and chats are not held up at 100k chunks."""
+        there), so that searches and chats are not held up at 100k chunks.
+
+        The flag the deleting transaction set becomes 'keywords.merging' in the first step
+        (a chunk deleted during the merge sets a new flag, for the next time) and is cleared in
+        the step that finds nothing left: a crash or error between steps leaves it, and the
+        next call merges again."""
         with self._db.transaction() as conn:
-            if not conn.execute("DELETE FROM index_meta WHERE key = 'keywords.erased'").rowcount:
+            if conn.execute("DELETE FROM index_meta WHERE key = 'keywords.erased'").rowcount:
+                conn.execute(
+                    "INSERT INTO index_meta (key, value) VALUES ('keywords.merging', '1')"
+                    " ON CONFLICT(key) DO NOTHING"
+                )
+            elif not conn.execute(
+                "SELECT 1 FROM index_meta WHERE key = 'keywords.merging'"
+            ).fetchone():
                 return False
             _merge(conn, -_MERGE_PAGES)  # negative: all segments, whatever their level
         done = False
         while not done:  # positive: go on with that merge until it has nothing left to do
             between()
             with self._db.transaction() as conn:
-                done = _merge(conn, _MERGE_PAGES) < 2
+                if done := _merge(conn, _MERGE_PAGES) < 2:
+                    conn.execute("DELETE FROM index_meta WHERE key = 'keywords.merging'")
         return True
 
     def _current(self) -> _Stats:
