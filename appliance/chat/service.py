@@ -8,8 +8,10 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import aclosing, contextmanager
-from typing import Literal
+from functools import partial
+from typing import Literal, TypeVar
 
+import anyio
 import msgspec
 
 from appliance.accounts.limits import ChatLimits
@@ -26,12 +28,13 @@ from appliance.llm.types import (
     SamplingParams,
     TokenEvent,
 )
-from appliance.pii.policy import AnswerFilter, Prepared, Privacy, Span
+from appliance.pii.policy import Prepared, Privacy, Span
 from appliance.rag.answer import Citation, Grounded, Grounding, Kind, plain
 from appliance.store.conversations import Conversation, ConversationStore, Message
 from appliance.store.feedback import FeedbackStore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _TITLE_CHARS = 60
 
@@ -71,6 +74,7 @@ class Finished(msgspec.Struct, frozen=True, kw_only=True):
 
 ChatEvent = Started | TokenEvent | Finished
 _First = tuple[Event, AsyncIterator[Event]]
+_Turns = tuple[list[Message], tuple[ChatMessage, ...], tuple[ChatMessage, ...]]
 _Prepare = Callable[[], Awaitable[Grounded]]
 
 
@@ -224,10 +228,10 @@ class ChatService:
         try:
             async for event in generation:
                 if isinstance(event, TokenEvent):
-                    if text := shown.feed(event.text):
+                    if text := await self._filtered(partial(shown.feed, event.text)):
                         yield TokenEvent(text)
                     continue
-                if rest := shown.flush():
+                if rest := await self._filtered(shown.flush):
                     yield TokenEvent(rest)
                 yield event
         finally:
@@ -237,7 +241,7 @@ class ChatService:
         return tuple(ChatMessage(m.role, self.privacy.prepare(key, m.content).model_text)
                      for m in messages)  # fmt: skip
 
-    def reply(
+    async def reply(
         self, user_id: int | None, conversation_id: str, content: str, params: SamplingParams,
         collections: tuple[str, ...] = (),
     ) -> AsyncGenerator[ChatEvent, None]:
@@ -245,11 +249,9 @@ class ChatService:
         if not content.strip():
             raise InvalidRequest("the message is empty; type a question", param="content")
         self._check_size(len(content), "content")
-        self._store.get(conversation_id, user_id)
-        messages = self._store.messages(conversation_id)
+        messages, earlier, typed = await asyncio.to_thread(self._turns, user_id, conversation_id)
         stored = [m.content for m in messages]
-        earlier = self._history(conversation_id, messages)
-        typed = (*self._typed(conversation_id, messages), ChatMessage("user", content))
+        typed = (*typed, ChatMessage("user", content))
         prepared: list[Prepared] = []
 
         async def ground() -> Grounded:
@@ -265,22 +267,21 @@ class ChatService:
             stored = self._store.add_message(conversation_id, "user", prepared[0].stored_text)
             return self._shown(stored)
 
-        return self._respond(user_id, conversation_id, ground, params, accept)
+        async with aclosing(self._respond(user_id, conversation_id, ground, params,
+                                          accept)) as events:  # fmt: skip
+            async for event in events:
+                yield event
 
-    def regenerate(
+    async def regenerate(
         self, user_id: int | None, conversation_id: str, params: SamplingParams,
         collections: tuple[str, ...] = (),
     ) -> AsyncGenerator[ChatEvent, None]:
         """Answer the last user message again, replacing the previous answer once accepted."""
-        self._store.get(conversation_id, user_id)
-        messages = self._store.messages(conversation_id)
-        history = self._history(conversation_id, messages)
+        _, history, typed = await asyncio.to_thread(self._turns, user_id, conversation_id)
         if history and history[-1].role == "assistant":
             history = history[:-1]
         if not history or history[-1].role != "user":
             raise InvalidRequest("there is no question to answer again", param="conversation")
-
-        typed = self._typed(conversation_id, messages)
         while typed and typed[-1].role == "assistant":
             typed = typed[:-1]
 
@@ -291,7 +292,18 @@ class ChatService:
         def accept() -> None:
             self._store.drop_trailing_assistant(conversation_id)
 
-        return self._respond(user_id, conversation_id, ground, params, accept)
+        async with aclosing(self._respond(user_id, conversation_id, ground, params,
+                                          accept)) as events:  # fmt: skip
+            async for event in events:
+                yield event
+
+    def _turns(self, user_id: int | None, conversation_id: str) -> _Turns:
+        """The user's conversation as stored, as the model sees it, and as the user typed it
+        (SQLite reads: on a thread)."""
+        self._store.get(conversation_id, user_id)
+        messages = self._store.messages(conversation_id)
+        return (messages, self._history(conversation_id, messages),
+                self._typed(conversation_id, messages))  # fmt: skip
 
     async def _respond(
         self,
@@ -308,7 +320,8 @@ class ChatService:
             sources = Sources(kind=grounded.kind, citations=grounded.citations,
                               query=grounded.query)  # fmt: skip
             if grounded.kind == "abstained":
-                yield Started(conversation_id=conversation_id, user_message=accept(),
+                accepted = await _kept(accept)  # SQLite: a thread, however the request ends
+                yield Started(conversation_id=conversation_id, user_message=accepted,
                               sources=sources)  # fmt: skip
                 async with aclosing(self._answer(conversation_id, _said(grounded.answer),
                                                  [])) as answer:  # fmt: skip
@@ -319,7 +332,8 @@ class ChatService:
             generation = self.engine.submit(request)
             try:
                 first = await _first(generation)
-                yield Started(conversation_id=conversation_id, user_message=accept(),
+                accepted = await _kept(accept)
+                yield Started(conversation_id=conversation_id, user_message=accepted,
                               sources=sources)  # fmt: skip
                 async with aclosing(self._answer(conversation_id, first,
                                                  grounded.citations)) as answer:  # fmt: skip
@@ -367,10 +381,10 @@ class ChatService:
         try:
             while isinstance(event, TokenEvent):
                 parts.append(event.text)
-                if text := await self._filtered(shown, event.text):
+                if text := await self._filtered(partial(shown.feed, event.text)):
                     yield TokenEvent(text)
                 event = await anext(rest)
-            if text := shown.flush():
+            if text := await self._filtered(shown.flush):
                 yield TokenEvent(text)
             done = event
             failed = False
@@ -379,16 +393,20 @@ class ChatService:
             raise
         finally:
             reason = done.finish_reason if done else ("error" if failed else "cancelled")
-            message = self._store_answer(conversation_id, "".join(parts), reason, done,
-                                         citations)  # fmt: skip
+            # the redactor reads the whole answer (tens of ms): a thread, which a stopped
+            # answer waits for too, so that it is stored before the engine or the
+            # conversation is free for the next question
+            message = await _kept(partial(self._store_answer, conversation_id, "".join(parts),
+                                          reason, done, citations))  # fmt: skip
         if message is not None and done is not None:
             shown_message = self._shown(message, citations)  # no catalog read on the loop
             yield Finished(message=shown_message, finish_reason=done.finish_reason)
 
-    async def _filtered(self, shown: AnswerFilter, piece: str) -> str:
+    async def _filtered(self, shown: Callable[[], str]) -> str:
+        """`shown`: a piece of the answer through its AnswerFilter (feed or flush)."""
         if self.privacy.policy.output == "redact":  # spaCy at each sentence: not on the loop
-            return await asyncio.to_thread(shown.feed, piece)
-        return shown.feed(piece)
+            return await asyncio.to_thread(shown)
+        return shown()
 
     def _store_answer(
         self, conversation_id: str, text: str, reason: str, done: DoneEvent | None,
@@ -414,6 +432,16 @@ def _said(answer: str) -> _First:
         yield DoneEvent(finish_reason="stop", prompt_tokens=0, completion_tokens=0)
 
     return TokenEvent(answer), aiter(rest())
+
+
+async def _kept(work: Callable[[], T]) -> T:
+    """`work` on a thread, waited for to its end even when the caller is being cancelled (a
+    client that disconnects mid-answer: Litestar and the disconnect watch cancel by anyio scope,
+    which would cancel any await of the generator's `finally` again; a plain cancel, at
+    shutdown, stops the wait but not the work)."""
+    with anyio.CancelScope(shield=True):
+        done = await asyncio.shield(asyncio.to_thread(work))
+    return done
 
 
 async def _first(generation: Generation) -> _First:

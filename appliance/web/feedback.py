@@ -28,8 +28,8 @@ def rate_answer(conversation_id: PathId, message_id: RowId, data: JSONBody[Ratin
     return {"status": "thanks"}
 
 
-@get("/api/feedback", opt=ADMIN)
-async def list_feedback(
+@get("/api/feedback", opt=ADMIN, sync_to_thread=True)  # SQLite: not on the event loop
+def list_feedback(
     services: ServicesDep,
     rating: Annotated[Literal["up", "down", "all"], QueryParameter(name="rating")] = "down",
 ) -> list[Rated]:

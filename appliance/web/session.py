@@ -10,7 +10,7 @@ from litestar import Request, Response, delete, get, post
 from msgspec import Meta
 
 from appliance.accounts.service import SESSION_TTL_S
-from appliance.errors import Unauthorized
+from appliance.errors import NotFound, Unauthorized
 from appliance.services import Services
 from appliance.web.auth import PUBLIC, SECURE_SESSION_COOKIE, Identity, session_cookie
 from appliance.web.deps import JSONBody, ServicesDep
@@ -79,7 +79,7 @@ def _signed_in(request: Request[Any, Any, Any], services: Services, name: str,
     address = request.client.host if request.client else ""
     found = services.accounts.sign_in(name, password, address)
     if found is None:
-        known = any(u.name.lower() == name.lower() for u in services.accounts.users.all())
+        known = _is_account(services, name)
         # a name that is no account may be a password typed in the wrong field: not kept
         services.audit.record("-", "sign_in_failed", name if known else "(unknown name)",
                               address=address)  # fmt: skip
@@ -89,6 +89,15 @@ def _signed_in(request: Request[Any, Any, Any], services: Services, name: str,
     response = Response(Me(user.name, user.role, csrf))
     _set_cookie(response, request, services, token, max_age=SESSION_TTL_S)
     return response
+
+
+def _is_account(services: Services, name: str) -> bool:
+    """One indexed lookup (names compare without case), not a read of every user."""
+    try:
+        services.accounts.users.by_name(name)
+    except NotFound:
+        return False
+    return True
 
 
 def _set_cookie(

@@ -1,8 +1,10 @@
-"""Accounts over HTTP: one's own API keys; for admins, the user list and erasing data."""
+"""Accounts over HTTP: one's own API keys; for admins, the user list and erasing data.
+
+Every handler reads or writes SQLite, and the audit log of a key's creation runs the redactor
+(spaCy): all run on threads, none on the event loop."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Annotated, Any, Literal
 
@@ -18,8 +20,8 @@ from appliance.web.auth import ADMIN, Identity
 from appliance.web.deps import JSONBody, PathId, RowId, ServicesDep, UserDep
 
 
-@get("/api/users", opt=ADMIN)
-async def list_users(services: ServicesDep) -> list[User]:
+@get("/api/users", opt=ADMIN, sync_to_thread=True)
+def list_users(services: ServicesDep) -> list[User]:
     return services.accounts.users.all()
 
 
@@ -52,14 +54,14 @@ class CreatedKey(msgspec.Struct):
     secret: str  # shown this once; only its hash is kept
 
 
-@get("/api/keys")
-async def my_keys(services: ServicesDep, user: UserDep) -> list[ApiKey]:
+@get("/api/keys", sync_to_thread=True)
+def my_keys(services: ServicesDep, user: UserDep) -> list[ApiKey]:
     """The signed-in user's API keys (prefixes only), revoked and expired ones too."""
-    return await asyncio.to_thread(services.accounts.users.keys, user.id)
+    return services.accounts.users.keys(user.id)
 
 
-@post("/api/keys", status_code=201)
-async def create_key(
+@post("/api/keys", status_code=201, sync_to_thread=True)
+def create_key(
     request: Request[Any, Any, Any], data: JSONBody[NewKey], services: ServicesDep, user: UserDep
 ) -> CreatedKey:
     """A new key for the signed-in user, with a session only: a key that could make keys would
@@ -70,18 +72,16 @@ async def create_key(
             "an API key cannot create API keys: sign in on the page (My API keys) "
             "or run `appliance keys create USER` on the server"
         )
-    key, secret = await asyncio.to_thread(
-        services.accounts.create_key, user.name, data.name, data.expiry()
-    )
+    key, secret = services.accounts.create_key(user.name, data.name, data.expiry())
     services.audit.record(
         user.name, "key.create", user.name, f"key {key.id} ({key.name})", private=True
     )
     return CreatedKey(key=key, secret=secret)
 
 
-@delete("/api/keys/{key_id:int}", status_code=200)
-async def revoke_key(key_id: RowId, services: ServicesDep, user: UserDep) -> dict[str, str]:
-    await asyncio.to_thread(services.accounts.users.revoke_key, user.id, key_id)
+@delete("/api/keys/{key_id:int}", status_code=200, sync_to_thread=True)
+def revoke_key(key_id: RowId, services: ServicesDep, user: UserDep) -> dict[str, str]:
+    services.accounts.users.revoke_key(user.id, key_id)
     services.audit.record(user.name, "key.revoke", user.name, f"key {key_id}")
     return {"status": "revoked"}
 
@@ -98,15 +98,15 @@ class UserChange(msgspec.Struct, forbid_unknown_fields=True):
     disabled: bool
 
 
-@post("/api/users", opt=ADMIN, status_code=201)
-async def add_user(data: JSONBody[NewUser], services: ServicesDep, user: UserDep) -> User:
-    made = await asyncio.to_thread(services.accounts.add, data.name, data.password, data.role)
+@post("/api/users", opt=ADMIN, status_code=201, sync_to_thread=True)  # argon2 too
+def add_user(data: JSONBody[NewUser], services: ServicesDep, user: UserDep) -> User:
+    made = services.accounts.add(data.name, data.password, data.role)
     services.audit.record(user.name, "user.add", made.name, made.role)
     return made
 
 
-@patch("/api/users/{name:str}", opt=ADMIN)
-async def change_user(
+@patch("/api/users/{name:str}", opt=ADMIN, sync_to_thread=True)
+def change_user(
     name: PathId, data: JSONBody[UserChange], services: ServicesDep, user: UserDep
 ) -> User:
     if name.lower() == user.name.lower() and data.disabled:

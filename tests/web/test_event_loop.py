@@ -1,5 +1,6 @@
 """Nothing that can take milliseconds runs on the event loop: the redactor behind the log lines
-of error responses, the guard's session and API key lookups (SQLite)."""
+of error responses, the guard's session and API key lookups (SQLite), a chat answer's storing
+and redaction, the accounts' and feedback routes."""
 
 from __future__ import annotations
 
@@ -7,15 +8,20 @@ import asyncio
 import io
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
+from appliance.config import PiiSettings
 from appliance.pii.logs import redact_logs
+from appliance.pii.presidio import PresidioRedactor
+from appliance.store.db import Database
 from appliance.store.users import UserStore
-from tests.conftest import ADMIN_PASSWORD
-from tests.web.conftest import Client
+from tests.conftest import ADMIN_PASSWORD, make_settings
+from tests.web.conftest import Client, running_app, sse_events
 
 
 def on_a_loop() -> bool:
@@ -78,3 +84,89 @@ def test_the_guard_looks_up_keys_and_sessions_off_the_loop(
     assert client.get("/api/me").status_code == 401  # no credentials: nothing looked up
     # on threads of the guard's own, where sign-ins (argon2) and redactions cannot queue
     assert calls == [("user_for_key", False, "auth"), ("session", False, "auth")]
+
+
+def on_the_loop(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The redactor's analyses and the SQLite statements made from now on the event loop's
+    thread (Database.transaction and query are where every store's statements go)."""
+    seen: list[str] = []
+
+    def recorded(owner: type, name: str) -> Callable[..., Any]:
+        real = getattr(owner, name)
+
+        def call(self: object, *args: Any, **kwargs: Any) -> Any:
+            if on_a_loop():
+                seen.append(f"{owner.__name__}.{name}")
+            return real(self, *args, **kwargs)
+
+        return call
+
+    for owner, name in ((PresidioRedactor, "analyze"), (Database, "transaction"),
+                        (Database, "query")):  # fmt: skip
+        monkeypatch.setattr(owner, name, recorded(owner, name))
+    return seen
+
+
+@pytest.fixture
+def redacting(tmp_path: Path) -> Iterator[Client]:
+    """Pseudonyms for the model, redaction of its output: every use of the redactor in a chat."""
+    pii = PiiSettings(prompts="pseudonymize", output="redact")
+    with running_app(msgspec.structs.replace(make_settings(tmp_path / "data"), pii=pii)) as c:
+        yield c
+
+
+def test_chat_answers_store_and_redact_off_the_loop(
+    redacting: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = redacting
+    conv = client.post("/api/conversations", json={}).json()["id"]
+    seen = on_the_loop(monkeypatch)
+    body = {"content": "Say hello to Maria Garcia. Then stop.", "max_tokens": 16, "temperature": 0}
+    for path, sent in (("messages", body), ("regenerate", {"max_tokens": 16})):
+        with client.stream("POST", f"/api/conversations/{conv}/{path}", json=sent) as r:
+            assert r.status_code == 200
+            assert sse_events(r.iter_lines())[-1][0] == "done"
+    chat = {"messages": [{"role": "user", "content": body["content"]}], "max_tokens": 16}
+    assert client.post("/v1/chat/completions", json=chat).status_code == 200
+    with client.stream("POST", "/v1/chat/completions", json={**chat, "stream": True}) as r:
+        assert "[DONE]" in r.read().decode()
+    assert seen == []
+    shown = client.get(f"/api/conversations/{conv}").json()["messages"]
+    assert [m["role"] for m in shown] == ["user", "assistant"]  # stored once, in order
+    assert shown[1]["finish_reason"] in ("stop", "length")
+
+
+def test_account_and_feedback_routes_run_sqlite_and_the_redactor_off_the_loop(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listed_all: list[bool] = []
+    all_users = UserStore.all
+
+    def listed(self: UserStore) -> Any:
+        listed_all.append(True)
+        return all_users(self)
+
+    monkeypatch.setattr(UserStore, "all", listed)
+    seen = on_the_loop(monkeypatch)
+    page = {"Authorization": ""}
+    for name in ("nobody", "ADMIN"):  # a failed sign-in, of no account and of one
+        failed = client.post("/api/session", headers=page, json={"name": name, "password": "x"})
+        assert failed.status_code == 401
+    signed_in = client.post("/api/session", headers=page,
+                            json={"name": "admin", "password": ADMIN_PASSWORD})  # fmt: skip
+    page["X-CSRF-Token"] = signed_in.json()["csrf"]
+    made = client.post("/api/keys", headers=page, json={"name": "laptop"})
+    assert made.status_code == 201
+    assert client.get("/api/keys", headers=page).status_code == 200
+    key_id = made.json()["key"]["id"]
+    assert client.delete(f"/api/keys/{key_id}", headers=page).status_code == 200
+    user = {"name": "kim", "password": ADMIN_PASSWORD}
+    assert client.post("/api/users", headers=page, json=user).status_code == 201
+    assert client.patch("/api/users/kim", headers=page, json={"disabled": True}).status_code == 200
+    assert [u["name"] for u in client.get("/api/users", headers=page).json()] == ["admin", "kim"]
+    assert client.get("/api/feedback", headers=page).status_code == 200
+    assert client.delete("/api/session", headers=page).status_code == 200
+    assert seen == []
+    assert listed_all == [True]  # by GET /api/users only: a failed sign-in looks up one name
+    failures = client.get("/api/audit", params={"action": "sign_in_failed"}).json()
+    assert sorted(r["target"] for r in failures) == ["(unknown name)", "ADMIN"]
