@@ -28,10 +28,18 @@ _READ = 1 << 20
 _START_S = 60.0  # for the worker's imports, on a busy box (not the per-file limit)
 _ORPHAN_CHECK_S = 0.2
 _SAMPLE_S = 0.005  # how often a busy worker's memory is looked at (a few µs each)
+# A reply holds at most max_unpacked_bytes characters of text (the worker checks), which with
+# headings and msgpack's framing come to about twice that many bytes; a worker that says it
+# sends more is not to be believed (a parser taken over by the file) and is not read.
+_REPLY_SLACK = 16 * 2**20
 
 
 class Stopped(Exception):
     """The worker was ended by close() (shutdown) in the middle of a file: not its fault."""
+
+
+class _TooLong(Exception):
+    """A frame longer than its reader accepts: not read, its sender is ended."""
 
 
 class _Job(msgspec.Struct, array_like=True):
@@ -73,11 +81,20 @@ class Sandbox:
         memory, too slow, crashed) and RuntimeError when the worker cannot be started.
         """
         job = msgspec.msgpack.encode(_Job(name, data, limits))
+        most = 2 * limits.max_unpacked_bytes + _REPLY_SLACK
         with self._lock:
             proc = self._handed(job)
             peak = _Peak(proc.pid)
+            deadline = time.monotonic() + self.timeout_s
             try:
-                reply = _read_frame(_fd(proc.stdout), time.monotonic() + self.timeout_s, peak)
+                reply = _read_frame(_fd(proc.stdout), deadline, peak, most)
+            except _TooLong:
+                self._retire()
+                raise ExtractError(
+                    f"the parser sent more than {most / 2**20:g} MiB for this file (a hostile "
+                    "file?); it was stopped; if the file is genuine, raise "
+                    "documents.max_unpacked_mb; it is tried again when it changes"
+                ) from None
             except TimeoutError:
                 self._retire()
                 raise ExtractError(
@@ -164,9 +181,9 @@ class Sandbox:
             return proc
         try:
             (self._base,) = _HEADER.unpack(
-                _read_frame(_fd(proc.stdout), time.monotonic() + _START_S)
+                _read_frame(_fd(proc.stdout), time.monotonic() + _START_S, most=_HEADER.size)
             )
-        except (TimeoutError, EOFError):
+        except (TimeoutError, EOFError, _TooLong):
             self._retire()
             raise RuntimeError(
                 "the extraction worker (python -m appliance.ingest.sandbox) did "
@@ -242,10 +259,16 @@ def _write_frame(fd: int, body: bytes) -> None:
 
 
 def _read_frame(
-    fd: int, deadline: float | None = None, waiting: Callable[[], None] = lambda: None
+    fd: int,
+    deadline: float | None = None,
+    waiting: Callable[[], None] = lambda: None,
+    most: int | None = None,
 ) -> bytes:
-    """One frame; TimeoutError past `deadline`, calling `waiting` every _SAMPLE_S till then."""
+    """One frame; TimeoutError past `deadline`, calling `waiting` every _SAMPLE_S till then;
+    _TooLong, before reading it, if its header says it is longer than `most` bytes."""
     (size,) = _HEADER.unpack(_read_exact(fd, _HEADER.size, deadline, waiting))
+    if most is not None and size > most:
+        raise _TooLong(f"a frame of {size} bytes, over {most}")
     return _read_exact(fd, size, deadline, waiting)
 
 

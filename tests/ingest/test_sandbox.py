@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from appliance.embed.embedder import Embedder
+from appliance.errors import ExtractError
 from appliance.ingest.sandbox import Sandbox
 from appliance.ingest.types import Limits
 from appliance.ingest.watch import FolderWatcher
@@ -251,3 +252,44 @@ def test_without_watching_the_worker_ends_after_the_start_up_pass(
     assert world.status() == {"a.md": "indexed"}
     assert sandbox.pid is None  # its memory is given back while nothing is left to read
     watcher.stop()
+
+
+# Loaded by the worker (PYTHONPATH): a parser taken over by "hostile.txt" writes to the reply
+# pipe itself, a header that claims a reply of 1 GiB, and ends.
+HOSTILE_PARSER = """
+import os, stat, struct
+import appliance.ingest.extract as module
+
+real = module.extract
+
+def extract(name, data, limits):
+    if name != "hostile.txt":
+        return real(name, data, limits)
+    for fd in map(int, os.listdir("/proc/self/fd")):
+        flags = ""
+        if fd > 2 and os.path.exists(f"/proc/self/fdinfo/{fd}"):
+            with open(f"/proc/self/fdinfo/{fd}") as info:
+                flags = info.read().split("flags:")[1].split()[0]
+        if flags and stat.S_ISFIFO(os.fstat(fd).st_mode) and int(flags, 8) & os.O_WRONLY:
+            os.write(fd, struct.pack("<Q", 2**30) + b"x" * 4096)
+    os._exit(0)
+
+module.extract = extract
+"""
+
+
+def test_a_worker_that_claims_a_huge_reply_is_not_read_and_is_ended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "sitecustomize.py").write_text(HOSTILE_PARSER)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    sandbox = Sandbox()
+    limits = Limits(max_unpacked_bytes=2**20)
+    with pytest.raises(ExtractError) as failed:
+        sandbox.extract("hostile.txt", b"anything", limits)
+    assert "the parser sent more than 18 MiB for this file" in str(failed.value)
+    assert "documents.max_unpacked_mb" in str(failed.value)
+    assert sandbox.pid is None  # ended, not read from again
+    text = sandbox.extract("fine.txt", b"A genuine file, read by a new worker.", limits)
+    assert "genuine" in text.blocks[0].text
+    sandbox.close()
