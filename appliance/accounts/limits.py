@@ -54,7 +54,7 @@ class ChatLimits:
 
 
 class SignInBrake:
-    """Slows password guessing without letting a stranger lock anyone out.
+    """Slows password guessing without letting a stranger lock anyone out of where they sign in.
 
     Each try is counted against three counters: the (account, address) pair, the address and
     the account. After `free` failures within the window (`address_free` for an address, which
