@@ -12,14 +12,19 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import msgspec
 import pytest
+from litestar.testing import TestClient
 
-from appliance.config import PiiSettings
+from appliance.config import PiiSettings, Settings
+from appliance.llm.types import SamplingParams, TokenEvent
 from appliance.pii.logs import redact_logs
 from appliance.pii.presidio import PresidioRedactor
 from appliance.store.db import Database
 from appliance.store.users import UserStore
+from appliance.web.app import create_app
+from appliance.wiring import build_services
 from tests.conftest import ADMIN_PASSWORD, make_settings
 from tests.web.conftest import Client, running_app, sse_events
 
@@ -170,3 +175,36 @@ def test_account_and_feedback_routes_run_sqlite_and_the_redactor_off_the_loop(
     assert listed_all == [True]  # by GET /api/users only: a failed sign-in looks up one name
     failures = client.get("/api/audit", params={"action": "sign_in_failed"}).json()
     assert sorted(r["target"] for r in failures) == ["(unknown name)", "ADMIN"]
+
+
+def test_a_stopped_answer_is_stored_before_its_stream_ends(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Litestar stops a stream by cancelling an anyio scope, which cancels each await again:
+    the stopped answer's storing (on a thread) is waited for all the same, however slow."""
+    services = build_services(settings)
+    analyze = PresidioRedactor.analyze
+
+    def slow(self: PresidioRedactor, text: str) -> Any:
+        threading.Event().wait(0.3)  # a long answer's analysis; it runs on a thread
+        return analyze(self, text)
+
+    async def stopped(conversation_id: str) -> None:
+        params = SamplingParams(temperature=0, top_p=1, max_tokens=200)
+        tokens = 0
+        with anyio.CancelScope() as scope:
+            async for event in services.chat.reply(None, conversation_id, "Tell a story", params):
+                tokens += isinstance(event, TokenEvent)
+                if tokens == 3:
+                    monkeypatch.setattr(PresidioRedactor, "analyze", slow)
+                    scope.cancel()
+        assert scope.cancelled_caught
+
+    with TestClient(create_app(settings, services)):
+        assert services.engine.wait_ready(60)  # type: ignore[attr-defined]
+        conversation = services.chat.start(None, "")
+        anyio.run(stopped, conversation.id)
+        _, shown = services.chat.show(None, conversation.id)  # at once: no waiting here
+    assert [m.message.role for m in shown] == ["user", "assistant"]
+    assert shown[1].message.finish_reason == "cancelled"
+    assert shown[1].message.content
