@@ -22,11 +22,13 @@ ERROR = {"$ref": "#/components/schemas/ErrorResponse"}
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Litestar, Services, str]:
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Litestar, Services, str]]:
     settings = make_settings(tmp_path_factory.mktemp("schema") / "data")
     key = make_admin(settings.data_path)
     services = build_services(settings)
-    return create_app(settings, services), services, key  # the schema needs no engine running
+    app = create_app(settings, services)
+    with TestClient(app):  # started and stopped as served: the lock, database and worker go
+        yield app, services, key
 
 
 @pytest.fixture(scope="module")
