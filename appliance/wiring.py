@@ -61,19 +61,18 @@ def build_services(settings: Settings) -> Services:
     pipeline = build_pipeline(settings, db, yield_cpu=_yield_to(engine), privacy=privacy)
     watcher = FolderWatcher(pipeline, settings.documents.settle_ms / 1000,
                             watch=settings.documents.watch)  # fmt: skip
-    library = DocumentLibrary(Catalog(db), str(settings.watch_path),
+    catalog = Catalog(db)
+    library = DocumentLibrary(catalog, str(settings.watch_path),
                               indexing=lambda: not watcher.idle.is_set())  # fmt: skip
     rag = settings.rag
-    retriever = Retriever(pipeline.embedder, pipeline.index, KeywordIndex(db), Catalog(db),
+    retriever = Retriever(pipeline.embedder, pipeline.index, KeywordIndex(db), catalog,
                           candidates=rag.candidates, vector_weight=rag.vector_weight,
                           keyword_weight=rag.keyword_weight,
                           min_similarity=rag.min_similarity)  # fmt: skip
     grounding = Grounding(retriever, rag, engine.count_tokens, engine.context_size)
     chat = ChatService(engine, ConversationStore(db), privacy, FeedbackStore(db),
-                       ChatLimits(settings.limits.chat_per_minute,
-                                  settings.limits.concurrent_streams),
-                       settings.limits.max_message_chars, grounding,
-                       chunks=Catalog(db).chunks)  # fmt: skip
+                       _limits(settings, "chat", "answers"), settings.limits.max_message_chars,
+                       grounding, chunks=catalog.chunks)  # fmt: skip
     audit = AuditLog(db, privacy.stored, settings.audit.address_days)
     retention = Retention(chat, settings.retention_days, audit)
     limits = settings.limits
@@ -105,7 +104,7 @@ def build_accounts(db: Database, audit: AuditLog) -> Accounts:
 
 
 def _limits(settings: Settings, kind: str, running: str) -> ChatLimits:
-    """The chat limits per user, for another kind of request: a counter of its own."""
+    """The chat limits per user, for one kind of request: a counter of its own."""
     return ChatLimits(settings.limits.chat_per_minute, settings.limits.concurrent_streams, kind,
                       running)  # fmt: skip
 

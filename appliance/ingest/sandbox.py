@@ -274,15 +274,15 @@ def _read_frame(
 
 def _read_exact(fd: int, n: int, deadline: float | None, waiting: Callable[[], None]) -> bytes:
     out = bytearray()
+    # poll, not select: select() refuses descriptors past 1023, which a busy process (many
+    # connections, files and databases open) reaches
+    readable = select.poll()
+    readable.register(fd, select.POLLIN)
     while len(out) < n:
         if deadline is not None:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError
-            # poll, not select: select() refuses descriptors past 1023, which a busy
-            # process (many connections, files and databases open) reaches
-            readable = select.poll()
-            readable.register(fd, select.POLLIN)
             if not readable.poll(min(left, _SAMPLE_S) * 1000):
                 waiting()
                 continue
