@@ -64,12 +64,38 @@ class LlmSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
         str,
         Meta(description="Jinja chat template; empty uses the template stored in the GGUF."),
     ] = ""
+    parallel: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=64,
+            description="Slots: requests decoded together, one token each per step. Each slot "
+            "has a window of `n_ctx` tokens; the KV cache holds `n_ctx` x `parallel` tokens.",
+        ),
+    ] = 4
+    prefill_chunk: Annotated[
+        int,
+        Meta(
+            ge=16,
+            description="Most prompt tokens read per step while other slots are answering, so a "
+            "long prompt delays their next token by one chunk at most (alone, a prompt is read "
+            "in whole batches).",
+        ),
+    ] = 256
+    prefix_cache_mb: Annotated[
+        int,
+        Meta(
+            ge=0,
+            description="RAM for conversations' prompt states saved when their slot is reused, "
+            "restored when the same user's conversation returns; 0 keeps none.",
+        ),
+    ] = 256
     queue_size: Annotated[
         int,
         Meta(
             ge=1,
-            description="Requests that may wait for the engine; beyond it the API answers "
-            "503 with Retry-After.",
+            description="Requests that may wait for a free slot; beyond it the API answers "
+            "503 with Retry-After (estimated from recent answers' durations).",
         ),
     ] = 8
     max_tokens: Annotated[

@@ -10,7 +10,12 @@ class ModelError(ApplianceError):
 
 
 class EngineBusy(ApplianceError):
-    """The engine's queue is full; the caller should retry later."""
+    """The engine's queue is full; the caller should retry later, after `retry_after` seconds
+    when the engine could estimate it (None: the configured default)."""
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class InvalidRequest(ApplianceError):

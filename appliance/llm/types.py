@@ -26,6 +26,17 @@ class SamplingParams(msgspec.Struct, frozen=True, kw_only=True):
 class GenerationRequest(msgspec.Struct, frozen=True, kw_only=True):
     messages: tuple[ChatMessage, ...]
     params: SamplingParams
+    # Whom it is for: the engine takes turns across users, and keeps (and only ever reuses)
+    # a conversation's cached prompt state for the same user and conversation.
+    user: str = ""
+    conversation: str | None = None
+
+
+class QueuedEvent(msgspec.Struct, frozen=True):
+    """The request waits for a slot: `ahead` requests will start before it. Sent when it is
+    queued and each time that number changes; never after the first token."""
+
+    ahead: int
 
 
 class TokenEvent(msgspec.Struct, frozen=True):
@@ -40,9 +51,10 @@ class DoneEvent(msgspec.Struct, frozen=True, kw_only=True):
     finish_reason: FinishReason
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0  # prompt tokens taken from a cache, not evaluated again
 
 
-Event = TokenEvent | DoneEvent
+Event = QueuedEvent | TokenEvent | DoneEvent
 
 
 class LoadReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -65,3 +77,8 @@ class EngineInfo(msgspec.Struct, frozen=True, kw_only=True):
     gpu_layers: int
     completed: int
     cancelled: int
+    slots: int = 1  # sequences decoded together (llm.parallel)
+    slots_busy: int = 0
+    cache_entries: int = 0  # conversations' prompt states kept in RAM (llm.prefix_cache_mb)
+    cache_bytes: int = 0
+    cache_hit_rate: float = 0.0  # of requests that found their conversation's prefix cached

@@ -70,7 +70,9 @@ def appliance_error(retry_after: int) -> object:
             log.error("%s: %s", status, exc)
         else:  # a fixed text, not the message: a flood of 401s must cost no redaction
             log.info("%d %s", status, body.code or body.type, extra={PLAIN: True})
-        headers = {"Retry-After": str(retry_after)} if isinstance(exc, EngineBusy) else None
+        headers = None
+        if isinstance(exc, EngineBusy):
+            headers = {"Retry-After": str(exc.retry_after or retry_after)}
         if isinstance(exc, RateLimited):
             headers = {"Retry-After": str(exc.retry_after)}
         return _response(status, body, headers)
