@@ -25,6 +25,7 @@ from appliance.llm.types import (
     DoneEvent,
     Event,
     GenerationRequest,
+    QueuedEvent,
     SamplingParams,
     TokenEvent,
 )
@@ -72,7 +73,7 @@ class Finished(msgspec.Struct, frozen=True, kw_only=True):
     finish_reason: Literal["stop", "length", "cancelled"]
 
 
-ChatEvent = Started | TokenEvent | Finished
+ChatEvent = Started | QueuedEvent | TokenEvent | Finished
 _First = tuple[Event, AsyncIterator[Event]]
 _Turns = tuple[list[Message], tuple[ChatMessage, ...], tuple[ChatMessage, ...]]
 _Prepare = Callable[[], Awaitable[Grounded]]
@@ -194,7 +195,8 @@ class ChatService:
         key = f"request-{uuid.uuid4().hex}"  # pseudonyms live as long as the request
         try:
             with self._limits.request(user_id):
-                async for event in self._complete(key, messages, params, collections, documents):
+                answer = self._complete(user_id, key, messages, params, collections, documents)
+                async for event in answer:
                     yield event
         finally:
             self.privacy.forget(key)
@@ -206,8 +208,8 @@ class ChatService:
                            "split it in parts")  # fmt: skip
 
     async def _complete(
-        self, key: str, messages: tuple[ChatMessage, ...], params: SamplingParams,
-        collections: tuple[str, ...], documents: bool,
+        self, user_id: int | None, key: str, messages: tuple[ChatMessage, ...],
+        params: SamplingParams, collections: tuple[str, ...], documents: bool,
     ) -> AsyncGenerator[Sources | Event, None]:  # fmt: skip
         typed = messages
         if self.privacy.policy.prompts != "off":  # nothing is stored here: else no analysis
@@ -223,7 +225,8 @@ class ChatService:
             yield DoneEvent(finish_reason="stop", prompt_tokens=0, completion_tokens=0)
             return
         shown = self.privacy.answer_filter(key)
-        request = GenerationRequest(messages=grounded.messages, params=params)
+        # no conversation: a stateless call has no prompt state worth keeping for its next turn
+        request = GenerationRequest(messages=grounded.messages, params=params, user=_whose(user_id))
         generation = self.engine.submit(request)
         try:
             async for event in generation:
@@ -231,7 +234,7 @@ class ChatService:
                     if text := await self._filtered(partial(shown.feed, event.text)):
                         yield TokenEvent(text)
                     continue
-                if rest := await self._filtered(shown.flush):
+                if isinstance(event, DoneEvent) and (rest := await self._filtered(shown.flush)):
                     yield TokenEvent(rest)
                 yield event
         finally:
@@ -328,10 +331,15 @@ class ChatService:
                     async for event in answer:
                         yield event
                 return
-            request = GenerationRequest(messages=grounded.messages, params=params)
+            request = GenerationRequest(
+                messages=grounded.messages,
+                params=params,
+                user=_whose(user_id),
+                conversation=conversation_id,
+            )
             generation = self.engine.submit(request)
             try:
-                first = await _first(generation)
+                first = await _first(generation)  # a QueuedEvent when it waits for a slot
                 accepted = await _kept(accept)
                 yield Started(conversation_id=conversation_id, user_message=accepted,
                               sources=sources)  # fmt: skip
@@ -372,17 +380,21 @@ class ChatService:
 
     async def _answer(self, conversation_id: str, first: _First,
                       citations: list[Citation]) -> AsyncGenerator[ChatEvent, None]:  # fmt: skip
-        """Stream the answer, and store it however the stream ends (a stopped one in part)."""
+        """Stream the answer, and store it however the stream ends (a stopped one in part);
+        while the request waits for a slot, its place in line (QueuedEvent, before any token)."""
         event, rest = first
         parts: list[str] = []
         shown = self.privacy.answer_filter(conversation_id)
         done: DoneEvent | None = None
         failed = True
         try:
-            while isinstance(event, TokenEvent):
-                parts.append(event.text)
-                if text := await self._filtered(partial(shown.feed, event.text)):
-                    yield TokenEvent(text)
+            while not isinstance(event, DoneEvent):
+                if isinstance(event, QueuedEvent):
+                    yield event
+                else:
+                    parts.append(event.text)
+                    if text := await self._filtered(partial(shown.feed, event.text)):
+                        yield TokenEvent(text)
                 event = await anext(rest)
             if text := await self._filtered(shown.flush):
                 yield TokenEvent(text)
@@ -423,6 +435,12 @@ class ChatService:
         except ApplianceError as exc:  # e.g. the database closed during shutdown
             log.warning("answer in conversation %s not stored: %s", conversation_id, exc)
             return None
+
+
+def _whose(user_id: int | None) -> str:
+    """The engine's name for a user (its turns, its cached prompts): the account's id, which
+    its API keys share; never the name, which may be personal data and reach a log line."""
+    return "" if user_id is None else f"user-{user_id}"
 
 
 def _said(answer: str) -> _First:

@@ -16,13 +16,13 @@ from litestar.response import Stream
 
 from appliance.chat.service import ChatEvent, Finished, Shown, Sources, Started
 from appliance.errors import ApplianceError, NotFound
-from appliance.llm.types import TokenEvent
+from appliance.llm.types import QueuedEvent, TokenEvent
 from appliance.services import Services
 from appliance.store.conversations import Conversation, is_conversation_id
 from appliance.store.users import User
 from appliance.web.deps import JSONBody, LlmDep, PathId, ServicesDep, UserDep
 from appliance.web.errors import describe
-from appliance.web.markdown import render
+from appliance.web.markdown import StreamedHtml, render
 from appliance.web.schemas import (
     ConversationView,
     DoneData,
@@ -32,6 +32,7 @@ from appliance.web.schemas import (
     NewConversation,
     PiiSpan,
     PostMessage,
+    QueuedData,
     Regenerate,
     RenameConversation,
     RenderData,
@@ -44,8 +45,8 @@ from appliance.web.streaming import event_stream, first_event
 
 T = TypeVar("T")
 
-# How often the page gets the streamed answer rendered as Markdown; each render re-parses the
-# whole answer so far, so this bounds the cost to a few parses a second.
+# How often the page gets the streamed answer rendered as Markdown (its last blocks: those
+# that may still change).
 RENDER_INTERVAL_S = 0.3
 
 
@@ -75,8 +76,10 @@ class ConversationController(Controller):
                 for c, messages in services.chat.export(user.id)]  # fmt: skip
         services.audit.record(user.name, "conversation.export", user.name, f"{len(data)}")
         name = f"conversations-{user.name}-{time.strftime('%Y%m%d')}.json"
-        return Response(ExportView(user=user.name, exported_at=time.time(), conversations=data),
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        return Response(
+            ExportView(user=user.name, exported_at=time.time(), conversations=data),
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
 
     @delete("/", status_code=200, sync_to_thread=True)
     def remove_all(self, services: ServicesDep, user: UserDep) -> dict[str, int]:
@@ -161,19 +164,20 @@ async def audited_first(
 async def _sse(
     first: ChatEvent, events: AsyncGenerator[ChatEvent, None], link_hosts: tuple[str, ...]
 ) -> AsyncGenerator[bytes, None]:
-    """The events; a `render` event with the answer so far as HTML a few times a second; and
-    an `error` event (OpenAI's error body) if the answer fails part way. Links in the HTML
-    may point only within the appliance or to `link_hosts`."""
-    text, rendered_at = "", time.monotonic()
+    """The events; `render` events with the answer so far as HTML a few times a second (the
+    parts that changed); and an `error` event (OpenAI's error body) if the answer fails part
+    way. Links in the HTML may point only within the appliance or to `link_hosts`."""
+    html, rendered_at = StreamedHtml(link_hosts), time.monotonic()
     async with aclosing(events):
         yield _encode(first, link_hosts)
         try:
             async for event in events:
                 yield _encode(event, link_hosts)
                 if isinstance(event, TokenEvent):
-                    text += event.text
+                    html.add(event.text)
                     if time.monotonic() - rendered_at >= RENDER_INTERVAL_S:
-                        yield sse(RenderData(render(text, link_hosts)), "render")
+                        for part, changed in html.render():
+                            yield sse(RenderData(part=part, html=changed), "render")
                         rendered_at = time.monotonic()
         except Exception as exc:
             yield sse(ErrorResponse(describe(exc)[1]), "error")
@@ -182,10 +186,12 @@ async def _sse(
 def _encode(event: ChatEvent, link_hosts: tuple[str, ...]) -> bytes:
     if isinstance(event, TokenEvent):
         return sse(TokenData(event.text), "token")
+    if isinstance(event, QueuedEvent):
+        return sse(QueuedData(event.ahead), "queued")
     if isinstance(event, Started):
         user = _message(event.user_message, link_hosts) if event.user_message else None
         return sse(StartData(conversation_id=event.conversation_id, user_message=user), "start")
-    assert isinstance(event, Finished)  # noqa: S101 - ChatEvent has three members
+    assert isinstance(event, Finished)  # noqa: S101 - ChatEvent has four members
     return sse(DoneData(message=_message(event.message, link_hosts),
                         finish_reason=event.finish_reason,
                         citations=event.message.citations), "done")  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Any
 from urllib.parse import urlsplit
 
 from markdown_it import MarkdownIt
@@ -24,8 +25,93 @@ def render(text: str, link_hosts: Collection[str] = ()) -> str:
     itself) or its host is one of `link_hosts` (web.link_hosts); any other becomes text
     showing where it points, since a quoted document can plant a "click here" link that sends
     what the answer holds to another host."""
-    hosts = frozenset(host.lower().rstrip(".") for host in link_hosts)
-    return str(_MD.render(text, {"link_hosts": hosts}))
+    return str(_MD.render(text, {"link_hosts": _hosts(link_hosts)}))
+
+
+def _hosts(link_hosts: Collection[str]) -> frozenset[str]:
+    return frozenset(host.lower().rstrip(".") for host in link_hosts)
+
+
+class StreamedHtml:
+    """An answer's HTML while it streams, in parts: joined, they are `render(text so far)`.
+
+    A part followed by another is final, so a render parses only the last part's text: the
+    last blocks, which may still change, however long the answer grows. A block is final once
+    a later block starts after a blank line and that block's first line is complete: nothing
+    written after can reopen it (a list, an indented code block or an open fence that goes on
+    past the blank line is one block with what follows). Reference definitions are global: one
+    defined in the last part, while a final part has a `[`, makes everything parse again.
+    """
+
+    def __init__(self, link_hosts: Collection[str] = ()) -> None:
+        self._hosts = _hosts(link_hosts)
+        self._final: list[str] = []  # the text of the final parts
+        self._last = ""  # the text of the last part, still changing
+        self._references: dict[str, Any] = {}  # defined in the final parts' text
+        self._bracket = False  # the final parts' text could use a reference
+        self.parsed = 0  # characters parsed by the last render: its work
+
+    def add(self, text: str) -> None:
+        self._last += text
+
+    def render(self) -> list[tuple[int, str]]:
+        """What changed, as (part, html): part `part` is now `html`, and those after it are
+        gone; a second pair, when the last part became final, is the new last part."""
+        env, tokens = self._parse()
+        self.parsed = len(self._last)
+        if self._bracket and env["references"].keys() - self._references.keys():
+            self._last = "".join(self._final) + self._last
+            self._final, self._references, self._bracket = [], {}, False
+            env, tokens = self._parse()
+            self.parsed += len(self._last)
+        part = len(self._final)
+        split = self._split(tokens, env["references"])
+        if split is None:
+            return [(part, _MD.renderer.render(tokens, _MD.options, env))]
+        final = tokens[:split]
+        return [
+            (part, _MD.renderer.render(final, _MD.options, env)),
+            (part + 1, _MD.renderer.render(tokens[split:], _MD.options, env)),
+        ]
+
+    def _parse(self) -> tuple[dict[str, Any], list[Token]]:
+        env: dict[str, Any] = {"link_hosts": self._hosts, "references": dict(self._references)}
+        return env, _MD.parse(self._last, env)
+
+    def _split(self, tokens: list[Token], references: dict[str, Any]) -> int | None:
+        """Makes the last part's text up to a block that makes those before it final into a
+        final part; returns that block's token index, or None if no block does. A final part
+        uses only references defined in final parts (one being written may yet change)."""
+        lines = self._last.split("\n")
+        found = _final_until(tokens, lines)
+        if found is None:
+            return None
+        index, line = found
+        final = "".join(f"{text}\n" for text in lines[:line])
+        defined = {k: r for k, r in references.items() if k not in self._references}
+        if "[" in final and any(r["map"][1] > line for r in defined.values()):
+            return None
+        self._final.append(final)
+        self._last = self._last[len(final) :]
+        self._bracket = self._bracket or "[" in final
+        self._references.update((k, r) for k, r in defined.items() if r["map"][1] <= line)
+        return index
+
+
+def _final_until(tokens: list[Token], lines: list[str]) -> tuple[int, int] | None:
+    """(token index, line) of the last top-level block that makes those before it final: it
+    starts after a blank line, and its first line is complete; None if no block does. Text
+    with a carriage return is not split (the parser counts it as a line break)."""
+    if any("\r" in line for line in lines):
+        return None
+    for index in range(len(tokens) - 1, 0, -1):
+        token = tokens[index]
+        if token.level or token.nesting < 0 or not token.map:
+            continue
+        line = token.map[0]
+        if 0 < line < len(lines) - 1 and not lines[line - 1].strip(" \t"):
+            return index, line
+    return None
 
 
 def _allowed(href: str, hosts: frozenset[str]) -> bool:

@@ -7,13 +7,13 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
 from litestar import Controller, Request, get, post
 from litestar.response import Stream
 
 from appliance.chat.service import Sources
-from appliance.llm.types import DoneEvent, Event, TokenEvent
+from appliance.llm.types import DoneEvent, TokenEvent
 from appliance.rag.answer import Citation
 from appliance.web.conversations import audited_first
 from appliance.web.deps import JSONBody, LlmDep, ServicesDep, UserDep
@@ -34,6 +34,8 @@ from appliance.web.schemas import (
 )
 from appliance.web.sse import sse
 from appliance.web.streaming import event_stream, first_event
+
+Answer = TokenEvent | DoneEvent
 
 
 class OpenAIController(Controller):
@@ -57,8 +59,8 @@ class OpenAIController(Controller):
                         tuple(data.collections), data.documents)  # fmt: skip
         sources, events = await audited_first(request, services, user, "api", "chat", start)
         assert isinstance(sources, Sources)  # noqa: S101 - complete() starts with them
-        answer = cast(AsyncGenerator[Event, None], events)  # the rest: the engine's events
-        first = await first_event(request, answer)
+        answer = _answer(events)
+        first = await first_event(request, answer)  # past the queue: errors are HTTP errors
         model = services.model_ids[0]
         if data.stream:
             usage = data.stream_options is not None and data.stream_options.include_usage
@@ -69,7 +71,16 @@ class OpenAIController(Controller):
                                                             sources.citations))  # fmt: skip
 
 
-async def _collect(first: Event, events: AsyncIterator[Event], model: str,
+async def _answer(events: AsyncGenerator[object, None]) -> AsyncGenerator[Answer, None]:
+    """The engine's events but its places in line while queued: OpenAI's API has no word for
+    them (the client waits for its first chunk, as for a slow first token)."""
+    async with aclosing(events):
+        async for event in events:
+            if isinstance(event, TokenEvent | DoneEvent):
+                yield event
+
+
+async def _collect(first: Answer, events: AsyncIterator[Answer], model: str,
                    citations: list[Citation]) -> ChatCompletion:  # fmt: skip
     parts: list[str] = []
     event = first
@@ -85,8 +96,12 @@ async def _collect(first: Event, events: AsyncIterator[Event], model: str,
 
 
 async def _chunks(
-    first: Event, events: AsyncGenerator[Event, None], model: str, citations: list[Citation],
-    *, include_usage: bool,
+    first: Answer,
+    events: AsyncGenerator[Answer, None],
+    model: str,
+    citations: list[Citation],
+    *,
+    include_usage: bool,
 ) -> AsyncGenerator[bytes, None]:
     """OpenAI's chunks; a failure part way is sent as `data: {"error": ...}`, as OpenAI does."""
     cid, created = _completion_id(), int(time.time())

@@ -19,6 +19,7 @@ from appliance.web.schemas import (
     ChatCompletionChunk,
     DoneData,
     ErrorResponse,
+    QueuedData,
     RenderData,
     StartData,
     TokenData,
@@ -66,10 +67,14 @@ EXTRA_ERRORS: dict[str, tuple[int, ...]] = {
 # Answers sent as server-sent events; `/v1/chat/completions` only with `"stream": true`.
 EVENT_STREAMS: dict[str, str] = {
     "POST /api/conversations/{conversation_id}/messages": "Server-sent events: `start` "
-    "(conversation_id, user_message), `token` ({text}) each, `render` ({html}, the answer so far "
-    "as HTML), then `done` ({message, finish_reason, citations}) or `error` (ErrorResponse).",
+    "(conversation_id, user_message); `queued` ({ahead}: requests that start before this one) "
+    "while it waits for the engine, each time that number changes, never after the first token; "
+    "`token` ({text}) each; `render` ({part, html}: the answer so far as HTML is the `html` of "
+    "the last `render` of each part, in order; one for a part replaces it and drops those after "
+    "it, so only the last blocks, which may still change, are sent again); then `done` "
+    "({message, finish_reason, citations}) or `error` (ErrorResponse).",
     "POST /api/conversations/{conversation_id}/regenerate": "As for POST …/messages: `start`, "
-    "`token`…, `render`, then `done` or `error`.",
+    "`queued`…, `token`…, `render`, then `done` or `error`.",
     "POST /v1/chat/completions": "With `stream: true`: OpenAI's `data: <ChatCompletionChunk>` "
     'lines (the last with `citations`), `data: {"error": …}` on a failure part way, then '
     "`data: [DONE]`.",
@@ -78,6 +83,7 @@ EVENT_STREAMS: dict[str, str] = {
 # The events of an answer on the chat page's API, and their data.
 ANSWER_EVENTS: dict[str, type[msgspec.Struct]] = {
     "start": StartData,
+    "queued": QueuedData,
     "token": TokenData,
     "render": RenderData,
     "done": DoneData,

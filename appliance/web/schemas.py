@@ -233,8 +233,16 @@ class TokenData(msgspec.Struct):
     text: str
 
 
-class RenderData(msgspec.Struct):
-    html: str  # the answer so far, as HTML
+class QueuedData(msgspec.Struct):
+    ahead: int  # requests that start before this one, while it waits for the engine
+
+
+class RenderData(msgspec.Struct, kw_only=True):
+    """The answer so far as HTML is, in order, the `html` of the last `render` event for each
+    part up to this one's; this replaces part `part` and drops those after it."""
+
+    part: int = 0
+    html: str
 
 
 class DoneData(msgspec.Struct, kw_only=True):

@@ -1,10 +1,12 @@
 // Runs a page's scripts (comma-separated files) in a bare context, at an address (`location`:
 // its hash or its query); every DOM object a do-nothing stub, fetch answered from a table.
-// Prints the URLs the page fetched and what `probe`, evaluated in the page, gives.
+// Prints the URLs the page fetched and what `probe`, evaluated in the page, gives (`@path`:
+// the probe is that file's text).
 "use strict";
 const fs = require("fs");
 const vm = require("vm");
-const [files, address, probe] = process.argv.slice(2);
+const [files, address, probeArg] = process.argv.slice(2);
+const probe = probeArg.startsWith("@") ? fs.readFileSync(probeArg.slice(1), "utf8") : probeArg;
 
 // A DOM object that does nothing: any property is another such object (or what was set on
 // it), any call returns one.

@@ -10,6 +10,7 @@ from appliance.config import Settings
 from appliance.store.conversations import ConversationStore
 from appliance.store.db import Database
 from appliance.web import conversations
+from appliance.web.markdown import render
 from tests.conftest import make_settings
 from tests.web.conftest import Client, running_app, sse_events
 
@@ -151,10 +152,20 @@ def test_streamed_answer_is_rendered_as_it_grows(
 ) -> None:
     monkeypatch.setattr(conversations, "RENDER_INTERVAL_S", 0.0)  # render after every piece
     conv = client.post("/api/conversations", json={}).json()
-    events = ask(client, conv["id"], "Write a list of three fruits.", max_tokens=20)
-    renders = [data["html"] for kind, data in events if kind == "render"]
-    tokens = [str(data["text"]) for kind, data in events if kind == "token"]
-    assert len(renders) == len(tokens)
+    events = ask(client, conv["id"], "Write a list of three fruits.", max_tokens=40)
+    parts: list[str] = []  # as the page keeps them
+    text, renders = "", 0
+    for kind, data in events:
+        if kind == "token":
+            assert renders == 0 or "".join(parts) == render(text)  # after each round of renders
+            text += str(data["text"])
+            renders = 0
+        elif kind == "render":
+            assert isinstance(data["part"], int)
+            assert data["part"] <= len(parts)
+            del parts[data["part"] :]
+            parts.append(str(data["html"]))
+            renders += 1
     final = events[-1][1]["message"]
     assert isinstance(final, dict)
-    assert renders[-1] == final["html"]
+    assert "".join(parts) == final["html"] == render(final["content"])

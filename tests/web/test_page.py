@@ -1,12 +1,18 @@
 """The chat page's and the source view's scripts, run in Node.js over stub DOM objects: which
-URLs they fetch for an address, and what a citation link carries."""
+URLs they fetch for an address, what a citation link carries, and what a streamed answer
+shows."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+
+from appliance.web.markdown import StreamedHtml, render
+from tests.web.test_streamed_html import ANSWERS, HOSTS, pieces, seeded
 
 ROOT = Path(__file__).resolve().parents[2]
 HARNESS = Path(__file__).with_name("page_harness.js")
@@ -18,6 +24,13 @@ ID = "0123456789abcdef0123456789abcdef"
 def run_page(scripts: str, address: str, probe: str = "") -> dict:  # type: ignore[type-arg]
     node = shutil.which("node")
     assert node, "Node.js (`node`) runs the page's scripts here: apt-get install nodejs"
+    with tempfile.NamedTemporaryFile("w", suffix=".js") as file:  # a probe of any length
+        file.write(probe)
+        file.flush()
+        return _run(node, scripts, address, f"@{file.name}")
+
+
+def _run(node: str, scripts: str, address: str, probe: str) -> dict:  # type: ignore[type-arg]
     done = subprocess.run(
         [node, str(HARNESS), scripts, address, probe],
         cwd=ROOT,
@@ -83,3 +96,51 @@ def test_the_source_view_marks_the_passage_by_chunk_id() -> None:
     page = run_page(VIEW, "?path=hr/x.md&chunk=c3", probe)
     assert page["result"] == [1, -1]
     assert "/api/documents/text/hr/x.md" in page["fetched"]
+
+
+def shown_while_streaming(events: Sequence[tuple[str, object]]) -> list[str]:
+    """The pending answer's body (as fake_dom.js serializes it) after each of `events`."""
+    probe = f"""(() => {{
+      document = fakeDocument();
+      const answer = pendingAnswer();
+      return {json.dumps(events)}.map(([event, data]) => {{
+        streamed(answer, event, data);
+        return serialize(answer.body);
+      }});
+    }})()"""
+    shown: list[str] = run_page(f"{CHAT},{FAKE_DOM}", "", probe)["result"]
+    return shown
+
+
+FAKE_DOM = "tests/web/fake_dom.js"
+TAIL = '<span class="tail"></span>'
+
+
+def test_a_queued_answer_shows_its_place_in_line_until_its_first_token() -> None:
+    events = [("queued", {"ahead": 2}), ("queued", {"ahead": 1}), ("queued", {"ahead": 0}),
+              ("token", {"text": "Hello"})]  # fmt: skip
+    assert shown_while_streaming(events) == [
+        f'<p class="queued">2 people ahead of you</p>{TAIL}',
+        f'<p class="queued">1 person ahead of you</p>{TAIL}',
+        f'<p class="queued">You\'re next</p>{TAIL}',
+        '<span class="tail">Hello</span>',
+    ]
+
+
+def test_the_page_shows_the_whole_answers_render_from_its_parts() -> None:
+    """After each round of `render` events: the render of the answer so far, and an empty
+    tail (the tokens since are in the render)."""
+    rng = seeded(5)
+    for answer in ANSWERS:
+        html, rendered, text = StreamedHtml(HOSTS), {}, ""
+        events: list[tuple[str, dict[str, object]]] = []
+        for chunk in [*pieces(answer, rng), ""]:
+            html.add(chunk)
+            text += chunk
+            events.append(("token", {"text": chunk}))
+            if rng.random() < 0.5 or not chunk:
+                events += [("render", {"part": p, "html": h}) for p, h in html.render()]
+                rendered[len(events) - 1] = render(text, HOSTS) + TAIL
+        shown = shown_while_streaming(events)
+        assert {i: shown[i] for i in rendered} == rendered
+        assert shown[-1] == render(answer, HOSTS) + TAIL

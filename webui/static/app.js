@@ -362,24 +362,12 @@ async function stream(url, body, userText) {
     for await (const [event, data] of sseEvents(response)) {
       if (event === "start") {
         if (data.user_message) box.append(renderMessage(data.user_message));
-        answer = el("article", "msg assistant");
-        const body = el("div", "body");
-        answer.raw = "";
-        answer.tail = el("span", "tail");
-        body.append(answer.tail);
-        answer.append(el("div", "who", "Assistant"), body);
+        answer = pendingAnswer();
         box.append(answer);
-      } else if (event === "token") {
-        answer.raw += data.text;
-        answer.tail.textContent += data.text;
-      } else if (event === "render") {
-        // The answer so far as server-rendered HTML; tokens after it go into a fresh tail.
-        const body = answer.querySelector(".body");
-        body.innerHTML = data.html; // rendered with raw HTML escaped on the server
-        answer.tail = el("span", "tail");
-        body.append(answer.tail);
       } else if (event === "done") {
         answer.replaceWith(renderMessage(data.message));
+      } else {
+        streamed(answer, event, data);
       }
       box.scrollTop = box.scrollHeight;
     }
@@ -399,6 +387,55 @@ async function stream(url, body, userText) {
     state.controller = null;
   }
   if (!stopped && state.current) await openConversation(state.current);
+}
+
+// The answer being written: its text as it comes (`tail`), then as server-rendered HTML in
+// parts (`parts`: each part's nodes), and its place in line while it waits for the model.
+function pendingAnswer() {
+  const answer = el("article", "msg assistant");
+  answer.body = el("div", "body");
+  answer.raw = "";
+  answer.parts = [];
+  answer.place = null;
+  answer.tail = el("span", "tail");
+  answer.body.append(answer.tail);
+  answer.append(el("div", "who", "Assistant"), answer.body);
+  return answer;
+}
+
+function streamed(answer, event, data) {
+  if (event === "queued") {
+    if (!answer.place) {
+      answer.place = el("p", "queued");
+      answer.body.prepend(answer.place);
+    }
+    answer.place.textContent = placeInLine(data.ahead);
+    return;
+  }
+  if (answer.place) { answer.place.remove(); answer.place = null; }
+  if (event === "token") {
+    answer.raw += data.text;
+    answer.tail.textContent += data.text;
+  } else if (event === "render") {
+    renderPart(answer, data);
+  }
+}
+
+function placeInLine(ahead) {
+  if (ahead === 0) return "You're next";
+  return `${ahead} ${ahead === 1 ? "person" : "people"} ahead of you`;
+}
+
+// The answer so far as HTML is its parts in order; a render event replaces part `data.part`
+// and drops those after it (the blocks that may still change), and covers every token so far.
+function renderPart(answer, data) {
+  for (const nodes of answer.parts.splice(data.part)) nodes.forEach((node) => node.remove());
+  const template = document.createElement("template");
+  template.innerHTML = data.html; // rendered with raw HTML escaped on the server
+  const nodes = Array.from(template.content.childNodes);
+  answer.tail.before(...nodes);
+  answer.parts.push(nodes);
+  answer.tail.textContent = "";
 }
 
 async function* sseEvents(response) {
