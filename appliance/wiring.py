@@ -21,8 +21,8 @@ from appliance.ingest.pipeline import IngestPipeline
 from appliance.ingest.sandbox import Sandbox
 from appliance.ingest.types import Limits
 from appliance.ingest.watch import FolderWatcher
-from appliance.llm.engine import Engine, ThreadedEngine
-from appliance.llm.llamacpp import LlamaCppBackend
+from appliance.llm.batched import BatchedEngine
+from appliance.llm.engine import Engine
 from appliance.llm.models import load_model_info
 from appliance.pii.policy import Policy, Privacy
 from appliance.pii.redactor import Redactor
@@ -54,8 +54,7 @@ def build_services(settings: Settings) -> Services:
     log.info("model %s: %s %s, %s parameters, context %d", model.path, model.architecture,
              model.quantization, f"{model.parameters:,}", model.context_length)  # fmt: skip
     db = Database(settings.data_path / "appliance.db")
-    backend = LlamaCppBackend(Path(model.path), model.id, settings.llm)
-    engine = ThreadedEngine(backend, settings.llm.queue_size)
+    engine = BatchedEngine(Path(model.path), model.id, settings.llm)
     lock = IndexLock(settings.data_path / "index.lock")
     privacy = build_privacy(settings)
     pipeline = build_pipeline(settings, db, yield_cpu=_yield_to(engine), privacy=privacy)

@@ -18,8 +18,7 @@ from appliance.accounts.service import Accounts
 from appliance.config import EmbedSettings, LlmSettings, Settings
 from appliance.embed.embedder import Embedder
 from appliance.errors import Conflict
-from appliance.llm.engine import ThreadedEngine
-from appliance.llm.llamacpp import LlamaCppBackend
+from appliance.llm.batched import BatchedEngine
 from appliance.llm.models import bundled_model
 from appliance.pii.redactor import Redactor
 from appliance.store.db import Database
@@ -54,8 +53,8 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def engine(model_path: Path) -> Iterator[ThreadedEngine]:
-    eng = ThreadedEngine(LlamaCppBackend(model_path, "smollm2", llm_settings()), queue_size=1)
+def engine(model_path: Path) -> Iterator[BatchedEngine]:
+    eng = BatchedEngine(model_path, "smollm2", llm_settings(queue_size=1, parallel=2))
     eng.start()
     assert eng.wait_ready(60), eng.info().load_error
     yield eng

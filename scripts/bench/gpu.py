@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """GPU offload through the appliance's own engine: all layers on the GPU against none.
 
-Loads the model twice through `ThreadedEngine(LlamaCppBackend)` (the serving path), with
+Loads the model twice through `BatchedEngine` (the serving path), with
 `n_gpu_layers` 0 and -1, alternately, and prints time to the first token and decode tokens/s
 for each and their ratios, plus how many layers the engine reports on the GPU. Needs a GPU
 build of llama-cpp-python (README, "Models and GPU"); a CPU build reports 0 layers and says so.
@@ -21,8 +21,7 @@ import llama_cpp
 import msgspec
 
 from appliance.config import LlmSettings
-from appliance.llm.engine import ThreadedEngine
-from appliance.llm.llamacpp import LlamaCppBackend
+from appliance.llm.batched import BatchedEngine
 from appliance.llm.models import bundled_model
 from appliance.llm.types import (
     ChatMessage,
@@ -35,7 +34,7 @@ from appliance.llm.types import (
 PROMPT = (ChatMessage("user", "Write a long story about a dragon who learns to cook. " * 20),)
 
 
-async def one(engine: ThreadedEngine, max_tokens: int) -> tuple[float, float]:
+async def one(engine: BatchedEngine, max_tokens: int) -> tuple[float, float]:
     """Time to the first token (s) and decode tokens/s of one greedy answer."""
     params = SamplingParams(temperature=0, top_p=1, max_tokens=max_tokens, seed=1)
     generation = engine.submit(GenerationRequest(messages=PROMPT, params=params))
@@ -63,7 +62,7 @@ def main() -> None:
         for layers in (0, -1):
             settings = msgspec.convert({"n_ctx": 4096, "n_gpu_layers": layers,
                                         "n_threads": args.threads}, LlmSettings)  # fmt: skip
-            engine = ThreadedEngine(LlamaCppBackend(model, model.stem, settings), 2)
+            engine = BatchedEngine(model, model.stem, settings)
             engine.start()
             assert engine.wait_ready(300), engine.info().load_error
             on_gpu = engine.info().gpu_layers

@@ -43,8 +43,7 @@ import numpy as np
 from chromadb.config import Settings as ChromaSettings
 
 from appliance.config import LlmSettings, RagSettings, Settings
-from appliance.llm.engine import ThreadedEngine
-from appliance.llm.llamacpp import LlamaCppBackend
+from appliance.llm.batched import BatchedEngine
 from appliance.llm.models import resolve_model
 from appliance.llm.types import GenerationRequest, SamplingParams, TokenEvent
 from appliance.rag.answer import Grounding
@@ -163,8 +162,7 @@ def ttft(args: argparse.Namespace) -> None:
             raise SystemExit("not indexed: " + "; ".join(failed))
         print(f"{sum(d.chunks for d in documents)} chunks of {len(documents)} documents indexed")
         model, s = resolve_model(settings.llm), settings.llm
-        backend = LlamaCppBackend(model, model.stem, s)
-        engine = ThreadedEngine(backend, queue_size=1)
+        engine = BatchedEngine(model, model.stem, s)
         engine.start()
         if not engine.wait_ready(120):
             raise SystemExit(f"the model did not load: {engine.info().load_error}")
@@ -176,7 +174,7 @@ def ttft(args: argparse.Namespace) -> None:
         questions = [msgspec.json.decode(line)["question"] for line in lines if line.strip()]
         random.Random(args.seed).shuffle(questions)  # noqa: S311 - not secrets
         try:
-            timed = asyncio.run(_answers(engine, backend, grounding, raw, questions, args.runs, s))
+            timed = asyncio.run(_answers(engine, grounding, raw, questions, args.runs, s))
         finally:
             engine.stop()
             pipeline.index.close()
@@ -184,7 +182,7 @@ def ttft(args: argparse.Namespace) -> None:
     _report_ttft(timed, model.name, args.threads, s.n_ctx)
 
 
-async def _answers(engine: ThreadedEngine, backend: LlamaCppBackend, grounding: Grounding,
+async def _answers(engine: BatchedEngine, grounding: Grounding,
                    raw: llama_cpp.Llama, questions: list[str], runs: int,
                    llm: LlmSettings) -> dict[str, list[float]]:  # fmt: skip
     """Per run: a new question answered by the appliance (RAG TTFT, and how much of it is
@@ -205,7 +203,7 @@ async def _answers(engine: ThreadedEngine, backend: LlamaCppBackend, grounding: 
             continue  # no prompt with sources: not what is measured
         first = await _first_token(engine, GenerationRequest(messages=grounded.messages,
                                                              params=params))  # fmt: skip
-        tokens = backend.tokens(grounded.messages)
+        tokens = engine.tokens(grounded.messages)
         raw.reset()
         t = time.perf_counter()
         raw.create_completion(tokens, max_tokens=1, temperature=params.temperature,
@@ -220,7 +218,7 @@ async def _answers(engine: ThreadedEngine, backend: LlamaCppBackend, grounding: 
     return timed
 
 
-async def _first_token(engine: ThreadedEngine, request: GenerationRequest) -> float:
+async def _first_token(engine: BatchedEngine, request: GenerationRequest) -> float:
     """When the first piece of answer text arrives; the rest of the answer is cancelled."""
     generation = engine.submit(request)
     first = 0.0

@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from appliance.config import RagSettings
-from appliance.llm.engine import ThreadedEngine
+from appliance.llm.batched import BatchedEngine
 from appliance.llm.types import ChatMessage
 from appliance.rag.answer import Grounded, Grounding, frame, search_query
 from tests.ingest.world import World
@@ -34,7 +34,7 @@ ABROAD = {"it/laptops.md": "# Laptops\n\nLaptops taken abroad need an export che
 _SOURCE = re.compile(r'<source id="(\d+)"[^>]*>\n(.*?)\n</source>', re.S)
 
 
-def grounding(world: World, engine: ThreadedEngine, n_ctx: int | None = None,
+def grounding(world: World, engine: BatchedEngine, n_ctx: int | None = None,
               **rag: object) -> Grounding:  # fmt: skip
     settings = msgspec.convert(rag, RagSettings)
     size = (lambda: n_ctx) if n_ctx else engine.context_size
@@ -42,7 +42,7 @@ def grounding(world: World, engine: ThreadedEngine, n_ctx: int | None = None,
 
 
 def test_sources_are_quoted_data_a_document_cannot_escape(
-    world: World, engine: ThreadedEngine
+    world: World, engine: BatchedEngine
 ) -> None:
     world.write("finance/expenses.md", EVIL)
     world.pipeline.reconcile()
@@ -66,15 +66,14 @@ def test_sources_are_quoted_data_a_document_cannot_escape(
     assert user.content.rstrip().endswith("Question: How long do I have to submit receipts?")
     # In the prompt the model gets, the document's "<|im_start|>system" is plain text: the
     # only role markers are those of the two messages and of the answer's opening.
-    backend = engine._backend  # type: ignore[attr-defined]
-    tokens = backend.tokens(grounded.messages)
-    start = backend._llama.tokenize(b"<|im_start|>", add_bos=False, special=True)
+    tokens = engine.tokens(grounded.messages)
+    start = engine._model.tokenize(b"<|im_start|>", False, True)
     assert len(start) == 1
     assert tokens.count(start[0]) == 3
 
 
 def test_the_prompt_fits_the_context_by_dropping_old_turns_then_weak_sources(
-    world: World, engine: ThreadedEngine
+    world: World, engine: BatchedEngine
 ) -> None:
     history: tuple[ChatMessage, ...] = ()
     for i in range(8):
@@ -108,7 +107,7 @@ def test_the_prompt_fits_the_context_by_dropping_old_turns_then_weak_sources(
 
 
 def test_nothing_relevant_abstains_without_the_model(world: World,
-                                                     engine: ThreadedEngine) -> None:  # fmt: skip
+                                                     engine: BatchedEngine) -> None:  # fmt: skip
     grounded = grounding(world, engine).ground((), "Who won the 1998 football world cup?",
                                                max_tokens=64, collections=["hr"])  # fmt: skip
     assert grounded.kind == "abstained"
@@ -120,7 +119,7 @@ def test_nothing_relevant_abstains_without_the_model(world: World,
 
 
 def test_general_mode_answers_what_the_documents_miss(world: World,
-                                                      engine: ThreadedEngine) -> None:  # fmt: skip
+                                                      engine: BatchedEngine) -> None:  # fmt: skip
     g = grounding(world, engine, mode="general")
     missed = g.ground((), "Who won the 1998 football world cup?", max_tokens=64)
     assert missed.kind == "general"
@@ -130,7 +129,7 @@ def test_general_mode_answers_what_the_documents_miss(world: World,
     assert covered.citations
 
 
-def test_off_mode_and_an_empty_library_are_plain_chat(world: World, engine: ThreadedEngine,
+def test_off_mode_and_an_empty_library_are_plain_chat(world: World, engine: BatchedEngine,
                                                       tmp_path: object) -> None:  # fmt: skip
     off = grounding(world, engine, mode="off").ground((), "How early must a flight be booked?",
                                                       max_tokens=64)  # fmt: skip
@@ -145,7 +144,7 @@ def test_off_mode_and_an_empty_library_are_plain_chat(world: World, engine: Thre
 
 
 def test_a_follow_up_is_searched_with_the_question_before_it(
-    world: World, engine: ThreadedEngine
+    world: World, engine: BatchedEngine
 ) -> None:
     for path, text in ABROAD.items():
         world.write(path, text)

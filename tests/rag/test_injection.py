@@ -10,7 +10,6 @@ import unicodedata
 import zipfile
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
 
 import llama_cpp
 import msgspec
@@ -18,7 +17,7 @@ import pytest
 
 from appliance.config import RagSettings
 from appliance.embed.embedder import Embedder
-from appliance.llm.engine import ThreadedEngine
+from appliance.llm.batched import BatchedEngine
 from appliance.llm.types import ChatMessage
 from appliance.rag.answer import Citation, Grounded, Grounding, frame
 from appliance.web.markdown import render
@@ -54,7 +53,7 @@ def library(tmp_path_factory: pytest.TempPathFactory, onnx_embedder: Embedder) -
     world.db.close()
 
 
-def ground(library: World, engine: ThreadedEngine, document: Hostile) -> Grounded:
+def ground(library: World, engine: BatchedEngine, document: Hostile) -> Grounded:
     settings = msgspec.convert({"system_prompt": "Answer from the sources."}, RagSettings)
     grounding = Grounding(retriever(library), settings, engine.count_tokens, engine.context_size)
     grounded = grounding.ground((), document.question, max_tokens=256)
@@ -104,12 +103,11 @@ def assert_framed(user_turn: str, citations: list[Citation]) -> None:
     assert "<source" not in as_read(question)
 
 
-def control_tokens(engine: ThreadedEngine, messages: tuple[ChatMessage, ...]) -> Counter[int]:
+def control_tokens(engine: BatchedEngine, messages: tuple[ChatMessage, ...]) -> Counter[int]:
     """The model's control tokens (role and turn markers) in the real prompt of `messages`."""
-    backend: Any = engine._backend  # type: ignore[attr-defined]
-    vocab = backend._llama._model.vocab
+    vocab = engine._model.vocab
     control = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL
-    tokens = backend.tokens(messages)
+    tokens = engine.tokens(messages)
     return Counter(t for t in tokens if llama_cpp.llama_vocab_get_attr(vocab, t) & control)
 
 
@@ -136,7 +134,7 @@ def test_every_hostile_document_is_indexed(library: World) -> None:
 
 
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda d: d.name)
-def test_the_framing_is_intact(library: World, engine: ThreadedEngine, document: Hostile) -> None:
+def test_the_framing_is_intact(library: World, engine: BatchedEngine, document: Hostile) -> None:
     grounded = ground(library, engine, document)
     system, user = grounded.messages
     assert (system.role, system.content) == ("system", "Answer from the sources.")
@@ -145,7 +143,7 @@ def test_the_framing_is_intact(library: World, engine: ThreadedEngine, document:
 
 
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda d: d.name)
-def test_no_role_is_opened(library: World, engine: ThreadedEngine, document: Hostile) -> None:
+def test_no_role_is_opened(library: World, engine: BatchedEngine, document: Hostile) -> None:
     """The real prompt has the control tokens of its two messages and the answer's opening,
     as a prompt without documents has: none from the documents."""
     grounded = ground(library, engine, document)

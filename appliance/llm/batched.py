@@ -1,0 +1,606 @@
+"""The batched llama.cpp engine: one owner thread, one context, `llm.parallel` slots.
+
+Each step decodes one token for every answering slot and, in the same batch, a chunk of the
+prompts still being read (capped at `llm.prefill_chunk` while anyone is answering, so a long
+prompt never holds the others' streams back by more than one chunk). Free slots go to waiting
+requests in turns across users (scheduler.py). A slot keeps its conversation's KV after the
+answer: the same user's conversation returning to it evaluates only its new tokens; a slot
+taken by someone else first saves that KV into a bounded RAM cache (kvcache.py). The system
+prompt shared by everyone is evaluated once, saved, and copied into new sequences.
+
+Each slot has a KV stream of its own (not llama.cpp's unified cache) and attention is flash
+attention: then a sequence's logits do not depend on what else is in the batch, and an answer
+decoded beside three others is the one it would be alone (the unified cache changed logits by
+up to 1.0 on the bundled model, enough to change greedy answers).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import logging
+import os
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import llama_cpp
+import msgspec
+from llama_cpp import _internals, _logger
+
+from appliance.config import LlmSettings
+from appliance.errors import EngineBusy, InvalidRequest, ModelError
+from appliance.llm.engine import Failure, Generation, Job
+from appliance.llm.kvcache import Owner, PrefixCache, Saved
+from appliance.llm.prompt import PromptFormat, common_prefix
+from appliance.llm.scheduler import FairQueue, Pace
+from appliance.llm.text import StopScanner
+from appliance.llm.types import (
+    ChatMessage,
+    DoneEvent,
+    EngineInfo,
+    GenerationRequest,
+    LoadReport,
+    QueuedEvent,
+    TokenEvent,
+)
+
+log = logging.getLogger(__name__)
+
+# create_chat_completion's sampling defaults, so answers follow llama-cpp-python's own.
+_TOP_K, _MIN_P = 40, 0.05
+_STEPS_KEPT = 4096
+_WORTH_SAVING = 16  # tokens beyond the shared system prompt before a slot's KV is saved
+
+
+class Step(msgspec.Struct, frozen=True):
+    """One decode: which requests it served, how (`prefill` or `decode`), with how many tokens."""
+
+    number: int
+    parts: tuple[tuple[str, str, int], ...]
+
+
+class _Slot:
+    """One sequence of the context, and the request it serves (if any)."""
+
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
+        self.owner: Owner | None = None  # whose KV `tokens` is
+        self.tokens: list[int] = []  # the tokens whose KV the sequence holds, positions 0..
+        self.used = 0.0  # when it last served, for picking the slot to reuse
+        self.job: Job | None = None
+        self.prompt: list[int] = []
+        self.shares = 0  # prompt tokens to evaluate into the shared sequence too
+        self.sampler: Any = None
+        self.scanner = StopScanner(())
+        self.next = -1  # the token sampled last, not evaluated yet
+        self.count = self.budget = self.cached = 0
+        self.out = -1  # the index of its logits in the batch just decoded
+        self.started = 0.0
+
+    @property
+    def answering(self) -> bool:
+        return self.job is not None and len(self.tokens) >= len(self.prompt)
+
+
+class BatchedEngine:
+    """The `Engine` over llama.cpp's low-level API; every llama.cpp call is on one thread."""
+
+    def __init__(self, model_path: Path, model_id: str, settings: LlmSettings) -> None:
+        self.model_id = model_id
+        self._path = model_path
+        self._settings = settings
+        self._n_ctx = settings.n_ctx
+        self._slots = [_Slot(i) for i in range(settings.parallel)]
+        self._system: tuple[list[int], bytes] = ([], b"")  # the shared system prompt's KV
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._queue: FairQueue[Job] = FairQueue(lambda j: j.request.user,
+                                                 lambda j: j.cancelled.is_set())  # fmt: skip
+        self._ahead: dict[str, int] = {}  # what each waiting request was last told
+        self._jobs: dict[str, Job] = {}
+        self._ids = itertools.count(1)
+        self._steps: deque[Step] = deque(maxlen=_STEPS_KEPT)
+        self._step_numbers = itertools.count(1)
+        self._cache = PrefixCache(settings.prefix_cache_mb * 1024 * 1024)
+        self._pace = Pace(settings.parallel)
+        self._admitted = self._reused = 0
+        self._completed = self._cancelled = 0
+        self._stopping = False
+        self._ready = threading.Event()
+        self._load_error: str | None = None
+        self._report = LoadReport(gpu_offload_supported=False, gpu_layers=0)
+        self._format: PromptFormat | None = None
+        self._pieces: dict[int, bytes] = {}
+        self._model: Any = None
+        self._ctx: Any = None
+        self._mem: Any = None
+        self._batch: Any = None
+        self._thread = threading.Thread(target=self._run, name="llm-engine", daemon=True)
+
+    # --- the Engine protocol, called from any thread ------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopping = True
+            for job in list(self._jobs.values()):
+                job.cancel()
+            self._wake.notify()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return self._ready.wait(timeout)
+
+    def submit(self, request: GenerationRequest) -> Generation:
+        """Queue a request (it waits while the model loads); EngineBusy when the queue is full."""
+        if self._load_error is not None:
+            raise ModelError(self._load_error)
+        job = Job(f"gen-{next(self._ids)}", request)
+        with self._wake:
+            waiting = len(self._queue)
+            free = sum(s.job is None for s in self._slots) if self._ready.is_set() else 0
+            if waiting >= self._settings.queue_size + free:
+                raise EngineBusy("every slot is busy and the queue is full; retry shortly",
+                                 retry_after=self._pace.retry_after(waiting))  # fmt: skip
+            self._jobs[job.id] = job
+            self._queue.push(job)
+            self._wake.notify()
+        return job
+
+    def cancel(self, generation_id: str) -> None:
+        job = self._jobs.get(generation_id)
+        if job is not None:
+            job.cancel()
+            with self._wake:
+                self._wake.notify()
+
+    def info(self) -> EngineInfo:
+        busy = sum(s.job is not None for s in self._slots)
+        with self._lock:
+            queued = len(self._queue)
+        return EngineInfo(
+            model=self.model_id, ready=self._ready.is_set(), load_error=self._load_error,
+            queued=queued, busy=busy > 0, pending=len(self._jobs),
+            gpu_offload_supported=self._report.gpu_offload_supported,
+            gpu_layers=self._report.gpu_layers, completed=self._completed,
+            cancelled=self._cancelled, slots=len(self._slots), slots_busy=busy,
+            cache_entries=len(self._cache), cache_bytes=self._cache.bytes,
+            cache_hit_rate=round(self._reused / self._admitted, 4) if self._admitted else 0.0,
+        )  # fmt: skip
+
+    def count_tokens(self, messages: tuple[ChatMessage, ...]) -> int:
+        return len(self.tokens(messages))
+
+    def tokens(self, messages: tuple[ChatMessage, ...]) -> list[int]:
+        """The messages as the model's prompt tokens (any thread; EngineBusy while loading)."""
+        return self._prompt_format().tokens(messages)
+
+    def context_size(self) -> int:
+        self._prompt_format()
+        return self._n_ctx
+
+    def steps(self) -> list[Step]:
+        """The latest decodes, oldest first: what each step did, for tests and debugging."""
+        with self._lock:
+            return list(self._steps)
+
+    def _prompt_format(self) -> PromptFormat:
+        """Refuses at once rather than holding a worker thread until the model is loaded."""
+        if self._format is not None and self._ready.is_set():
+            return self._format
+        if self._load_error is not None:
+            raise ModelError(self._load_error)
+        raise EngineBusy("the model is still loading; retry in a moment")
+
+    # --- the engine thread ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._load()
+        except Exception as exc:  # any failure of the native library ends up here
+            self._load_error = f"the model failed to load: {exc}"
+            log.error("model %s failed to load: %s", self.model_id, exc)
+            self._refuse_all(ModelError(self._load_error))
+            return
+        self._ready.set()
+        try:
+            while self._wait_for_work():
+                self._step()
+        finally:
+            for slot in self._slots:
+                if slot.job is not None:
+                    self._finish(slot, "cancelled")
+            self._refuse_all(ModelError("the server is shutting down"))
+            self._close()
+
+    def _wait_for_work(self) -> bool:
+        with self._wake:
+            while not self._stopping and not len(self._queue) and not any(
+                    s.job is not None for s in self._slots):
+                self._wake.wait()
+            return not self._stopping
+
+    def _refuse_all(self, error: ModelError) -> None:
+        """Answer every waiting request (and, after a failed load, any late one) with `error`."""
+        while True:
+            with self._wake:
+                job = self._queue.pop()
+                if job is None:
+                    if self._stopping or self._ready.is_set():
+                        return
+                    self._wake.wait()
+                    continue
+            job.push(Failure(error))
+            job.push(None)
+            self._jobs.pop(job.id, None)
+
+    def _load(self) -> None:
+        s = self._settings
+        _logger.set_verbose(False)
+        params = llama_cpp.llama_model_default_params()
+        params.n_gpu_layers = 0x7FFFFFFF if s.n_gpu_layers < 0 else s.n_gpu_layers
+        try:
+            self._model = _internals.LlamaModel(path_model=str(self._path), params=params,
+                                                verbose=False)  # fmt: skip
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"llama.cpp could not load {self._path}: {exc}") from None
+        cpus = os.cpu_count() or 1
+        threads = s.n_threads or max(cpus // 2, 1)
+        batch = max(512, s.parallel + s.prefill_chunk)
+        cp = llama_cpp.llama_context_default_params()
+        cp.n_ctx = s.n_ctx * s.parallel  # a stream of n_ctx for each slot
+        cp.n_batch = batch
+        cp.n_ubatch = 512
+        cp.n_seq_max = s.parallel
+        cp.kv_unified = False
+        cp.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+        cp.n_threads = threads
+        cp.n_threads_batch = s.n_threads_batch or s.n_threads or cpus
+        try:
+            self._ctx = _internals.LlamaContext(model=self._model, params=cp, verbose=False)
+        except ValueError as exc:
+            raise ModelError(f"llama.cpp could not make a context for {self._path} "
+                             f"({cp.n_ctx} tokens): {exc}; lower llm.n_ctx or llm.parallel"
+                             ) from None  # fmt: skip
+        self._mem = llama_cpp.llama_get_memory(self._ctx.ctx)
+        self._batch = llama_cpp.llama_batch_init(batch, 0, 1)
+        self._batch_size = batch
+        self._format = PromptFormat.of(self._model, s.chat_template, str(self._path))
+        self._report = self._loaded_report()
+
+    def _loaded_report(self) -> LoadReport:
+        supported = bool(llama_cpp.llama_supports_gpu_offload())
+        n_layer = int(llama_cpp.llama_model_n_layer(self._model.model))
+        wanted = self._settings.n_gpu_layers
+        layers = 0 if not supported else (n_layer + 1 if wanted < 0 else min(wanted, n_layer + 1))
+        log.info(
+            "loaded %s: %d layers, %d slots of %d tokens; this llama.cpp build %s GPU offload; "
+            "%d of %d layers on the GPU",
+            self.model_id, n_layer, len(self._slots), self._n_ctx,
+            "supports" if supported else "has no", layers, n_layer + 1,
+        )  # fmt: skip
+        if wanted and not supported:
+            log.warning("llm.n_gpu_layers=%d is ignored: this build is CPU-only", wanted)
+        return LoadReport(gpu_offload_supported=supported, gpu_layers=layers)
+
+    def _close(self) -> None:
+        for slot in self._slots:
+            self._free_sampler(slot)
+        if self._batch is not None:
+            llama_cpp.llama_batch_free(self._batch)
+            self._batch = None
+        if self._ctx is not None:
+            self._ctx.close()
+        if self._model is not None:
+            self._model.close()
+
+    # --- one step ------------------------------------------------------------------------
+
+    def _step(self) -> None:
+        for slot in self._slots:
+            if slot.job is not None and slot.job.cancelled.is_set():
+                self._finish(slot, "cancelled")
+        self._admit()
+        parts = self._fill_batch()
+        if not parts:
+            return
+        if llama_cpp.llama_decode(self._ctx.ctx, self._batch) != 0:
+            parts = self._decode_apart(parts)
+        step = Step(next(self._step_numbers),
+                    tuple((s.job.id, kind, n) for s, kind, n, _ in parts if s.job is not None))
+        with self._lock:
+            self._steps.append(step)
+        for slot, _, _, tokens in parts:
+            slot.tokens += tokens
+            if slot.shares and len(slot.tokens) == slot.shares:
+                self._keep_system(slot)
+            if slot.job is not None and slot.out >= 0:
+                self._sampled(slot)
+
+    def _fill_batch(self) -> list[tuple[_Slot, str, int, list[int]]]:
+        """Put every answering slot's last token, then prompt chunks (oldest request first),
+        into the batch. Returns (slot, kind, count, tokens) for each part."""
+        self._batch.n_tokens = 0
+        parts: list[tuple[_Slot, str, int, list[int]]] = []
+        answering = [s for s in self._slots if s.answering]
+        for slot in answering:
+            slot.out = self._add(slot, [slot.next], last_logits=True)
+            parts.append((slot, "decode", 1, [slot.next]))
+        room = self._batch_size - len(answering)
+        if answering:
+            room = min(room, self._settings.prefill_chunk)
+        reading = sorted((s for s in self._slots if s.job is not None and not s.answering),
+                         key=lambda s: s.started)  # fmt: skip
+        for slot in reading:
+            if room <= 0:
+                slot.out = -1
+                continue
+            end = len(slot.tokens) + room
+            if slot.shares > len(slot.tokens):  # stop where the system prompt ends, to save it
+                end = min(end, slot.shares)
+            chunk = slot.prompt[len(slot.tokens) : end]
+            done = len(slot.tokens) + len(chunk) == len(slot.prompt)
+            slot.out = self._add(slot, chunk, last_logits=done)
+            room -= len(chunk)
+            parts.append((slot, "prefill", len(chunk), chunk))
+        return parts
+
+    def _add(self, slot: _Slot, tokens: Sequence[int], last_logits: bool) -> int:
+        """Append `slot`'s next tokens to the batch; the index of the last one's logits."""
+        b = self._batch
+        pos = len(slot.tokens)
+        for token in tokens:
+            i = b.n_tokens
+            b.token[i] = token
+            b.pos[i] = pos
+            b.seq_id[i][0] = slot.seq
+            b.n_seq_id[i] = 1
+            b.logits[i] = 0
+            b.n_tokens = i + 1
+            pos += 1
+        if last_logits:
+            b.logits[b.n_tokens - 1] = 1
+            return int(b.n_tokens - 1)
+        return -1
+
+    def _decode_apart(self, parts: list[tuple[_Slot, str, int, list[int]]]
+                      ) -> list[tuple[_Slot, str, int, list[int]]]:  # fmt: skip
+        """The batch failed (the KV cache is full): decode each slot's part alone, and end
+        the requests whose part still fails, with an error of their own."""
+        kept = []
+        for slot, kind, n, tokens in parts:
+            llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, len(slot.tokens), -1)
+            self._batch.n_tokens = 0
+            out = self._add(slot, tokens, last_logits=slot.out >= 0)
+            if llama_cpp.llama_decode(self._ctx.ctx, self._batch) == 0:
+                slot.out = out
+                kept.append((slot, kind, n, tokens))
+            else:
+                self._fail(slot, ModelError(
+                    "the model's memory for conversations is full; retry, or raise llm.n_ctx "
+                    "or lower llm.parallel"))  # fmt: skip
+        return kept
+
+    def _sampled(self, slot: _Slot) -> None:
+        """Sample the slot's next token from the logits just computed, and stream its text."""
+        job = slot.job
+        assert job is not None  # noqa: S101 - only busy slots are sampled
+        token = llama_cpp.llama_sampler_sample(slot.sampler, self._ctx.ctx, slot.out)
+        if llama_cpp.llama_vocab_is_eog(self._model.vocab, token):
+            self._finish(slot, "stop")
+            return
+        slot.count += 1
+        slot.next = token
+        if text := slot.scanner.feed(self._piece(token)):
+            job.push(TokenEvent(text))
+        if slot.scanner.stopped:
+            self._finish(slot, "stop")
+        elif slot.count >= slot.budget:
+            self._finish(slot, "length")
+
+    def _finish(self, slot: _Slot, reason: str) -> None:
+        job = slot.job
+        assert job is not None  # noqa: S101 - only busy slots finish
+        rest = slot.scanner.flush() if reason != "cancelled" else ""
+        done = DoneEvent(finish_reason=reason, prompt_tokens=len(slot.prompt),  # type: ignore[arg-type]
+                         completion_tokens=slot.count, cached_tokens=slot.cached)  # fmt: skip
+        if reason == "cancelled":
+            self._cancelled += 1
+        else:
+            self._completed += 1
+            self._pace.record(time.monotonic() - slot.started)
+        self._release(slot)  # before the stream ends: a caller that saw the end finds it free
+        if rest:
+            job.push(TokenEvent(rest))
+        job.push(done)
+        job.push(None)
+
+    def _fail(self, slot: _Slot, error: Exception) -> None:
+        job = slot.job
+        assert job is not None  # noqa: S101 - only busy slots fail
+        llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, -1, -1)
+        slot.tokens, slot.owner = [], None
+        self._release(slot)
+        job.push(Failure(error))
+        job.push(None)
+
+    def _release(self, slot: _Slot) -> None:
+        assert slot.job is not None  # noqa: S101
+        slot.shares = 0
+        with self._lock:
+            self._jobs.pop(slot.job.id, None)
+            slot.job = None
+        slot.used = time.monotonic()
+        self._free_sampler(slot)
+
+    def _free_sampler(self, slot: _Slot) -> None:
+        if slot.sampler is not None:
+            llama_cpp.llama_sampler_free(slot.sampler)
+            slot.sampler = None
+
+    def _piece(self, token: int) -> bytes:
+        """A token's bytes, leading space kept (llama_detokenize would strip it)."""
+        piece = self._pieces.get(token)
+        if piece is None:
+            buf = ctypes.create_string_buffer(256)
+            n = llama_cpp.llama_token_to_piece(self._model.vocab, token, buf, 256, 0, False)
+            piece = buf.raw[: max(n, 0)]
+            self._pieces[token] = piece
+        return piece
+
+    # --- admission -----------------------------------------------------------------------
+
+    def _admit(self) -> None:
+        """Give free slots to waiting requests, and tell the others their place in line."""
+        while True:
+            with self._wake:
+                for gone in self._queue.purge():
+                    self._end_unserved(gone)
+                if not any(s.job is None for s in self._slots):
+                    break
+                job = self._queue.pop()
+            if job is None:
+                break
+            self._ahead.pop(job.id, None)
+            try:
+                self._place(job)
+            except InvalidRequest as exc:
+                job.push(Failure(exc))
+                job.push(None)
+                self._jobs.pop(job.id, None)
+        with self._wake:
+            order = self._queue.order()
+        for ahead, job in enumerate(order):
+            if self._ahead.get(job.id) != ahead:
+                self._ahead[job.id] = ahead
+                job.push(QueuedEvent(ahead))
+
+    def _end_unserved(self, job: Job) -> None:
+        """Its client left while it waited: answered without touching the model."""
+        self._ahead.pop(job.id, None)
+        job.push(DoneEvent(finish_reason="cancelled", prompt_tokens=0, completion_tokens=0))
+        job.push(None)
+        self._jobs.pop(job.id, None)
+        self._cancelled += 1
+
+    def _place(self, job: Job) -> None:
+        """Put the request in the free slot that holds most of its prompt (its own earlier
+        turns, in the slot or in the RAM cache), else in the slot unused longest."""
+        assert self._format is not None  # noqa: S101 - loaded before any step
+        request = job.request
+        prompt = self._format.tokens(request.messages)
+        if len(prompt) >= self._n_ctx:
+            raise InvalidRequest(
+                f"the conversation is {len(prompt)} tokens, the model's context is "
+                f"{self._n_ctx}; start a new conversation or raise llm.n_ctx",
+                param="messages",
+            )
+        p = request.params
+        owner: Owner = (request.user, request.conversation)
+        # A seeded sampled request reads its whole prompt: a reused prefix changes logits in
+        # the last bits, and sampling would amplify that. Greedy decoding takes no seed.
+        reuse = not (p.seed is not None and p.temperature > 0)
+        free = [s for s in self._slots if s.job is None]
+        own = [s for s in free if s.owner == owner] if reuse else []
+        if own:
+            slot = max(own, key=lambda s: common_prefix(s.tokens, prompt))
+        else:
+            slot = min(free, key=lambda s: s.used)
+            saved = self._cache.take(owner, prompt) if reuse else None
+            self._evict(slot)
+            if saved is not None:
+                self._restore(slot, saved)
+        slot.owner = owner
+        keep = min(common_prefix(slot.tokens, prompt), len(prompt) - 1) if reuse else 0
+        self._truncate(slot, keep)
+        shared = self._format.system_prefix(request.messages) if reuse else 0
+        slot.shares = 0
+        if 0 < shared < len(prompt):
+            self._share_system(slot, prompt[:shared])
+        self._admitted += 1
+        self._reused += len(slot.tokens) > shared  # its own earlier turns, not just the system
+        slot.job, slot.prompt, slot.started = job, prompt, time.monotonic()
+        slot.cached = len(slot.tokens)
+        slot.count, slot.next = 0, -1
+        slot.budget = min(p.max_tokens, self._n_ctx - len(prompt))
+        slot.scanner = StopScanner(p.stop)
+        slot.sampler = self._sampler(request)
+
+    def _share_system(self, slot: _Slot, system: list[int]) -> None:
+        """Copy the shared system prompt's KV into a slot that lacks it; else have this slot
+        save it once it has read that far."""
+        if len(slot.tokens) >= len(system):
+            return
+        tokens, state = self._system
+        if tokens == system:
+            self._truncate(slot, 0)
+            if self._set_state(slot, state):
+                slot.tokens = list(system)
+                return
+        slot.shares = len(system)
+
+    def _keep_system(self, slot: _Slot) -> None:
+        slot.shares = 0
+        if self._system[0] != slot.tokens and (state := self._get_state(slot)):
+            self._system = (list(slot.tokens), state)
+
+    def _get_state(self, slot: _Slot) -> bytes:
+        size = llama_cpp.llama_state_seq_get_size(self._ctx.ctx, slot.seq)
+        if not 0 < size <= max(self._cache.capacity, 64 * 1024 * 1024):
+            return b""
+        buf = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(self._ctx.ctx, buf, size, slot.seq)
+        return bytes(buf)[:written]
+
+    def _set_state(self, slot: _Slot, state: bytes) -> bool:
+        buf = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
+        if llama_cpp.llama_state_seq_set_data(self._ctx.ctx, buf, len(state), slot.seq):
+            return True
+        llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, -1, -1)
+        return False
+
+    def _truncate(self, slot: _Slot, keep: int) -> None:
+        if keep >= len(slot.tokens):
+            return
+        if not llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, keep, -1):
+            llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, -1, -1)  # recurrent memory
+            keep = 0
+        del slot.tokens[keep:]
+
+    def _evict(self, slot: _Slot) -> None:
+        """Empty the slot, saving its owner's KV into the RAM cache when worth keeping."""
+        worth = len(self._system[0]) + _WORTH_SAVING
+        if (slot.owner is not None and len(slot.tokens) > worth and self._cache.capacity
+                and (state := self._get_state(slot))):  # fmt: skip
+            self._cache.put(slot.owner, slot.tokens, state)
+        llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, -1, -1)
+        slot.tokens, slot.owner = [], None
+
+    def _restore(self, slot: _Slot, saved: Saved) -> None:
+        if self._set_state(slot, saved.state):
+            slot.tokens = list(saved.tokens)
+        else:  # no room for it: read the prompt again
+            log.info("a saved prompt state of %d tokens could not be restored", len(saved.tokens))
+
+    def _sampler(self, request: GenerationRequest) -> Any:
+        p = request.params
+        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+        if p.temperature <= 0:
+            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
+            return chain
+        seed = p.seed if p.seed is not None else secrets.randbits(31)
+        for sampler in (llama_cpp.llama_sampler_init_top_k(_TOP_K),
+                        llama_cpp.llama_sampler_init_top_p(p.top_p, 1),
+                        llama_cpp.llama_sampler_init_min_p(_MIN_P, 1),
+                        llama_cpp.llama_sampler_init_temp(p.temperature),
+                        llama_cpp.llama_sampler_init_dist(seed)):  # fmt: skip
+            llama_cpp.llama_sampler_chain_add(chain, sampler)
+        return chain
