@@ -30,6 +30,7 @@ from appliance.web.schemas import (
     ErrorResponse,
     ModelCard,
     ModelList,
+    PromptTokensDetails,
     Usage,
 )
 from appliance.web.sse import sse
@@ -130,7 +131,8 @@ async def _chunks(
 
 def _usage(done: DoneEvent) -> Usage:
     total = done.prompt_tokens + done.completion_tokens
-    return Usage(done.prompt_tokens, done.completion_tokens, total)
+    return Usage(done.prompt_tokens, done.completion_tokens, total,
+                 PromptTokensDetails(cached_tokens=done.cached_tokens))
 
 
 def _completion_id() -> str:

@@ -103,10 +103,15 @@ class ChatCompletionRequest(Sampling, kw_only=True):
         return tuple(m.to_chat(i) for i, m in enumerate(self.messages))
 
 
+class PromptTokensDetails(msgspec.Struct):
+    cached_tokens: int  # prompt tokens the engine had kept from this user's earlier turns
+
+
 class Usage(msgspec.Struct):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    prompt_tokens_details: PromptTokensDetails | None = None
 
 
 class AssistantMessage(msgspec.Struct):

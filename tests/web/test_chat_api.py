@@ -11,7 +11,7 @@ from appliance.store.conversations import ConversationStore
 from appliance.store.db import Database
 from appliance.web import conversations
 from appliance.web.markdown import render
-from tests.conftest import make_settings
+from tests.conftest import make_admin, make_settings
 from tests.web.conftest import Client, running_app, sse_events
 
 
@@ -138,6 +138,27 @@ def test_health_and_readiness(tmp_path: Path) -> None:
         assert body["pending"] == 0
         # What went to the GPU is what this build can do, not what was asked for.
         assert (body["gpu_layers"] > 0) == body["gpu_offload_supported"]
+
+
+def test_readiness_shows_the_slots_and_the_prompt_cache(tmp_path: Path) -> None:
+    with running_app(make_settings(tmp_path, parallel=1)) as client:
+        body = client.get("/readyz").json()
+        assert (body["slots"], body["slots_busy"], body["queued"]) == (1, 0, 0)
+        assert (body["cache_entries"], body["cache_bytes"], body["cache_hit_rate"]) == (0, 0, 0)
+        history = [{"role": "user", "content": "Tell me about the sea in three sentences."}]
+        first = client.post("/v1/chat/completions", json={"messages": history, "max_tokens": 24})
+        history += [first.json()["choices"][0]["message"], {"role": "user", "content": "More."}]
+        second = client.post("/v1/chat/completions", json={"messages": history, "max_tokens": 4})
+        cached = second.json()["usage"].get("prompt_tokens_details", {}).get("cached_tokens")
+        assert cached is None or cached > 0
+        assert client.get("/readyz").json()["cache_hit_rate"] == 0.5  # the second found its own
+        # One slot: another user's request pushes this user's state out, into the RAM cache.
+        other = make_admin(tmp_path, name="other")
+        client.post("/v1/chat/completions", headers={"Authorization": f"Bearer {other}"},
+                    json={"messages": [{"role": "user", "content": "Hi."}], "max_tokens": 4})
+        body = client.get("/readyz").json()
+        assert body["cache_entries"] == 1
+        assert body["cache_bytes"] > 0
 
 
 def test_page_is_served_under_a_strict_content_security_policy(client: Client) -> None:
