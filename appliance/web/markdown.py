@@ -68,9 +68,8 @@ class StreamedHtml:
         split = self._split(tokens, env["references"])
         if split is None:
             return [(part, _MD.renderer.render(tokens, _MD.options, env))]
-        final = tokens[:split]
         return [
-            (part, _MD.renderer.render(final, _MD.options, env)),
+            (part, _MD.renderer.render(tokens[:split], _MD.options, env)),
             (part + 1, _MD.renderer.render(tokens[split:], _MD.options, env)),
         ]
 
@@ -79,9 +78,10 @@ class StreamedHtml:
         return env, _MD.parse(self._last, env)
 
     def _split(self, tokens: list[Token], references: dict[str, Any]) -> int | None:
-        """Makes the last part's text up to a block that makes those before it final into a
-        final part; returns that block's token index, or None if no block does. A final part
-        uses only references defined in final parts (one being written may yet change)."""
+        """Moves the text before the block that makes those before it final into a final
+        part, and returns that block's token index; None when no block does (nothing moves).
+        A final part uses only references defined in final parts (one being written may yet
+        change, or stop being one)."""
         lines = self._last.split("\n")
         found = _final_until(tokens, lines)
         if found is None:
