@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import httpx
@@ -121,11 +122,15 @@ def test_stop_on_the_page_keeps_the_partial_answer(server: Server) -> None:
 
 def test_full_queue_answers_503_with_retry_after(server: Server) -> None:
     url = f"{server.base_url}/v1/chat/completions"
-    long = LONG_CHAT
     short = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}
-    with server.http.stream("POST", url, json={**long, "stream": True}) as running:
-        lines = running.iter_lines()  # keep a reference: dropping it closes the connection
-        next(lines)  # the engine thread is busy with this one
+    slots = server.wait_until("idle", lambda s: s["pending"] == 0)["slots"]
+    with contextlib.ExitStack() as streams:
+        for _ in range(slots):  # type: ignore[call-overload]
+            running = streams.enter_context(
+                server.http.stream("POST", url, json={**LONG_CHAT, "stream": True}))
+            lines = running.iter_lines()
+            next(lines)  # this slot is answering
+            streams.callback(lines.close)  # keep a reference: dropping it closes the connection
         replies: list[httpx.Response] = []
         waiting = threading.Thread(
             target=lambda: replies.append(server.http.post(url, json=short, timeout=120))
@@ -133,11 +138,10 @@ def test_full_queue_answers_503_with_retry_after(server: Server) -> None:
         waiting.start()
         server.wait_until("one queued", lambda s: s["queued"] == 1)
         refused = server.http.post(url, json=short)
-        lines.close()
     waiting.join(timeout=120)
     assert [r.status_code for r in replies] == [200]  # the queued one was served after all
     assert refused.status_code == 503
-    assert refused.headers["Retry-After"] == "2"
+    assert int(refused.headers["Retry-After"]) >= 1  # estimated from the answers' durations
     assert refused.json()["error"]["code"] == "engine_busy"
 
 
