@@ -213,7 +213,13 @@ class BatchedEngine:
         self._ready.set()
         try:
             while self._wait_for_work():
-                self._step()
+                try:
+                    self._step()
+                except Exception as exc:  # a bug, not a request's fault: keep serving
+                    log.exception("an engine step failed; its requests end with an error")
+                    for slot in self._slots:
+                        if slot.job is not None:
+                            self._fail(slot, ModelError(f"the engine failed: {exc}"))
         finally:
             for slot in self._slots:
                 if slot.job is not None:

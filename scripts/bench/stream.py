@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Streaming speed: the appliance's /v1/chat/completions against llama-cpp-python called directly.
 
-Same model, prompt, threads, n_ctx, max_tokens, seed and greedy sampling on both sides, run
-alternately (with a rest between runs) in one process tree so both see the same machine.
+Same model, prompt, threads, n_ctx, max_tokens, seed, greedy sampling and flash attention (the
+engine always uses it) on both sides, run alternately (with a rest between runs) in one process
+tree so both see the same machine. The server runs its default `llm.parallel` slots: a lone
+user must not pay for batching.
 Prints medians and the ratios: target >= 0.97x raw tokens/s and <= 25 ms added
 time-to-first-token.
 
@@ -138,7 +140,7 @@ def main() -> None:
     args = parser.parse_args()
     model = str(bundled_model())
     llm = Llama(model_path=model, n_ctx=args.n_ctx, n_threads=args.threads,
-                n_threads_batch=args.threads, verbose=False)  # fmt: skip
+                n_threads_batch=args.threads, flash_attn=True, verbose=False)  # fmt: skip
     with tempfile.TemporaryDirectory() as data_dir:
         proc, url = start_server(args, data_dir)
         try:
