@@ -111,7 +111,8 @@ async def _chunks(
         choices = [] if usage else [ChunkChoice(index=0, delta=delta, finish_reason=finish)]
         cited = citations if finish else None
         return sse(ChatCompletionChunk(id=cid, created=created, model=model, choices=choices,
-                                       usage=usage, citations=cited))  # fmt: skip
+                                       object="chat.completion.chunk", usage=usage,
+                                       citations=cited))  # fmt: skip
 
     event = first
     async with aclosing(events):

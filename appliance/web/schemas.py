@@ -151,8 +151,8 @@ class ChatCompletionChunk(msgspec.Struct, omit_defaults=True):
     created: int
     model: str
     choices: list[ChunkChoice]
+    object: str  # always "chat.completion.chunk": given, so that omit_defaults keeps it
     usage: Usage | None = None
-    object: str = "chat.completion.chunk"
     citations: list[Citation] | None = None  # an extension: on the chunk that ends the answer
 
 

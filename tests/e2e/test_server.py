@@ -63,6 +63,7 @@ def test_streaming_completion_with_usage(oai: openai.OpenAI) -> None:
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
     assert text
     assert finishes[-1] in ("stop", "length")
+    assert {c.object for c in chunks} == {"chat.completion.chunk"}
     usage = chunks[-1].usage
     assert usage is not None
     assert 1 <= usage.completion_tokens <= 10
