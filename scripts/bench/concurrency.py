@@ -15,6 +15,9 @@ long system prompt takes 10 turns (history sent back each time, as OpenAI client
 three others chat continuously; its turn-10 first token against its turn-1 first token.
 Goals (2-core CPU): four chats >= 1.6x one chat's tokens/s and >= 1.1x llama-server's; the
 slowest of four first tokens <= 3x the fastest; turn 10 <= 1.2x turn 1. On a GPU: 8 chats >= 4x.
+Run it on an otherwise idle machine: with other llama.cpp work about, `--threads 2` on 2 cores
+collapses to ~1 token/s (llama.cpp's threads wait for each other at every op); the header
+prints the load average, and `--threads 1` still gives figures that compare.
 
 llama-server is built once from the llama.cpp vendored in the llama-cpp-python sdist into
 ~/.cache/appliance/llama-server/ (scripts/bench/llama_server.py: cmake and g++, ~10 minutes on
@@ -219,10 +222,12 @@ async def conversation(
     company: str,
     args: argparse.Namespace,
     stop: asyncio.Event | None = None,
+    answered: asyncio.Event | None = None,
     turns: int = 10,
 ) -> list[Chat]:
     """`turns` turns of one conversation (or, with `stop`, turns until it is set, starting over
-    after `turns`), the history growing as an OpenAI client sends it."""
+    after `turns`), the history growing as an OpenAI client sends it; `answered` is set after
+    the first answer."""
     found: list[Chat] = []
     messages = [{"role": "system", "content": handbook(company)}]
     while len(found) < turns if stop is None else not stop.is_set():
@@ -232,6 +237,8 @@ async def conversation(
         chat = await target.chat(messages, args, company)
         messages.append({"role": "assistant", "content": chat.text})
         found.append(chat)
+        if answered:
+            answered.set()
         if stop is None:
             print(f"  {target.name}: turn {len(found)}, {chat.first:.2f} s", file=sys.stderr)
             await asyncio.sleep(args.think)  # a person reads the answer before the next turn
@@ -241,11 +248,15 @@ async def conversation(
 async def multi_turn(target: Target, args: argparse.Namespace) -> list[Chat]:
     """The main conversation's turns while three others chat without pause."""
     stop = asyncio.Event()
+    answered = {
+        name: asyncio.Event() for name in ("Birch Logistics", "Cedar Clinics", "Delta Foods")
+    }
     others = [
-        asyncio.create_task(conversation(target, name, args, stop))
-        for name in ("Birch Logistics", "Cedar Clinics", "Delta Foods")
+        asyncio.create_task(conversation(target, name, args, stop, ready))
+        for name, ready in answered.items()
     ]
-    await asyncio.sleep(args.gap)  # their first prompts are in
+    # turn 1 starts when the others are chatting, not all reading their first prompts with it
+    await asyncio.gather(*(ready.wait() for ready in answered.values()))
     try:
         return await conversation(target, "Aspen Works", args)
     finally:
@@ -366,6 +377,8 @@ def goals(ours: Result, theirs: Result | None) -> None:
     if len(ours.turns) >= 10:
         ratio = ours.turns[9].first / ours.turns[0].first
         print(f"  turn-10 / turn-1 first token, loaded:   {ratio:.2f}x ({goal(ratio, 1.2, False)})")
+        warm = ours.turns[9].first / ours.turns[1].first
+        print(f"  turn-10 / turn-2 (turn 1 reads all its system prompt): {warm:.2f}x (no goal)")
     if eight and one:
         ratio = eight.rate / one.rate
         print(
