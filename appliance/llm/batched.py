@@ -564,7 +564,7 @@ class BatchedEngine:
             return b""
         buf = (ctypes.c_uint8 * size)()
         written = llama_cpp.llama_state_seq_get_data(self._ctx.ctx, buf, size, slot.seq)
-        return bytes(buf)[:written]
+        return memoryview(buf)[:written].tobytes()
 
     def _set_state(self, slot: _Slot, state: bytes) -> bool:
         buf = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)

@@ -75,20 +75,22 @@ class PromptFormat:
         return tokens
 
     def system_prefix(self, messages: tuple[ChatMessage, ...]) -> int:
-        """How many of the prompt's first tokens depend only on its system message (the
-        operator's system prompt): the part every user's conversation may share. 0 when the
-        prompt has no system message first."""
-        if not messages or messages[0].role != "system":
-            return 0
-        system = messages[0].content
+        """How many of the prompt's first tokens depend only on its leading system messages
+        (the operator's system prompt, or the one the chat template puts in when there is
+        none): the part that every conversation with that system prompt shares."""
+        n_system = 0
+        while n_system < len(messages) and messages[n_system].role == "system":
+            n_system += 1
+        system = messages[:n_system]
+        key = "\x00".join(m.content for m in system) + f"\x00{n_system}"
         with self._lock:
-            if (known := self._prefixes.get(system)) is not None:
-                self._prefixes.move_to_end(system)
+            if (known := self._prefixes.get(key)) is not None:
+                self._prefixes.move_to_end(key)
                 return known
-        first, second = (self.tokens((messages[0], ChatMessage("user", p))) for p in _PROBES)
+        first, second = (self.tokens((*system, ChatMessage("user", p))) for p in _PROBES)
         n = common_prefix(first, second)
         with self._lock:
-            self._prefixes[system] = n
+            self._prefixes[key] = n
             if len(self._prefixes) > _PREFIXES_KEPT:
                 self._prefixes.popitem(last=False)
         return n

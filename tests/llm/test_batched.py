@@ -173,7 +173,8 @@ def test_a_long_prompt_is_read_between_the_others_tokens(pair: BatchedEngine) ->
     assert prompt > 4000
     steps = [s for s in pair.steps() if s.number > since]
     reading = [s for s in steps if any(j == reader and k == "prefill" for j, k, _ in s.parts)]
-    assert sum(n for s in reading for j, k, n in s.parts if j == reader) == prompt
+    evaluated = sum(n for s in reading for j, k, n in s.parts if j == reader)
+    assert evaluated == prompt - done_of(read).cached_tokens
     assert len(reading) >= prompt // 256
     last_read = reading[-1].number
     assert any(s.number > last_read and any(j == streamer for j, _, _ in s.parts) for s in steps)
@@ -272,3 +273,9 @@ def test_the_shared_system_prompt_is_read_once(four: BatchedEngine) -> None:
     later = together(four, request(SYSTEM, ChatMessage("user", "Goodbye."), user="second",
                                    conversation="2"))[0]  # fmt: skip
     assert done_of(later).cached_tokens == shared
+    # No system message: the part the chat template puts in by itself is shared just the same.
+    default = four._prompt_format().system_prefix(())
+    assert default > 5  # SmolLM2's template has a default system prompt
+    together(four, ask("Hello.", user="third", conversation="3"))
+    plain = together(four, ask("Goodbye.", user="fourth", conversation="4"))[0]
+    assert done_of(plain).cached_tokens == default
