@@ -99,6 +99,7 @@ class BatchedEngine:
         self._system: tuple[list[int], bytes] = ([], b"")  # the shared system prompt's KV
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
+        self._vocab = threading.Lock()  # held while tokenizing, and to free the model
         self._queue: FairQueue[Job] = FairQueue(lambda j: j.request.user,
                                                  lambda j: j.cancelled.is_set())  # fmt: skip
         self._ahead: dict[str, int] = {}  # what each waiting request was last told
@@ -128,8 +129,8 @@ class BatchedEngine:
         self._thread.start()
 
     def stop(self) -> None:
-        with self._wake:
-            self._stopping = True
+        with self._wake, self._vocab:
+            self._stopping = True  # no tokenizing from now on: the model is freed next
             for job in list(self._jobs.values()):
                 job.cancel()
             self._wake.notify()
@@ -143,13 +144,17 @@ class BatchedEngine:
         """Queue a request (it waits while the model loads); EngineBusy when the queue is full."""
         if self._load_error is not None:
             raise ModelError(self._load_error)
+        if self._stopping or (self._ready.is_set() and not self._thread.is_alive()):
+            raise ModelError("the engine has stopped; the server is shutting down")
         job = Job(f"gen-{next(self._ids)}", request)
         with self._wake:
+            if self._stopping:  # it stopped meanwhile: nobody would serve the queue
+                raise ModelError("the engine has stopped; the server is shutting down")
             waiting = len(self._queue)
             free = sum(s.job is None for s in self._slots) if self._ready.is_set() else 0
             if waiting >= self._settings.queue_size + free:
                 raise EngineBusy("every slot is busy and the queue is full; retry shortly",
-                                 retry_after=self._pace.retry_after(waiting))  # fmt: skip
+                                 retry_after=self._pace.retry_after())  # fmt: skip
             self._jobs[job.id] = job
             self._queue.push(job)
             self._wake.notify()
@@ -181,7 +186,8 @@ class BatchedEngine:
 
     def tokens(self, messages: tuple[ChatMessage, ...]) -> list[int]:
         """The messages as the model's prompt tokens (any thread; EngineBusy while loading)."""
-        return self._prompt_format().tokens(messages)
+        with self._vocab:  # the model stays loaded until it returns
+            return self._prompt_format().tokens(messages)
 
     def context_size(self) -> int:
         self._prompt_format()
@@ -194,8 +200,10 @@ class BatchedEngine:
 
     def _prompt_format(self) -> PromptFormat:
         """Refuses at once rather than holding a worker thread until the model is loaded."""
-        if self._format is not None and self._ready.is_set():
+        if self._format is not None and self._ready.is_set() and not self._stopping:
             return self._format
+        if self._stopping:
+            raise ModelError("the engine has stopped; the server is shutting down")
         if self._load_error is not None:
             raise ModelError(self._load_error)
         raise EngineBusy("the model is still loading; retry in a moment")
@@ -208,6 +216,7 @@ class BatchedEngine:
         except Exception as exc:  # any failure of the native library ends up here
             self._load_error = f"the model failed to load: {exc}"
             log.error("model %s failed to load: %s", self.model_id, exc)
+            self._close()
             self._refuse_all(ModelError(self._load_error))
             return
         self._ready.set()
@@ -221,32 +230,40 @@ class BatchedEngine:
                         if slot.job is not None:
                             self._fail(slot, ModelError(f"the engine failed: {exc}"))
         finally:
+            with self._wake:
+                self._stopping = True  # also when the loop died: later submits are refused
             for slot in self._slots:
                 if slot.job is not None:
                     self._finish(slot, "cancelled")
             self._refuse_all(ModelError("the server is shutting down"))
-            self._close()
+            with self._vocab:
+                self._close()
 
     def _wait_for_work(self) -> bool:
         with self._wake:
-            while not self._stopping and not len(self._queue) and not any(
+            while not self._stopping and not self._queue.held() and not any(
                     s.job is not None for s in self._slots):
                 self._wake.wait()
             return not self._stopping
 
     def _refuse_all(self, error: ModelError) -> None:
-        """Answer every waiting request (and, after a failed load, any late one) with `error`."""
+        """End every waiting request with `error` (a cancelled one as cancelled); after a
+        failed load, any late one too, until stop()."""
         while True:
             with self._wake:
-                job = self._queue.pop()
-                if job is None:
+                jobs = self._queue.drain()
+                if not jobs:
                     if self._stopping or self._ready.is_set():
                         return
                     self._wake.wait()
                     continue
-            job.push(Failure(error))
-            job.push(None)
-            self._jobs.pop(job.id, None)
+            for job in jobs:
+                if job.cancelled.is_set():
+                    self._end_unserved(job)
+                else:
+                    self._jobs.pop(job.id, None)
+                    job.push(Failure(error))
+                    job.push(None)
 
     def _load(self) -> None:
         s = self._settings
@@ -318,18 +335,25 @@ class BatchedEngine:
         parts = self._fill_batch()
         if not parts:
             return
-        if llama_cpp.llama_decode(self._ctx.ctx, self._batch) != 0:
-            parts = self._decode_apart(parts)
-        step = Step(next(self._step_numbers),
-                    tuple((s.job.id, kind, n) for s, kind, n, _ in parts if s.job is not None))
+        served = tuple((s.job.id, kind, n) for s, kind, n, _ in parts if s.job is not None)
+        if llama_cpp.llama_decode(self._ctx.ctx, self._batch) == 0:
+            for slot, _, _, tokens in parts:
+                self._decoded(slot, tokens)
+        else:
+            kept = {s.job.id for s, _, _, _ in self._decode_apart(parts) if s.job is not None}
+            served = tuple(part for part in served if part[0] in kept)
         with self._lock:
-            self._steps.append(step)
-        for slot, _, _, tokens in parts:
-            slot.tokens += tokens
-            if slot.shares and len(slot.tokens) == slot.shares:
-                self._keep_system(slot)
-            if slot.job is not None and slot.out >= 0:
-                self._sampled(slot)
+            self._steps.append(Step(next(self._step_numbers), served))
+
+    def _decoded(self, slot: _Slot, tokens: list[int]) -> None:
+        """The slot's part of the batch just decoded: its tokens are in its KV now; when its
+        logits were asked for, its next token is sampled from them (before any other decode
+        overwrites them)."""
+        slot.tokens += tokens
+        if slot.shares and len(slot.tokens) == slot.shares:
+            self._keep_system(slot)
+        if slot.job is not None and slot.out >= 0:
+            self._sampled(slot)
 
     def _fill_batch(self) -> list[tuple[_Slot, str, int, list[int]]]:
         """Put every answering slot's last token, then prompt chunks (oldest request first),
@@ -380,7 +404,8 @@ class BatchedEngine:
     def _decode_apart(self, parts: list[tuple[_Slot, str, int, list[int]]]
                       ) -> list[tuple[_Slot, str, int, list[int]]]:  # fmt: skip
         """The batch failed (the KV cache is full): decode each slot's part alone, and end
-        the requests whose part still fails, with an error of their own."""
+        the requests whose part still fails, with an error of their own. Returns the parts
+        decoded (and sampled)."""
         kept = []
         for slot, kind, n, tokens in parts:
             llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, len(slot.tokens), -1)
@@ -389,6 +414,7 @@ class BatchedEngine:
             if llama_cpp.llama_decode(self._ctx.ctx, self._batch) == 0:
                 slot.out = out
                 kept.append((slot, kind, n, tokens))
+                self._decoded(slot, tokens)
             else:
                 self._fail(slot, ModelError(
                     "the model's memory for conversations is full; retry, or raise llm.n_ctx "
@@ -456,9 +482,14 @@ class BatchedEngine:
         """A token's bytes, leading space kept (llama_detokenize would strip it)."""
         piece = self._pieces.get(token)
         if piece is None:
-            buf = ctypes.create_string_buffer(256)
-            n = llama_cpp.llama_token_to_piece(self._model.vocab, token, buf, 256, 0, False)
-            piece = buf.raw[: max(n, 0)]
+            size = 256
+            while True:
+                buf = ctypes.create_string_buffer(size)
+                n = llama_cpp.llama_token_to_piece(self._model.vocab, token, buf, size, 0, False)
+                if n >= 0:
+                    break
+                size = -n  # it needs this many bytes
+            piece = buf.raw[:n]
             self._pieces[token] = piece
         return piece
 
@@ -478,10 +509,17 @@ class BatchedEngine:
             self._ahead.pop(job.id, None)
             try:
                 self._place(job)
-            except InvalidRequest as exc:
+            except Exception as exc:  # this request's end, not the engine's
+                if not isinstance(exc, InvalidRequest):
+                    log.exception("a request could not be placed in a slot")
+                    exc = ModelError(f"the engine could not start this answer: {exc}")
+                    for slot in self._slots:  # what the placing left half done is dropped
+                        if slot.job is None:
+                            llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, -1, -1)
+                            slot.tokens, slot.owner, slot.shares = [], None, 0
+                self._jobs.pop(job.id, None)
                 job.push(Failure(exc))
                 job.push(None)
-                self._jobs.pop(job.id, None)
         with self._wake:
             order = self._queue.order()
         for ahead, job in enumerate(order):
@@ -602,7 +640,8 @@ class BatchedEngine:
         if p.temperature <= 0:
             llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
             return chain
-        seed = p.seed if p.seed is not None else secrets.randbits(31)
+        # llama.cpp takes 32 bits, and 0xFFFFFFFF means "random": a seed is kept below it
+        seed = p.seed % 0xFFFFFFFF if p.seed is not None else secrets.randbits(31)
         for sampler in (llama_cpp.llama_sampler_init_top_k(_TOP_K),
                         llama_cpp.llama_sampler_init_top_p(p.top_p, 1),
                         llama_cpp.llama_sampler_init_min_p(_MIN_P, 1),

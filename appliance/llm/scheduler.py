@@ -31,17 +31,23 @@ class FairQueue(Generic[J]):
         self._waiting.setdefault(self._user_of(job), deque()).append(job)
 
     def __len__(self) -> int:
+        """Waiting requests still wanted."""
         return sum(not self._dropped(j) for jobs in list(self._waiting.values()) for j in jobs)
 
+    def held(self) -> int:
+        """Requests held, those cancelled but not yet purged included."""
+        return sum(len(jobs) for jobs in list(self._waiting.values()))
+
     def pop(self) -> J | None:
-        """The next request to admit (None: nobody waits); the user's turn is spent."""
-        self.purge()
-        if not self._waiting:
+        """The next request to admit (None: nobody waits); the user's turn is spent. Cancelled
+        requests are skipped and kept for `purge`, so each still gets its end."""
+        live = {u: j for u, jobs in self._waiting.items() if (j := self._first_live(jobs))}
+        if not live:
             return None
-        user = min(self._waiting, key=lambda u: self._served.get(u, 0))
-        jobs = self._waiting[user]
-        job = jobs.popleft()
-        if not jobs:
+        user = min(live, key=lambda u: self._served.get(u, 0))
+        job = live[user]
+        self._waiting[user].remove(job)
+        if not self._waiting[user]:
             del self._waiting[user]
         self._served[user] = next(self._turns)
         self._served.move_to_end(user)
@@ -49,18 +55,27 @@ class FairQueue(Generic[J]):
             self._served.popitem(last=False)
         return job
 
+    def _first_live(self, jobs: deque[J]) -> J | None:
+        return next((j for j in jobs if not self._dropped(j)), None)
+
     def purge(self) -> list[J]:
         """Forget cancelled requests; returns them, so each still gets its end."""
         gone: list[J] = []
         for user in list(self._waiting):
-            jobs = self._waiting[user]
-            gone += [j for j in jobs if self._dropped(j)]
-            kept = deque(j for j in jobs if not self._dropped(j))
+            kept: deque[J] = deque()
+            for job in self._waiting[user]:  # each job's flag read once
+                (gone if self._dropped(job) else kept).append(job)
             if kept:
                 self._waiting[user] = kept
             else:
                 del self._waiting[user]
         return gone
+
+    def drain(self) -> list[J]:
+        """Every request held, cancelled or not; the queue is left empty."""
+        jobs = [j for queued in self._waiting.values() for j in queued]
+        self._waiting.clear()
+        return jobs
 
     def order(self) -> list[J]:
         """The waiting requests in the order they will be admitted, as things stand."""
@@ -90,6 +105,7 @@ class Pace:
         weight = max(1 / self._seen, 0.2)  # the mean of the first few, then a moving average
         self._mean += weight * (seconds - self._mean)
 
-    def retry_after(self, waiting: int) -> int:
-        """Seconds until a request queued behind `waiting` others could get a slot."""
-        return max(1, min(300, math.ceil((waiting + 1) * self._mean / self._slots)))
+    def retry_after(self) -> int:
+        """Seconds until a place in a full queue is likely to free: one answer's end, with
+        the slots ending theirs in turn."""
+        return max(1, min(300, math.ceil(self._mean / self._slots)))
