@@ -48,6 +48,7 @@ from appliance.llm.types import (
     QueuedEvent,
     TokenEvent,
 )
+from appliance.threads import name_thread
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +212,7 @@ class BatchedEngine:
     # --- the engine thread ---------------------------------------------------------------
 
     def _run(self) -> None:
+        name_thread("llm-engine")  # llama.cpp's threads, started from this one, too
         try:
             self._load()
         except Exception as exc:  # any failure of the native library ends up here

@@ -3,14 +3,13 @@ the retriever."""
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from appliance.accounts.limits import ChatLimits
 from appliance.errors import TooLarge
 from appliance.rag.retrieve import Hit, Retriever
+from appliance.threads import lower_priority
 
 
 class DocumentSearch:
@@ -20,7 +19,7 @@ class DocumentSearch:
         self._max_collections = max_collections
         # One search at a time, on a thread the kernel schedules after generation's: the
         # answers streaming meanwhile need the CPU (two cores: llama.cpp's threads take both)
-        self._worker = ThreadPoolExecutor(1, "search", initializer=_lower_priority)
+        self._worker = ThreadPoolExecutor(1, "search", initializer=lower_priority, initargs=(10,))
 
     def search(self, user: int, query: str, k: int, collections: Sequence[str] = ()) -> list[Hit]:
         """The retriever's hits; 413 past `limits.search_max_collections`, 429 past the
@@ -33,9 +32,3 @@ class DocumentSearch:
             )
         with self._limits.request(user):  # embedding and ranking: CPU the answers need too
             return self._worker.submit(self._retriever.search, query, k, named).result()
-
-
-def _lower_priority() -> None:
-    """Ten steps of nice below the server (Linux sets it per thread); raising it needs no rights."""
-    thread = threading.get_native_id()
-    os.setpriority(os.PRIO_PROCESS, thread, min(os.getpriority(os.PRIO_PROCESS, thread) + 10, 19))

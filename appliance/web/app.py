@@ -16,6 +16,7 @@ from litestar.static_files import create_static_files_router
 from appliance.config import Settings
 from appliance.errors import ApplianceError
 from appliance.services import Services
+from appliance.threads import lower_priority
 from appliance.web import pages, session
 from appliance.web.audit import audit_records, audit_verify
 from appliance.web.auth import PUBLIC, current_user, guard_for
@@ -56,6 +57,9 @@ def webui_dir() -> Path:
     raise FileNotFoundError(f"webui/index.html not found next to {package}")
 
 
+_SERVING_NICE = 5  # CFS weight 335 against 1024: a third of a core while generation wants it
+
+
 def create_app(settings: Settings, services: Services) -> Litestar:
     webui = webui_dir()
     middleware = [TrustedProxies(settings.web.trusted_proxies).middleware]
@@ -71,6 +75,10 @@ def create_app(settings: Settings, services: Services) -> Litestar:
         # takes milliseconds, not the quarter of a second it takes now, holding every thread.
         gc.collect()
         gc.freeze()
+        # The engine's threads (started above, and llama.cpp's, which it starts) keep the
+        # priority the process has; this thread, which serves HTTP, and every thread it
+        # starts from now on (the workers of SQLite, Presidio, searches) go below them.
+        lower_priority(_SERVING_NICE)
         try:
             yield
         finally:

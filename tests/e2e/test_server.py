@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from pathlib import Path
 
 import httpx
 import openai
@@ -190,3 +191,26 @@ def test_leaving_while_queued_stores_nothing_and_costs_nothing(server: Server) -
     assert after["completed"] == before["completed"]
     shown = server.http.get(f"/api/conversations/{conv['id']}").json()
     assert shown["messages"] == []
+
+
+def _nice_of_threads(pid: int) -> dict[str, list[int]]:
+    """Each thread name of the process, with its threads' nice values (from /proc)."""
+    found: dict[str, list[int]] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        stat = (task / "stat").read_text()
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        found.setdefault(name, []).append(int(fields[16]))  # field 19 of stat: nice
+    return found
+
+
+def test_generation_runs_above_the_serving_threads(server: Server) -> None:
+    server.wait_until("idle", lambda s: s["pending"] == 0)
+    reply = server.http.post("/v1/chat/completions", json={
+        "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2})  # fmt: skip
+    assert reply.status_code == 200
+    pid = server.process.pid
+    engine = _nice_of_threads(pid)["llm-engine"]
+    main = Path(f"/proc/{pid}/task/{pid}/stat").read_text()
+    assert set(engine) == {0}  # with llama.cpp's own threads, started from it
+    assert int(main[main.rindex(")") + 2 :].split()[16]) == 5  # the event loop's thread
