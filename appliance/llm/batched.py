@@ -6,34 +6,25 @@ prompt never holds the others' streams back by more than one chunk). Free slots 
 requests in turns across users (scheduler.py). A slot keeps its conversation's KV after the
 answer: the same user's conversation returning to it evaluates only its new tokens; a slot
 taken by someone else first saves that KV into a bounded RAM cache (kvcache.py). The system
-prompt shared by everyone is evaluated once, saved, and copied into new sequences.
-
-Each slot has a KV stream of its own (not llama.cpp's unified cache) and attention is flash
-attention: then a sequence's logits do not depend on what else is in the batch, and an answer
-decoded beside three others is the one it would be alone (the unified cache changed logits by
-up to 1.0 on the bundled model, enough to change greedy answers).
+prompt shared by everyone is evaluated once, saved, and copied into new sequences. The calls
+into llama.cpp are in context.py.
 """
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 import logging
-import os
-import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import llama_cpp
 import msgspec
-from llama_cpp import _internals, _logger
 
 from appliance.config import LlmSettings
 from appliance.errors import EngineBusy, InvalidRequest, ModelError
+from appliance.llm.context import Context
 from appliance.llm.engine import Failure, Generation, Job
 from appliance.llm.kvcache import Owner, PrefixCache, Saved
 from appliance.llm.prompt import PromptFormat, common_prefix
@@ -52,8 +43,6 @@ from appliance.threads import name_thread
 
 log = logging.getLogger(__name__)
 
-# create_chat_completion's sampling defaults, so answers follow llama-cpp-python's own.
-_TOP_K, _MIN_P = 40, 0.05
 _STEPS_KEPT = 4096
 _WORTH_SAVING = 16  # tokens beyond the shared system prompt before a slot's KV is saved
 
@@ -117,11 +106,7 @@ class BatchedEngine:
         self._load_error: str | None = None
         self._report = LoadReport(gpu_offload_supported=False, gpu_layers=0)
         self._format: PromptFormat | None = None
-        self._pieces: dict[int, bytes] = {}
-        self._model: Any = None
-        self._ctx: Any = None
-        self._mem: Any = None
-        self._batch: Any = None
+        self._ctx: Context | None = None
         self._thread = threading.Thread(target=self._run, name="llm-engine", daemon=True)
 
     # --- the Engine protocol, called from any thread ------------------------------------
@@ -268,64 +253,20 @@ class BatchedEngine:
                     job.push(None)
 
     def _load(self) -> None:
-        s = self._settings
-        _logger.set_verbose(False)
-        params = llama_cpp.llama_model_default_params()
-        params.n_gpu_layers = 0x7FFFFFFF if s.n_gpu_layers < 0 else s.n_gpu_layers
-        try:
-            self._model = _internals.LlamaModel(path_model=str(self._path), params=params,
-                                                verbose=False)  # fmt: skip
-        except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"llama.cpp could not load {self._path}: {exc}") from None
-        cpus = os.cpu_count() or 1
-        threads = s.n_threads or max(cpus // 2, 1)
-        batch = max(512, s.parallel + s.prefill_chunk)
-        cp = llama_cpp.llama_context_default_params()
-        cp.n_ctx = s.n_ctx * s.parallel  # a stream of n_ctx for each slot
-        cp.n_batch = batch
-        cp.n_ubatch = 512
-        cp.n_seq_max = s.parallel
-        cp.kv_unified = False
-        cp.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
-        cp.n_threads = threads
-        cp.n_threads_batch = s.n_threads_batch or s.n_threads or cpus
-        try:
-            self._ctx = _internals.LlamaContext(model=self._model, params=cp, verbose=False)
-        except ValueError as exc:
-            raise ModelError(f"llama.cpp could not make a context for {self._path} "
-                             f"({cp.n_ctx} tokens): {exc}; lower llm.n_ctx or llm.parallel"
-                             ) from None  # fmt: skip
-        self._mem = llama_cpp.llama_get_memory(self._ctx.ctx)
-        self._batch = llama_cpp.llama_batch_init(batch, 0, 1)
-        self._batch_size = batch
-        self._format = PromptFormat.of(self._model, s.chat_template, str(self._path))
-        self._report = self._loaded_report()
+        self._ctx = Context(self._path, self.model_id, self._settings)
+        self._format = self._ctx.format
+        self._report = self._ctx.report
 
-    def _loaded_report(self) -> LoadReport:
-        supported = bool(llama_cpp.llama_supports_gpu_offload())
-        n_layer = int(llama_cpp.llama_model_n_layer(self._model.model))
-        wanted = self._settings.n_gpu_layers
-        layers = 0 if not supported else (n_layer + 1 if wanted < 0 else min(wanted, n_layer + 1))
-        log.info(
-            "loaded %s: %d layers, %d slots of %d tokens; this llama.cpp build %s GPU offload; "
-            "%d of %d layers on the GPU",
-            self.model_id, n_layer, len(self._slots), self._n_ctx,
-            "supports" if supported else "has no", layers, n_layer + 1,
-        )  # fmt: skip
-        if wanted and not supported:
-            log.warning("llm.n_gpu_layers=%d is ignored: this build is CPU-only", wanted)
-        return LoadReport(gpu_offload_supported=supported, gpu_layers=layers)
+    @property
+    def _llama(self) -> Context:
+        assert self._ctx is not None  # noqa: S101 - the steps run once it is loaded
+        return self._ctx
 
     def _close(self) -> None:
         for slot in self._slots:
             self._free_sampler(slot)
-        if self._batch is not None:
-            llama_cpp.llama_batch_free(self._batch)
-            self._batch = None
         if self._ctx is not None:
             self._ctx.close()
-        if self._model is not None:
-            self._model.close()
 
     # --- one step ------------------------------------------------------------------------
 
@@ -338,7 +279,7 @@ class BatchedEngine:
         if not parts:
             return
         served = tuple((s.job.id, kind, n) for s, kind, n, _ in parts if s.job is not None)
-        if llama_cpp.llama_decode(self._ctx.ctx, self._batch) == 0:
+        if self._llama.decode():
             for slot, _, _, tokens in parts:
                 self._decoded(slot, tokens)
         else:
@@ -360,13 +301,13 @@ class BatchedEngine:
     def _fill_batch(self) -> list[tuple[_Slot, str, int, list[int]]]:
         """Put every answering slot's last token, then prompt chunks (oldest request first),
         into the batch. Returns (slot, kind, count, tokens) for each part."""
-        self._batch.n_tokens = 0
+        self._llama.clear_batch()
         parts: list[tuple[_Slot, str, int, list[int]]] = []
         answering = [s for s in self._slots if s.answering]
         for slot in answering:
             slot.out = self._add(slot, [slot.next], last_logits=True)
             parts.append((slot, "decode", 1, [slot.next]))
-        room = self._batch_size - len(answering)
+        room = self._llama.batch_size - len(answering)
         if answering:
             room = min(room, self._settings.prefill_chunk)
         reading = sorted((s for s in self._slots if s.job is not None and not s.answering),
@@ -385,23 +326,9 @@ class BatchedEngine:
             parts.append((slot, "prefill", len(chunk), chunk))
         return parts
 
-    def _add(self, slot: _Slot, tokens: Sequence[int], last_logits: bool) -> int:
+    def _add(self, slot: _Slot, tokens: list[int], last_logits: bool) -> int:
         """Append `slot`'s next tokens to the batch; the index of the last one's logits."""
-        b = self._batch
-        pos = len(slot.tokens)
-        for token in tokens:
-            i = b.n_tokens
-            b.token[i] = token
-            b.pos[i] = pos
-            b.seq_id[i][0] = slot.seq
-            b.n_seq_id[i] = 1
-            b.logits[i] = 0
-            b.n_tokens = i + 1
-            pos += 1
-        if last_logits:
-            b.logits[b.n_tokens - 1] = 1
-            return int(b.n_tokens - 1)
-        return -1
+        return self._llama.add(slot.seq, len(slot.tokens), tokens, last_logits)
 
     def _decode_apart(self, parts: list[tuple[_Slot, str, int, list[int]]]
                       ) -> list[tuple[_Slot, str, int, list[int]]]:  # fmt: skip
@@ -410,10 +337,10 @@ class BatchedEngine:
         decoded (and sampled)."""
         kept = []
         for slot, kind, n, tokens in parts:
-            llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, len(slot.tokens), -1)
-            self._batch.n_tokens = 0
+            self._llama.keep(slot.seq, len(slot.tokens))
+            self._llama.clear_batch()
             out = self._add(slot, tokens, last_logits=slot.out >= 0)
-            if llama_cpp.llama_decode(self._ctx.ctx, self._batch) == 0:
+            if self._llama.decode():
                 slot.out = out
                 kept.append((slot, kind, n, tokens))
                 self._decoded(slot, tokens)
@@ -427,13 +354,13 @@ class BatchedEngine:
         """Sample the slot's next token from the logits just computed, and stream its text."""
         job = slot.job
         assert job is not None  # noqa: S101 - only busy slots are sampled
-        token = llama_cpp.llama_sampler_sample(slot.sampler, self._ctx.ctx, slot.out)
-        if llama_cpp.llama_vocab_is_eog(self._model.vocab, token):
+        token = self._llama.sample(slot.sampler, slot.out)
+        if self._llama.ends(token):
             self._finish(slot, "stop")
             return
         slot.count += 1
         slot.next = token
-        if text := slot.scanner.feed(self._piece(token)):
+        if text := slot.scanner.feed(self._llama.piece(token)):
             job.push(TokenEvent(text))
         if slot.scanner.stopped:
             self._finish(slot, "stop")
@@ -460,7 +387,7 @@ class BatchedEngine:
     def _fail(self, slot: _Slot, error: Exception) -> None:
         job = slot.job
         assert job is not None  # noqa: S101 - only busy slots fail
-        llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, -1, -1)
+        self._llama.clear(slot.seq)
         slot.tokens, slot.owner = [], None
         self._release(slot)
         job.push(Failure(error))
@@ -477,23 +404,8 @@ class BatchedEngine:
 
     def _free_sampler(self, slot: _Slot) -> None:
         if slot.sampler is not None:
-            llama_cpp.llama_sampler_free(slot.sampler)
+            self._llama.free_sampler(slot.sampler)
             slot.sampler = None
-
-    def _piece(self, token: int) -> bytes:
-        """A token's bytes, leading space kept (llama_detokenize would strip it)."""
-        piece = self._pieces.get(token)
-        if piece is None:
-            size = 256
-            while True:
-                buf = ctypes.create_string_buffer(size)
-                n = llama_cpp.llama_token_to_piece(self._model.vocab, token, buf, size, 0, False)
-                if n >= 0:
-                    break
-                size = -n  # it needs this many bytes
-            piece = buf.raw[:n]
-            self._pieces[token] = piece
-        return piece
 
     # --- admission -----------------------------------------------------------------------
 
@@ -517,7 +429,7 @@ class BatchedEngine:
                     exc = ModelError(f"the engine could not start this answer: {exc}")
                     for slot in self._slots:  # what the placing left half done is dropped
                         if slot.job is None:
-                            llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, -1, -1)
+                            self._llama.clear(slot.seq)
                             slot.tokens, slot.owner, slot.shares = [], None, 0
                 self._jobs.pop(job.id, None)
                 job.push(Failure(exc))
@@ -578,7 +490,7 @@ class BatchedEngine:
         slot.count, slot.next = 0, -1
         slot.budget = min(p.max_tokens, self._n_ctx - len(prompt))
         slot.scanner = StopScanner(p.stop)
-        slot.sampler = self._sampler(request)
+        slot.sampler = self._llama.sampler(p)
 
     def _share_system(self, slot: _Slot, system: list[int]) -> None:
         """Copy the shared system prompt's KV into a slot that lacks it; else have this slot
@@ -599,27 +511,14 @@ class BatchedEngine:
             self._system = (list(slot.tokens), state)
 
     def _get_state(self, slot: _Slot) -> bytes:
-        size = llama_cpp.llama_state_seq_get_size(self._ctx.ctx, slot.seq)
-        if not 0 < size <= max(self._cache.capacity, 64 * 1024 * 1024):
-            return b""
-        buf = (ctypes.c_uint8 * size)()
-        written = llama_cpp.llama_state_seq_get_data(self._ctx.ctx, buf, size, slot.seq)
-        return memoryview(buf)[:written].tobytes()
+        return self._llama.state(slot.seq, self._cache.capacity)
 
     def _set_state(self, slot: _Slot, state: bytes) -> bool:
-        buf = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
-        if llama_cpp.llama_state_seq_set_data(self._ctx.ctx, buf, len(state), slot.seq):
-            return True
-        llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, -1, -1)
-        return False
+        return self._llama.restore(slot.seq, state)
 
     def _truncate(self, slot: _Slot, keep: int) -> None:
-        if keep >= len(slot.tokens):
-            return
-        if not llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, keep, -1):
-            llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, -1, -1)  # recurrent memory
-            keep = 0
-        del slot.tokens[keep:]
+        if keep < len(slot.tokens):
+            del slot.tokens[self._llama.keep(slot.seq, keep):]
 
     def _evict(self, slot: _Slot) -> None:
         """Empty the slot, saving its owner's KV into the RAM cache when worth keeping."""
@@ -627,7 +526,7 @@ class BatchedEngine:
         if (slot.owner is not None and len(slot.tokens) > worth and self._cache.capacity
                 and (state := self._get_state(slot))):  # fmt: skip
             self._cache.put(slot.owner, slot.tokens, state)
-        llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, -1, -1)
+        self._llama.clear(slot.seq)
         slot.tokens, slot.owner = [], None
 
     def _restore(self, slot: _Slot, saved: Saved) -> None:
@@ -635,19 +534,3 @@ class BatchedEngine:
             slot.tokens = list(saved.tokens)
         else:  # no room for it: read the prompt again
             log.info("a saved prompt state of %d tokens could not be restored", len(saved.tokens))
-
-    def _sampler(self, request: GenerationRequest) -> Any:
-        p = request.params
-        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-        if p.temperature <= 0:
-            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
-            return chain
-        # llama.cpp takes 32 bits, and 0xFFFFFFFF means "random": a seed is kept below it
-        seed = p.seed % 0xFFFFFFFF if p.seed is not None else secrets.randbits(31)
-        for sampler in (llama_cpp.llama_sampler_init_top_k(_TOP_K),
-                        llama_cpp.llama_sampler_init_top_p(p.top_p, 1),
-                        llama_cpp.llama_sampler_init_min_p(_MIN_P, 1),
-                        llama_cpp.llama_sampler_init_temp(p.temperature),
-                        llama_cpp.llama_sampler_init_dist(seed)):  # fmt: skip
-            llama_cpp.llama_sampler_chain_add(chain, sampler)
-        return chain

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from appliance.errors import ModelError
-from appliance.llm import batched
+from appliance.llm import context
 from appliance.llm.batched import BatchedEngine
 from appliance.llm.types import DoneEvent, Event, TokenEvent
 from tests.conftest import LONG_PROMPT, llm_settings
@@ -32,7 +32,7 @@ def test_a_batch_that_fails_is_decoded_part_by_part(
 ) -> None:
     questions = [ask(q, user=f"u{i}", max_tokens=24) for i, q in enumerate(QUESTIONS[:2])]
     alone = [text_of(together(engine, q)[0]) for q in questions]
-    real: Callable[..., int] = batched.llama_cpp.llama_decode
+    real: Callable[..., int] = context.llama_cpp.llama_decode
     refusals = iter(range(3))
 
     def decode(ctx: Any, batch: Any) -> int:
@@ -42,7 +42,7 @@ def test_a_batch_that_fails_is_decoded_part_by_part(
             return 1
         return real(ctx, batch)
 
-    monkeypatch.setattr(batched.llama_cpp, "llama_decode", decode)
+    monkeypatch.setattr(context.llama_cpp, "llama_decode", decode)
     at_once = [text_of(events) for events in together(engine, *questions)]
     assert next(refusals, None) is None  # the refusals really happened
     assert at_once == alone  # each sampled from its own logits, none from the other's

@@ -67,7 +67,7 @@ def test_sources_are_quoted_data_a_document_cannot_escape(
     # In the prompt the model gets, the document's "<|im_start|>system" is plain text: the
     # only role markers are those of the two messages and of the answer's opening.
     tokens = engine.tokens(grounded.messages)
-    start = engine._model.tokenize(b"<|im_start|>", False, True)
+    start = engine._llama._model.tokenize(b"<|im_start|>", False, True)
     assert len(start) == 1
     assert tokens.count(start[0]) == 3
 

@@ -105,7 +105,7 @@ def assert_framed(user_turn: str, citations: list[Citation]) -> None:
 
 def control_tokens(engine: BatchedEngine, messages: tuple[ChatMessage, ...]) -> Counter[int]:
     """The model's control tokens (role and turn markers) in the real prompt of `messages`."""
-    vocab = engine._model.vocab
+    vocab = engine._llama.vocab
     control = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL
     tokens = engine.tokens(messages)
     return Counter(t for t in tokens if llama_cpp.llama_vocab_get_attr(vocab, t) & control)
