@@ -18,7 +18,6 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
@@ -26,9 +25,10 @@ from appliance.config import LlmSettings
 from appliance.errors import EngineBusy, InvalidRequest, ModelError
 from appliance.llm.context import Context
 from appliance.llm.engine import Failure, Generation, Job
-from appliance.llm.kvcache import Owner, PrefixCache, Saved
-from appliance.llm.prompt import PromptFormat, common_prefix
+from appliance.llm.kvcache import PrefixCache
+from appliance.llm.prompt import PromptFormat
 from appliance.llm.scheduler import FairQueue, Pace
+from appliance.llm.slots import Slot, Slots
 from appliance.llm.text import StopScanner
 from appliance.llm.types import (
     ChatMessage,
@@ -44,7 +44,6 @@ from appliance.threads import name_thread
 log = logging.getLogger(__name__)
 
 _STEPS_KEPT = 4096
-_WORTH_SAVING = 16  # tokens beyond the shared system prompt before a slot's KV is saved
 
 
 class Step(msgspec.Struct, frozen=True):
@@ -52,29 +51,6 @@ class Step(msgspec.Struct, frozen=True):
 
     number: int
     parts: tuple[tuple[str, str, int], ...]
-
-
-class _Slot:
-    """One sequence of the context, and the request it serves (if any)."""
-
-    def __init__(self, seq: int) -> None:
-        self.seq = seq
-        self.owner: Owner | None = None  # whose KV `tokens` is
-        self.tokens: list[int] = []  # the tokens whose KV the sequence holds, positions 0..
-        self.used = 0.0  # when it last served, for picking the slot to reuse
-        self.job: Job | None = None
-        self.prompt: list[int] = []
-        self.shares = 0  # prompt tokens to evaluate into the shared sequence too
-        self.sampler: Any = None
-        self.scanner = StopScanner(())
-        self.next = -1  # the token sampled last, not evaluated yet
-        self.count = self.budget = self.cached = 0
-        self.out = -1  # the index of its logits in the batch just decoded
-        self.started = 0.0
-
-    @property
-    def answering(self) -> bool:
-        return self.job is not None and len(self.tokens) >= len(self.prompt)
 
 
 class BatchedEngine:
@@ -85,8 +61,8 @@ class BatchedEngine:
         self._path = model_path
         self._settings = settings
         self._n_ctx = settings.n_ctx
-        self._slots = [_Slot(i) for i in range(settings.parallel)]
-        self._system: tuple[list[int], bytes] = ([], b"")  # the shared system prompt's KV
+        self._table = Slots(settings.parallel, PrefixCache(settings.prefix_cache_mb << 20))
+        self._slots = self._table.all
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._vocab = threading.Lock()  # held while tokenizing, and to free the model
@@ -97,9 +73,7 @@ class BatchedEngine:
         self._ids = itertools.count(1)
         self._steps: deque[Step] = deque(maxlen=_STEPS_KEPT)
         self._step_numbers = itertools.count(1)
-        self._cache = PrefixCache(settings.prefix_cache_mb * 1024 * 1024)
         self._pace = Pace(settings.parallel)
-        self._admitted = self._reused = 0
         self._completed = self._cancelled = 0
         self._stopping = False
         self._ready = threading.Event()
@@ -163,8 +137,8 @@ class BatchedEngine:
             gpu_offload_supported=self._report.gpu_offload_supported,
             gpu_layers=self._report.gpu_layers, completed=self._completed,
             cancelled=self._cancelled, slots=len(self._slots), slots_busy=busy,
-            cache_entries=len(self._cache), cache_bytes=self._cache.bytes,
-            cache_hit_rate=round(self._reused / self._admitted, 4) if self._admitted else 0.0,
+            cache_entries=len(self._table.cache), cache_bytes=self._table.cache.bytes,
+            cache_hit_rate=self._table.hit_rate(),
         )  # fmt: skip
 
     def count_tokens(self, messages: tuple[ChatMessage, ...]) -> int:
@@ -288,21 +262,19 @@ class BatchedEngine:
         with self._lock:
             self._steps.append(Step(next(self._step_numbers), served))
 
-    def _decoded(self, slot: _Slot, tokens: list[int]) -> None:
+    def _decoded(self, slot: Slot, tokens: list[int]) -> None:
         """The slot's part of the batch just decoded: its tokens are in its KV now; when its
         logits were asked for, its next token is sampled from them (before any other decode
         overwrites them)."""
-        slot.tokens += tokens
-        if slot.shares and len(slot.tokens) == slot.shares:
-            self._keep_system(slot)
+        self._table.read(self._llama, slot, tokens)
         if slot.job is not None and slot.out >= 0:
             self._sampled(slot)
 
-    def _fill_batch(self) -> list[tuple[_Slot, str, int, list[int]]]:
+    def _fill_batch(self) -> list[tuple[Slot, str, int, list[int]]]:
         """Put every answering slot's last token, then prompt chunks (oldest request first),
         into the batch. Returns (slot, kind, count, tokens) for each part."""
         self._llama.clear_batch()
-        parts: list[tuple[_Slot, str, int, list[int]]] = []
+        parts: list[tuple[Slot, str, int, list[int]]] = []
         answering = [s for s in self._slots if s.answering]
         for slot in answering:
             slot.out = self._add(slot, [slot.next], last_logits=True)
@@ -326,12 +298,12 @@ class BatchedEngine:
             parts.append((slot, "prefill", len(chunk), chunk))
         return parts
 
-    def _add(self, slot: _Slot, tokens: list[int], last_logits: bool) -> int:
+    def _add(self, slot: Slot, tokens: list[int], last_logits: bool) -> int:
         """Append `slot`'s next tokens to the batch; the index of the last one's logits."""
         return self._llama.add(slot.seq, len(slot.tokens), tokens, last_logits)
 
-    def _decode_apart(self, parts: list[tuple[_Slot, str, int, list[int]]]
-                      ) -> list[tuple[_Slot, str, int, list[int]]]:  # fmt: skip
+    def _decode_apart(self, parts: list[tuple[Slot, str, int, list[int]]]
+                      ) -> list[tuple[Slot, str, int, list[int]]]:  # fmt: skip
         """The batch failed (the KV cache is full): decode each slot's part alone, and end
         the requests whose part still fails, with an error of their own. Returns the parts
         decoded (and sampled)."""
@@ -350,7 +322,7 @@ class BatchedEngine:
                     "or lower llm.parallel"))  # fmt: skip
         return kept
 
-    def _sampled(self, slot: _Slot) -> None:
+    def _sampled(self, slot: Slot) -> None:
         """Sample the slot's next token from the logits just computed, and stream its text."""
         job = slot.job
         assert job is not None  # noqa: S101 - only busy slots are sampled
@@ -367,7 +339,7 @@ class BatchedEngine:
         elif slot.count >= slot.budget:
             self._finish(slot, "length")
 
-    def _finish(self, slot: _Slot, reason: str) -> None:
+    def _finish(self, slot: Slot, reason: str) -> None:
         job = slot.job
         assert job is not None  # noqa: S101 - only busy slots finish
         rest = slot.scanner.flush() if reason != "cancelled" else ""
@@ -384,16 +356,15 @@ class BatchedEngine:
         job.push(done)
         job.push(None)
 
-    def _fail(self, slot: _Slot, error: Exception) -> None:
+    def _fail(self, slot: Slot, error: Exception) -> None:
         job = slot.job
         assert job is not None  # noqa: S101 - only busy slots fail
-        self._llama.clear(slot.seq)
-        slot.tokens, slot.owner = [], None
+        self._table.clear(self._llama, slot)
         self._release(slot)
         job.push(Failure(error))
         job.push(None)
 
-    def _release(self, slot: _Slot) -> None:
+    def _release(self, slot: Slot) -> None:
         assert slot.job is not None  # noqa: S101
         slot.shares = 0
         with self._lock:
@@ -402,7 +373,7 @@ class BatchedEngine:
         slot.used = time.monotonic()
         self._free_sampler(slot)
 
-    def _free_sampler(self, slot: _Slot) -> None:
+    def _free_sampler(self, slot: Slot) -> None:
         if slot.sampler is not None:
             self._llama.free_sampler(slot.sampler)
             slot.sampler = None
@@ -429,8 +400,7 @@ class BatchedEngine:
                     exc = ModelError(f"the engine could not start this answer: {exc}")
                     for slot in self._slots:  # what the placing left half done is dropped
                         if slot.job is None:
-                            self._llama.clear(slot.seq)
-                            slot.tokens, slot.owner, slot.shares = [], None, 0
+                            self._table.clear(self._llama, slot)
                 self._jobs.pop(job.id, None)
                 job.push(Failure(exc))
                 job.push(None)
@@ -462,75 +432,15 @@ class BatchedEngine:
                 param="messages",
             )
         p = request.params
-        owner: Owner = (request.user, request.conversation)
         # A seeded sampled request reads its whole prompt: a reused prefix changes logits in
         # the last bits, and sampling would amplify that. Greedy decoding takes no seed.
         reuse = not (p.seed is not None and p.temperature > 0)
-        free = [s for s in self._slots if s.job is None]
-        own = [s for s in free if s.owner == owner] if reuse else []
-        if own:
-            slot = max(own, key=lambda s: common_prefix(s.tokens, prompt))
-        else:
-            slot = min(free, key=lambda s: s.used)
-            saved = self._cache.take(owner, prompt) if reuse else None
-            self._evict(slot)
-            if saved is not None:
-                self._restore(slot, saved)
-        slot.owner = owner
-        keep = min(common_prefix(slot.tokens, prompt), len(prompt) - 1) if reuse else 0
-        self._truncate(slot, keep)
         shared = self._format.system_prefix(request.messages) if reuse else 0
-        slot.shares = 0
-        if 0 < shared < len(prompt):
-            self._share_system(slot, prompt[:shared])
-        self._admitted += 1
-        self._reused += len(slot.tokens) > shared  # its own earlier turns, not just the system
+        slot = self._table.place(self._llama, (request.user, request.conversation), prompt,
+                                 shared, reuse)  # fmt: skip
         slot.job, slot.prompt, slot.started = job, prompt, time.monotonic()
         slot.cached = len(slot.tokens)
         slot.count, slot.next = 0, -1
         slot.budget = min(p.max_tokens, self._n_ctx - len(prompt))
         slot.scanner = StopScanner(p.stop)
         slot.sampler = self._llama.sampler(p)
-
-    def _share_system(self, slot: _Slot, system: list[int]) -> None:
-        """Copy the shared system prompt's KV into a slot that lacks it; else have this slot
-        save it once it has read that far."""
-        if len(slot.tokens) >= len(system):
-            return
-        tokens, state = self._system
-        if tokens == system:
-            self._truncate(slot, 0)
-            if self._set_state(slot, state):
-                slot.tokens = list(system)
-                return
-        slot.shares = len(system)
-
-    def _keep_system(self, slot: _Slot) -> None:
-        slot.shares = 0
-        if self._system[0] != slot.tokens and (state := self._get_state(slot)):
-            self._system = (list(slot.tokens), state)
-
-    def _get_state(self, slot: _Slot) -> bytes:
-        return self._llama.state(slot.seq, self._cache.capacity)
-
-    def _set_state(self, slot: _Slot, state: bytes) -> bool:
-        return self._llama.restore(slot.seq, state)
-
-    def _truncate(self, slot: _Slot, keep: int) -> None:
-        if keep < len(slot.tokens):
-            del slot.tokens[self._llama.keep(slot.seq, keep):]
-
-    def _evict(self, slot: _Slot) -> None:
-        """Empty the slot, saving its owner's KV into the RAM cache when worth keeping."""
-        worth = len(self._system[0]) + _WORTH_SAVING
-        if (slot.owner is not None and len(slot.tokens) > worth and self._cache.capacity
-                and (state := self._get_state(slot))):  # fmt: skip
-            self._cache.put(slot.owner, slot.tokens, state)
-        self._llama.clear(slot.seq)
-        slot.tokens, slot.owner = [], None
-
-    def _restore(self, slot: _Slot, saved: Saved) -> None:
-        if self._set_state(slot, saved.state):
-            slot.tokens = list(saved.tokens)
-        else:  # no room for it: read the prompt again
-            log.info("a saved prompt state of %d tokens could not be restored", len(saved.tokens))
