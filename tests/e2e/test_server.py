@@ -174,23 +174,29 @@ def test_one_answer_at_a_time_per_conversation(server: Server) -> None:
     server.wait_until("idle", lambda s: s["pending"] == 0)
 
 
-def test_leaving_while_queued_stores_nothing_and_costs_nothing(server: Server) -> None:
+def test_leaving_while_queued_keeps_the_question_and_costs_nothing(server: Server) -> None:
     chat = f"{server.base_url}/v1/chat/completions"
     long = LONG_CHAT
     conv = server.http.post("/api/conversations", json={}).json()
     page = f"{server.base_url}/api/conversations/{conv['id']}/messages"
     before = server.wait_until("idle", lambda s: s["pending"] == 0)
-    with server.http.stream("POST", chat, json={**long, "stream": True}) as running:
-        lines = running.iter_lines()
-        next(lines)  # the engine is busy with this one
-        with pytest.raises(httpx.ReadTimeout):  # queued behind it, then the client walks away
+    slots = int(before["slots"])  # type: ignore[call-overload]
+    with contextlib.ExitStack() as streams:
+        for _ in range(slots):  # every slot busy with a long answer
+            running = streams.enter_context(
+                server.http.stream("POST", chat, json={**long, "stream": True}))
+            lines = running.iter_lines()
+            next(lines)
+            streams.callback(lines.close)
+        with pytest.raises(httpx.ReadTimeout):  # queued behind them, then the client walks away
             server.http.post(page, json={"content": "Hello?"}, timeout=httpx.Timeout(30, read=0.5))
-        lines.close()
     after = server.wait_until("idle", lambda s: s["pending"] == 0)
-    assert after["cancelled"] == before["cancelled"] + 2  # type: ignore[operator]
+    assert after["cancelled"] == before["cancelled"] + slots + 1  # type: ignore[operator]
     assert after["completed"] == before["completed"]
-    shown = server.http.get(f"/api/conversations/{conv['id']}").json()
-    assert shown["messages"] == []
+    shown = server.http.get(f"/api/conversations/{conv['id']}").json()["messages"]
+    assert [m["role"] for m in shown] == ["user", "assistant"]  # the question, and a stop
+    assert shown[0]["content"] == "Hello?"
+    assert (shown[1]["content"], shown[1]["finish_reason"]) == ("", "cancelled")
 
 
 def _nice_of_threads(pid: int) -> dict[str, list[int]]:
