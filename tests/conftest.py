@@ -52,13 +52,19 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path / "data")
 
 
-@pytest.fixture(scope="session")
-def engine(model_path: Path) -> Iterator[BatchedEngine]:
-    eng = BatchedEngine(model_path, "smollm2", llm_settings(queue_size=1, parallel=2))
+def running_engine(model_path: Path, **llm: object) -> Iterator[BatchedEngine]:
+    """An engine on the bundled model with the suite's settings and `llm`, loaded; stopped
+    after (a fixture's body: `yield from running_engine(...)`)."""
+    eng = BatchedEngine(model_path, "smollm2", llm_settings(**llm))
     eng.start()
     assert eng.wait_ready(60), eng.info().load_error
     yield eng
     eng.stop()
+
+
+@pytest.fixture(scope="session")
+def engine(model_path: Path) -> Iterator[BatchedEngine]:
+    yield from running_engine(model_path, queue_size=1, parallel=2)
 
 
 def embedder_settings(**embed: object) -> Settings:

@@ -405,7 +405,7 @@ class BatchedEngine:
                 job.push(Failure(exc))
                 job.push(None)
         with self._wake:
-            order = self._queue.order()
+            order = self._queue.order() if self._queue.held() else []
         for ahead, job in enumerate(order):
             if self._ahead.get(job.id) != ahead:
                 self._ahead[job.id] = ahead

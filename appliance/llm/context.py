@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 
 # create_chat_completion's sampling defaults, so answers follow llama-cpp-python's own.
 _TOP_K, _MIN_P = 40, 0.05
-_STATE_MAX = 64 * 1024 * 1024  # the most a state read for the shared system prompt may take
 
 
 class Context:
@@ -188,7 +187,7 @@ class Context:
     def state(self, seq: int, most: int) -> bytes:
         """The sequence's KV as bytes (empty when over `most` bytes, or none)."""
         size = llama_cpp.llama_state_seq_get_size(self._ctx.ctx, seq)
-        if not 0 < size <= max(most, _STATE_MAX):
+        if not 0 < size <= most:
             return b""
         buf = (ctypes.c_uint8 * size)()
         written = llama_cpp.llama_state_seq_get_data(self._ctx.ctx, buf, size, seq)

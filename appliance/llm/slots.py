@@ -16,6 +16,7 @@ from appliance.llm.text import StopScanner
 log = logging.getLogger(__name__)
 
 _WORTH_SAVING = 16  # tokens beyond the shared system prompt before a slot's KV is saved
+_SYSTEM_MOST = 64 << 20  # bytes: the most the shared system prompt's state may take
 
 
 class Slot:
@@ -85,7 +86,7 @@ class Slots:
         slot.tokens += tokens
         if slot.shares and len(slot.tokens) == slot.shares:
             slot.shares = 0
-            if self._system[0] != slot.tokens and (state := llama.state(slot.seq, 0)):
+            if self._system[0] != slot.tokens and (state := llama.state(slot.seq, _SYSTEM_MOST)):
                 self._system = (list(slot.tokens), state)
 
     def truncate(self, llama: Context, slot: Slot, keep: int) -> None:

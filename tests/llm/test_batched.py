@@ -21,7 +21,7 @@ from appliance.llm.types import (
     SamplingParams,
     TokenEvent,
 )
-from tests.conftest import LONG_PROMPT, llm_settings
+from tests.conftest import LONG_PROMPT, running_engine
 
 QUESTIONS = ("What is the capital of France?", "Name three colours of the rainbow.",
              "Write a haiku about the sea.", "How many legs does a spider have?")  # fmt: skip
@@ -60,22 +60,14 @@ def done_of(events: list[Event]) -> DoneEvent:
     return done
 
 
-def make(model_path: Path, **llm: object) -> Iterator[BatchedEngine]:
-    engine = BatchedEngine(model_path, "smollm2", llm_settings(**llm))
-    engine.start()
-    assert engine.wait_ready(60), engine.info().load_error
-    yield engine
-    engine.stop()
-
-
 @pytest.fixture(scope="module")
 def four(model_path: Path) -> Iterator[BatchedEngine]:
-    yield from make(model_path, parallel=4, queue_size=12)
+    yield from running_engine(model_path, parallel=4, queue_size=12)
 
 
 @pytest.fixture(scope="module")
 def pair(model_path: Path) -> Iterator[BatchedEngine]:
-    yield from make(model_path, parallel=2, n_ctx=4608, prefill_chunk=256, queue_size=4)
+    yield from running_engine(model_path, parallel=2, n_ctx=4608, prefill_chunk=256, queue_size=4)
 
 
 def first_steps(engine: BatchedEngine, since: int) -> dict[str, int]:

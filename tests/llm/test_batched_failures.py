@@ -14,17 +14,13 @@ from appliance.errors import ModelError
 from appliance.llm import context
 from appliance.llm.batched import BatchedEngine
 from appliance.llm.types import DoneEvent, Event, TokenEvent
-from tests.conftest import LONG_PROMPT, llm_settings
+from tests.conftest import LONG_PROMPT, running_engine
 from tests.llm.test_batched import QUESTIONS, ask, collect, text_of, together
 
 
 @pytest.fixture
 def engine(model_path: Path) -> Iterator[BatchedEngine]:
-    eng = BatchedEngine(model_path, "smollm2", llm_settings(parallel=2, queue_size=4))
-    eng.start()
-    assert eng.wait_ready(60), eng.info().load_error
-    yield eng
-    eng.stop()
+    yield from running_engine(model_path, parallel=2, queue_size=4)
 
 
 def test_a_batch_that_fails_is_decoded_part_by_part(
