@@ -18,6 +18,17 @@ def lower_priority(steps: int) -> None:
         os.setpriority(os.PRIO_PROCESS, thread, min(now + steps, 19))
 
 
+def idle_priority() -> None:
+    """Run the calling thread (and threads it starts later) on CPU time no other thread wants
+    (SCHED_IDLE): a thread of normal priority that wakes on its CPU takes it at once, where a
+    thread of lower nice, once picked, still keeps the CPU for a whole slice (~3 ms). Where
+    the system has no such policy, the lowest nice instead."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (OSError, AttributeError):
+        lower_priority(19)
+
+
 def name_thread(name: str) -> None:
     """Give the calling thread `name` in the system's view (`top -H`, /proc/.../comm; 15
     bytes at most); threads it starts later are named so too."""

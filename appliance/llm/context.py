@@ -22,6 +22,22 @@ from appliance.llm.types import LoadReport, SamplingParams
 
 log = logging.getLogger(__name__)
 
+
+def _holding_gil(fn: Any) -> Any:
+    """`fn`, a short llama.cpp call, bound so that it keeps the GIL. ctypes lets the GIL go
+    around every call, and getting it back waits while another thread runs Python (up to
+    the switch interval): the engine then waits for the event loop at every call. Only the
+    long calls (decode, states) let it go, for the other threads to run meanwhile."""
+    held = getattr(ctypes.PyDLL(llama_cpp.llama_cpp._lib._name), fn.__name__)
+    held.argtypes, held.restype = fn.argtypes, fn.restype
+    return held
+
+
+_sample = _holding_gil(llama_cpp.llama_sampler_sample)
+_is_eog = _holding_gil(llama_cpp.llama_vocab_is_eog)
+_token_to_piece = _holding_gil(llama_cpp.llama_token_to_piece)
+_seq_rm = _holding_gil(llama_cpp.llama_memory_seq_rm)
+
 # create_chat_completion's sampling defaults, so answers follow llama-cpp-python's own.
 _TOP_K, _MIN_P = 40, 0.05
 
@@ -147,14 +163,14 @@ class Context:
 
     def sample(self, sampler: Any, index: int) -> int:
         """The next token from the logits at `index` of the batch just decoded."""
-        return int(llama_cpp.llama_sampler_sample(sampler, self._ctx.ctx, index))
+        return int(_sample(sampler, self._ctx.ctx, index))
 
     def free_sampler(self, sampler: Any) -> None:
         llama_cpp.llama_sampler_free(sampler)
 
     def ends(self, token: int) -> bool:
         """The token ends a turn (end of generation)."""
-        return bool(llama_cpp.llama_vocab_is_eog(self._model.vocab, token))
+        return bool(_is_eog(self._model.vocab, token))
 
     def piece(self, token: int) -> bytes:
         """A token's bytes, leading space kept (llama_detokenize would strip it)."""
@@ -163,7 +179,7 @@ class Context:
             size = 256
             while True:
                 buf = ctypes.create_string_buffer(size)
-                n = llama_cpp.llama_token_to_piece(self._model.vocab, token, buf, size, 0, False)
+                n = _token_to_piece(self._model.vocab, token, buf, size, 0, False)
                 if n >= 0:
                     break
                 size = -n  # it needs this many bytes
@@ -176,13 +192,13 @@ class Context:
     def keep(self, seq: int, n: int) -> int:
         """Keep the first `n` positions of the sequence; how many it keeps (0 where memory
         cannot be cut part way: recurrent models)."""
-        if llama_cpp.llama_memory_seq_rm(self._mem, seq, n, -1):
+        if _seq_rm(self._mem, seq, n, -1):
             return n
-        llama_cpp.llama_memory_seq_rm(self._mem, seq, -1, -1)
+        _seq_rm(self._mem, seq, -1, -1)
         return 0
 
     def clear(self, seq: int) -> None:
-        llama_cpp.llama_memory_seq_rm(self._mem, seq, -1, -1)
+        _seq_rm(self._mem, seq, -1, -1)
 
     def state(self, seq: int, most: int) -> bytes:
         """The sequence's KV as bytes (empty when over `most` bytes, or none)."""

@@ -3,6 +3,7 @@ rank fusion, each hit scoped to a collection (a top-level subfolder) and held to
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +48,12 @@ class Retriever:
         # Vector queries of concurrent searches, each beside its keyword query; the threads
         # start when first needed and end with the retriever.
         self._pool = ThreadPoolExecutor(4, thread_name_prefix="retrieve")
+
+    def apart(self) -> Retriever:
+        """This retriever with threads of its own for the vector queries (one at a time)."""
+        other = copy.copy(self)
+        other._pool = ThreadPoolExecutor(1, thread_name_prefix="retrieve-apart")
+        return other
 
     def search(self, query: str, k: int, collections: Sequence[str] = ()) -> list[Hit]:
         """The `k` best chunks for `query` that clear the relevance floor, best first;

@@ -9,17 +9,21 @@ from concurrent.futures import ThreadPoolExecutor
 from appliance.accounts.limits import ChatLimits
 from appliance.errors import TooLarge
 from appliance.rag.retrieve import Hit, Retriever
-from appliance.threads import lower_priority
+from appliance.threads import idle_priority
 
 
 class DocumentSearch:
     def __init__(self, retriever: Retriever, limits: ChatLimits, max_collections: int) -> None:
-        self._retriever = retriever
+        # with vector-query threads of its own: they take the priority of the thread that
+        # starts them, and a chat's retrieval must not run on idle-priority ones
+        self._retriever = retriever.apart()
         self._limits = limits
         self._max_collections = max_collections
-        # One search at a time, on a thread the kernel schedules after generation's: the
-        # answers streaming meanwhile need the CPU (two cores: llama.cpp's threads take both)
-        self._worker = ThreadPoolExecutor(1, "search", initializer=lower_priority, initargs=(10,))
+        # One search at a time, on CPU time nothing else wants: the answers streaming
+        # meanwhile need the CPU, and so does the event loop that sends them (4 searches
+        # back to back at nice +10 still raised a stream's inter-token p95 by ~25%, as the
+        # kernel gave them whole slices on generation's core; scripts/bench/flood.py)
+        self._worker = ThreadPoolExecutor(1, "search", initializer=idle_priority)
 
     def search(self, user: int, query: str, k: int, collections: Sequence[str] = ()) -> list[Hit]:
         """The retriever's hits; 413 past `limits.search_max_collections`, 429 past the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -57,6 +58,7 @@ def webui_dir() -> Path:
     raise FileNotFoundError(f"webui/index.html not found next to {package}")
 
 
+_SWITCH_INTERVAL_S = 0.0005
 _SERVING_NICE = 5  # CFS weight 335 against 1024: a third of a core while generation wants it
 
 
@@ -79,6 +81,10 @@ def create_app(settings: Settings, services: Services) -> Litestar:
         # priority the process has; this thread, which serves HTTP, and every thread it
         # starts from now on (the workers of SQLite, Presidio, searches) go below them.
         lower_priority(_SERVING_NICE)
+        # The engine lets the GIL go while llama.cpp decodes, and waits for it back after
+        # each step while this thread or a worker runs Python: for up to the switch interval
+        # (5 ms by default, a third of a token). A short one bounds that wait.
+        sys.setswitchinterval(_SWITCH_INTERVAL_S)
         try:
             yield
         finally:

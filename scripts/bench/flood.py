@@ -6,8 +6,10 @@ A real `appliance serve` on 127.0.0.1 (started as scripts/bench/stream.py does).
 `--rate` anonymous requests a second (GET /api/me without credentials: 401, and POST
 /api/session with a wrong password: 401, then 429 once the brake holds), open loop, bounded in
 count and time, to 127.0.0.1 only; plus `--searches` signed-in clients searching back to back
-(as another user, under raised per-user limits, so they really search). Prints both p95s and
-their ratio: target <= 1.2x.
+(as another user, under raised per-user limits, so they really search). The clients run at
+the lowest priority (nice 19): they stand for other machines, and their CPU is not the
+server's to give. The server runs at its default threads (half the CPUs for generation) unless
+`--threads` says otherwise. Prints both p95s and their ratio: target <= 1.2x.
 
     .venv/bin/python scripts/bench/flood.py [--runs 5] [--max-tokens 128] [--rate 200]
     .venv/bin/python scripts/bench/flood.py --short      # one run each, 48 tokens
@@ -36,6 +38,7 @@ import stream  # the server start, the bench user's key, the SSE reader
 from appliance.accounts.service import Accounts
 from appliance.store.db import Database
 from appliance.store.users import UserStore
+from appliance.threads import lower_priority
 
 PROMPT = "Request {i}: write a long story about a dragon who guards a library."
 SEARCHES = ("dragon library", "holiday policy", "expense report", "who guards the archive")
@@ -99,6 +102,7 @@ class Flood:
             thread.join(timeout=60)
 
     def _search(self, n: int) -> None:
+        lower_priority(19)  # a client, standing for another machine: below the server
         with httpx.Client(base_url=self._url, timeout=60, headers=self._searcher) as client:
             while not self._stop.is_set():
                 reply = client.post("/api/search", json={"query": SEARCHES[n % len(SEARCHES)]})
@@ -120,6 +124,7 @@ def anonymous(url: str, rate: float, seconds: float, done: Any, results: Any) ->
               f"POST /api/session HTTP/1.1\r\n{head}Content-Type: application/json\r\n"
               f"Content-Length: {len(body)}\r\n\r\n".encode() + body)  # fmt: skip
     statuses: collections.Counter[str] = collections.Counter()
+    lower_priority(19)  # a client, standing for other machines: below the server
 
     async def connection(due: asyncio.Queue[int]) -> None:
         reader: asyncio.StreamReader | None = None
@@ -179,7 +184,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="streams on each side")
     parser.add_argument("--max-tokens", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="llm.n_threads; 0: the server's default, half the CPUs")
     parser.add_argument("--n-ctx", type=int, default=4096)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--gap", type=float, default=1.0, help="seconds of rest before a run")
@@ -213,8 +219,9 @@ def main() -> None:
             lines = len(server_log.read_bytes().splitlines())
     rate = flood.sent / flood.elapsed if flood.elapsed else 0.0
     print(
-        f"model {os.path.basename(str(stream.bundled_model()))}, threads {args.threads}, "
-        f"max_tokens {args.max_tokens}, runs {args.runs} each"
+        f"model {os.path.basename(str(stream.bundled_model()))}, "
+        f"threads {args.threads or 'the default'}, max_tokens {args.max_tokens}, "
+        f"runs {args.runs} each"
     )
     print(
         f"flood: {flood.sent} anonymous requests at {rate:.0f}/s, {flood.searched} searches "

@@ -92,3 +92,11 @@ def test_a_small_collection_is_found_under_a_large_one(world: World) -> None:
     question = "How many days before departure must I book a flight?"
     scoped = retriever(world, candidates=2).search(question, 3, ["tiny"])
     assert [h.source for h in scoped] == ["tiny/flights.md"]
+
+
+def test_a_retriever_apart_finds_the_same_on_threads_of_its_own(world: World) -> None:
+    shared = retriever(world)
+    apart = shared.apart()
+    question = "How many days before departure must I book a flight?"
+    assert apart.search(question, 5) == shared.search(question, 5)
+    assert apart._pool is not shared._pool
