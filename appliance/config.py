@@ -360,12 +360,32 @@ class RagSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
         float, Meta(ge=-1, le=1, description="Relevance floor: a chunk whose cosine similarity "
                     "to the question is lower is not used.")
     ] = 0.25
+    coverage: Annotated[
+        bool, Meta(description="Check that the passages found cover the question, beyond "
+                   "the floor: its codes, names and places must occur in the best 3 passages, "
+                   "and a word no document holds must be one the passages speak to; otherwise "
+                   "the question counts as not covered (see `rag.mode`).")
+    ] = True
+    coverage_word_gain: Annotated[
+        float, Meta(ge=0, le=1, description="A word of the question that no document holds is "
+                    "unmet when the question without it is this much closer (cosine) to each "
+                    "of the best passages.")
+    ] = 0.03
+    coverage_unknown_words: Annotated[
+        int, Meta(ge=1, description="A question with this many words that no document holds "
+                  "is not covered unless its best passage reaches `coverage_weak_similarity`.")
+    ] = 2
+    coverage_weak_similarity: Annotated[
+        float, Meta(ge=-1, le=1, description="Cosine similarity of the best passage below "
+                    "which `coverage_unknown_words` applies.")
+    ] = 0.45
     mode: Annotated[
         Literal["documents", "general", "off"],
         Meta(description="`documents`: answers come from the indexed documents, with "
-             "citations; when no chunk clears the floor the assistant says the documents don't "
-             "cover it. `general`: documents are used when they match, otherwise the model "
-             "answers from its own knowledge. `off`: plain chat, no retrieval. While no "
+             "citations; when no chunk clears the floor, or the passages don't cover the "
+             "question (`rag.coverage`), the assistant says the documents don't cover it. "
+             "`general`: documents are used when they match, otherwise the model answers "
+             "from its own knowledge. `off`: plain chat, no retrieval. While no "
              "document is indexed at all, chat is plain in every mode."),
     ] = "documents"
     system_prompt: Annotated[

@@ -3,8 +3,9 @@
 Retrieves with the conversation's context (a follow-up such as "and abroad?" is searched
 together with the question before it), frames the chunks as quoted, untrusted data inside the
 user's turn, and fits system prompt, history and sources into the model's context with the
-model's own tokenizer. When no chunk clears the relevance floor it abstains: the answer is
-written here, not left to the model.
+model's own tokenizer. When no chunk clears the relevance floor, or the chunks found don't
+cover the question (rag/coverage.py), it abstains: the answer is written here, not left to the
+model, and says what was searched, what no document held, and that an expert can be asked.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import msgspec
 
 from appliance.config import RagSettings
 from appliance.llm.types import ChatMessage
+from appliance.rag.coverage import COVERED, Coverage, CoverageCheck, Reason
 from appliance.rag.retrieve import Hit, Retriever
 
 Kind = Literal["documents", "general", "abstained", "plain"]
+NOT_COVERED = "The documents don't cover this."  # how an abstained answer opens
 
 
 class Citation(msgspec.Struct, frozen=True, kw_only=True):
@@ -47,6 +50,10 @@ class Grounded(msgspec.Struct, frozen=True, kw_only=True):
     citations: list[Citation]
     query: str  # what was searched ("" when nothing was)
     answer: str = ""
+    # Why it abstained or answered in general (coverage.Reason; "" otherwise), and the terms of
+    # the question that the passages found (or any document) did not hold.
+    reason: Reason = ""
+    missing: list[str] = msgspec.field(default_factory=list)
 
 
 def plain(messages: tuple[ChatMessage, ...]) -> Grounded:
@@ -203,6 +210,11 @@ class Grounding:
         self._settings = settings
         self._count = count_tokens
         self._n_ctx = context_size
+        self._coverage = CoverageCheck(
+            retriever, word_gain=settings.coverage_word_gain,
+            unknown_words=settings.coverage_unknown_words,
+            weak_similarity=settings.coverage_weak_similarity,
+        )  # fmt: skip
 
     def ground(
         self, history: tuple[ChatMessage, ...], question: str, *, max_tokens: int,
@@ -224,12 +236,21 @@ class Grounding:
             history if searched_history is None else searched_history,
         )
         hits = self._retriever.search(query, s.k, collections)
-        if not hits:
+        coverage = self.coverage(query, hits)
+        if not coverage.covered:
             if s.mode == "general":
-                return Grounded(kind="general", messages=asked, citations=[], query=query)
+                return Grounded(kind="general", messages=asked, citations=[], query=query,
+                                reason=coverage.reason, missing=coverage.missing)  # fmt: skip
             return Grounded(kind="abstained", messages=(), citations=[], query=query,
-                            answer=self._not_covered(query, collections))  # fmt: skip
+                            answer=self._not_covered(query, collections, coverage),
+                            reason=coverage.reason, missing=coverage.missing)  # fmt: skip
         return self._fit(history, question, hits, query, max_tokens)
+
+    def coverage(self, query: str, hits: Sequence[Hit]) -> Coverage:
+        """Whether `hits` cover `query` (only that there are some, with rag.coverage off)."""
+        if not self._settings.coverage:
+            return COVERED if hits else Coverage(covered=False, reason="no_passage")
+        return self._coverage.judge(query, hits)
 
     def _fit(self, history: tuple[ChatMessage, ...], question: str, hits: list[Hit], query: str,
              max_tokens: int) -> Grounded:  # fmt: skip
@@ -266,13 +287,20 @@ class Grounding:
         return Grounded(kind="documents", messages=prompt_at(low),
                         citations=[c for c, _ in used[: cuts[low][1]]], query=query)  # fmt: skip
 
-    def _not_covered(self, query: str, collections: Sequence[str]) -> str:
+    def _not_covered(self, query: str, collections: Sequence[str], coverage: Coverage) -> str:
         where = ("the collections " + ", ".join(collections)) if collections else "all documents"
+        terms = ", ".join(f"“{t}”" for t in coverage.missing)
+        why = {
+            "missing_terms": f"the passages found don't mention {terms}",
+            "unmet_word": f"no document mentions {terms}",
+            "unknown_words": f"no document mentions {terms}, and what was found is about "
+            "something else",
+        }.get(coverage.reason, "no passage was relevant enough to answer from (relevance "
+              f"floor {self._retriever.min_similarity:g})")  # fmt: skip
         return (
-            f"The documents don't cover this. I searched {where} for “{query}”, and no "
-            f"passage was relevant enough to answer from (relevance floor "
-            f"{self._retriever.min_similarity:g}). Try other words, or ask an administrator "
-            "to add a document that covers it."
+            f"{NOT_COVERED} I searched {where} for “{query}”: {why}. Try other words, or ask "
+            "an administrator to add a document that covers it. You can ask an expert to "
+            "answer it."
         )
 
 

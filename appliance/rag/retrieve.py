@@ -16,7 +16,7 @@ from appliance.embed.embedder import Embedder
 from appliance.ingest.folder import collection_of
 from appliance.store.catalog import Catalog, StoredChunk
 from appliance.store.keywords import STOP_WORDS, KeywordIndex, Terms
-from appliance.store.vectors import VectorIndex
+from appliance.store.vectors import VectorIndex, Vectors
 
 _SCOPED = 10  # candidates are multiplied by this when collections limit a search
 _MOST = 5000  # ... up to about this many
@@ -113,6 +113,17 @@ class Retriever:
     def empty(self) -> bool:
         """True while no chunk is indexed at all (nothing to ground an answer on)."""
         return not self._catalog.has_chunks()
+
+    # What coverage.CoverageCheck asks of the index.
+    def embed(self, texts: list[str]) -> Vectors:
+        return self._embedder.embed(texts)
+
+    def stored_vectors(self, chunk_ids: list[str]) -> dict[str, Vectors]:
+        return self._vectors.vectors(chunk_ids)
+
+    def unknown(self, words: list[str]) -> list[str]:
+        """The `words` that no indexed chunk holds (as BM25 reads them, stemmed)."""
+        return [w for w in words if not self._keywords.terms(w).words]
 
     def _read_similarity(self, query: np.ndarray, ids: list[str],
                          similarity: dict[str, float]) -> None:  # fmt: skip

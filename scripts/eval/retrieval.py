@@ -15,6 +15,13 @@ min_similarity=-1, so that the relevance floor hides no ranking difference; the 
 hybrid with the default floor (rag.min_similarity), which drops chunks that would rank.
 `-v` lists the questions each mode misses, with what it returned instead.
 
+Then declines, through `Grounding.ground` with the default rag settings (the relevance floor
+and the coverage check, rag/coverage.py): the share of the questions of
+`tests/data/rag_uncovered.jsonl` (company questions no document answers, many on the topic of
+a document that lacks the fact) that are declined (goal >= 0.90), and of the covered questions
+(goal <= 0.05). `-v` lists the wrong ones with the reason. scripts/eval/decline.py measures the
+same through the chat API.
+
     .venv/bin/python scripts/eval/retrieval.py [--corpus DIR] [--questions FILE] [-v]
 """
 
@@ -36,6 +43,8 @@ from appliance.embed.embedder import Embedder
 from appliance.ingest.chunk import Chunker
 from appliance.ingest.pipeline import IngestPipeline
 from appliance.ingest.types import Limits
+from appliance.llm.types import ChatMessage
+from appliance.rag.answer import Grounded, Grounding
 from appliance.rag.retrieve import Hit, Retriever
 from appliance.store.catalog import Catalog
 from appliance.store.chroma import ChromaIndex
@@ -46,6 +55,7 @@ from appliance.wiring import build_embedder
 DATA = Path(__file__).resolve().parents[2] / "tests" / "data"
 CORPUS = DATA / "rag_corpus"
 QUESTIONS = DATA / "rag_questions.jsonl"
+UNCOVERED = DATA / "rag_uncovered.jsonl"
 # The test suite's ONNX export (tests/conftest.py), so that the two share one.
 EMBED_CACHE = Path(tempfile.gettempdir()) / f"appliance-tests-onnx-{os.getuid()}"
 K = 5
@@ -58,6 +68,11 @@ class Question(msgspec.Struct, frozen=True):
     question: str
     source: str  # the answer's file, relative to the corpus
     page: int | None  # its 1-based PDF page; None for formats without pages
+
+
+class Uncovered(msgspec.Struct, frozen=True):
+    question: str
+    near: str  # the document on its topic that lacks the fact asked (for the reader)
 
 
 class Scores(msgspec.Struct):
@@ -103,6 +118,31 @@ def load(path: Path | str = QUESTIONS, corpus: Path = CORPUS) -> list[Question]:
         if (q.page is not None) != q.source.endswith(".pdf"):
             raise ValueError(f"{path}, question {n}: a page is given for PDFs and only for them")
     return questions
+
+
+def load_uncovered(path: Path | str = UNCOVERED, corpus: Path = CORPUS) -> list[Uncovered]:
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    questions = [msgspec.json.decode(line, type=Uncovered) for line in lines if line.strip()]
+    for n, q in enumerate(questions, 1):
+        if not (corpus / q.near).is_file():
+            raise ValueError(f"{path}, question {n}: near {q.near!r} is not in {corpus}")
+    return questions
+
+
+def grounded(index: Index, questions: list[str], rag: RagSettings) -> list[Grounded]:
+    """Each question grounded as the appliance grounds a first question with `rag`. (The
+    token count is a rough one: the prompt's fitting has no part in what is declined.)"""
+    retriever = index.retriever(rag.vector_weight, rag.keyword_weight, rag.min_similarity)
+
+    def count(messages: tuple[ChatMessage, ...]) -> int:
+        return sum(len(m.content) for m in messages) // 4
+
+    grounding = Grounding(retriever, rag, count, lambda: 8192)
+    return [grounding.ground((), q, max_tokens=16) for q in questions]
+
+
+def declined(answers: list[Grounded]) -> float:
+    return sum(1 for a in answers if a.kind == "abstained") / max(len(answers), 1)
 
 
 def index_corpus(embedder: Embedder, data: Path, corpus: Path = CORPUS) -> Index:
@@ -169,24 +209,52 @@ def main() -> None:
                         help="questions as JSON lines (default: %(default)s)")  # fmt: skip
     parser.add_argument("--cache-dir", default=str(EMBED_CACHE),
                         help="where the ONNX export is kept (default: %(default)s)")  # fmt: skip
+    parser.add_argument("--uncovered", default=os.path.relpath(UNCOVERED),
+                        help="questions no document answers (default: %(default)s)")  # fmt: skip
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="list the questions each mode misses")  # fmt: skip
     args = parser.parse_args()
     questions = load(args.questions, Path(args.corpus))
+    uncovered = [q.question for q in load_uncovered(args.uncovered, Path(args.corpus))]
     settings = msgspec.convert({"embed": {"cache_dir": args.cache_dir}}, Settings)
     floor = RagSettings().min_similarity
     with tempfile.TemporaryDirectory(prefix="appliance-eval-") as tmp:
         index = index_corpus(build_embedder(settings), Path(tmp), Path(args.corpus))
         results = evaluate(index, questions)
         served = evaluate(index, questions, {"hybrid": MODES["hybrid"]}, floor)["hybrid"]
+        covered = [q.question for q in questions]
+        floor_only = RagSettings(coverage=False)
+        before = {"uncovered": grounded(index, uncovered, floor_only),
+                  "covered": grounded(index, covered, floor_only)}  # fmt: skip
+        declines = {"uncovered": grounded(index, uncovered, RagSettings()),
+                    "covered": grounded(index, covered, RagSettings())}  # fmt: skip
         chunks = index.chunks()
         index.close()
     flags = [f"--corpus={args.corpus}", f"--questions={args.questions}",
+             f"--uncovered={args.uncovered}",
              *(["-v"] if args.verbose else [])]  # fmt: skip
     print(f"command: {shlex.join([os.path.relpath(sys.executable), sys.argv[0], *flags])}")
     print(f"{len(questions)} questions, {chunks} chunks, top {K}, min_similarity {NO_FLOOR:g} "
           f"except the last row\n")  # fmt: skip
     show({**results, f"hybrid, floor {floor:g}": served}, args.verbose)
+    show_declines("the floor only (rag.coverage = false)", before, False)
+    show_declines("default rag settings", declines, args.verbose)
+
+
+def show_declines(title: str, declines: dict[str, list[Grounded]], verbose: bool) -> None:
+    """The declined shares, and with `verbose` the uncovered questions answered and the
+    covered ones declined (with the reason and the terms missing)."""
+    print(f"\ndeclined through Grounding, {title}:")
+    for name, goal in (("uncovered", ">= 0.90"), ("covered", "<= 0.05")):
+        answers = declines[name]
+        n = sum(1 for a in answers if a.kind == "abstained")
+        print(f"  {name:<10} {declined(answers):5.2f} ({n}/{len(answers)}; goal {goal})")
+    for a in declines["uncovered"] if verbose else ():
+        if a.kind != "abstained":
+            print(f"\nanswered, not covered: {a.query!r}; got: {a.citations[0].source}")
+    for a in declines["covered"] if verbose else ():
+        if a.kind == "abstained":
+            print(f"\ndeclined, covered: {a.query!r} ({a.reason}: {', '.join(a.missing)})")
 
 
 if __name__ == "__main__":

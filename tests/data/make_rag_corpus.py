@@ -1,8 +1,10 @@
-"""Writes the binary files of the retrieval corpus (tests/data/rag_corpus/): three PDFs whose
-facts sit on known pages, and a .docx with Heading styles. Every run writes the same content
-(the PDF writer puts in no dates, the .docx zip gets fixed timestamps; only another zlib may
-compress the .docx differently), so the files are committed. Run this again after editing the
-texts below, and check that the questions in rag_questions.jsonl still hold.
+"""Writes the generated files of the retrieval corpus (tests/data/rag_corpus/): three PDFs whose
+facts sit on known pages, a .docx with Heading styles, and the near-miss documents (Markdown on
+the topics the uncovered questions of rag_uncovered.jsonl ask about, lacking the facts asked).
+Every run writes the same content (the PDF writer puts in no dates, the .docx zip gets fixed
+timestamps; only another zlib may compress the .docx differently), so the files are committed.
+Run this again after editing the texts below, and check that the questions in
+rag_questions.jsonl and rag_uncovered.jsonl still hold.
 
     .venv/bin/python -m tests.data.make_rag_corpus
 """
@@ -159,6 +161,111 @@ CHECKLIST = [
 ]
 
 
+# Near misses: each shares a topic with questions in rag_uncovered.jsonl (the gym, the guest
+# Wi-Fi, the canteen, payday, study leave) and holds facts of its own, but not the one asked.
+NEAR_MISSES = {
+    "hr/benefits.md": """# Benefits at a glance
+
+## Health insurance
+
+Every employee is covered by the group health insurance with Nordhavn Health from the first day.
+Partners and children can be added at a reduced premium in the Kestrel People portal.
+
+## Fitness
+
+Kestrel Ridge pays up to 30 EUR per month towards a membership of a gym or sports club of your
+choice. Claim it once per quarter in Claimly with the membership invoice.
+
+## Employee assistance programme
+
+Confidential counselling on personal, financial or legal worries is free for employees and
+their families: call the assistance line on 0800 555 0123, open every day from 08:00 to 22:00.
+
+## Long service
+
+After 10 years of service you receive one extra day of annual leave per year, and a long-service
+gift chosen from the catalogue in the Kestrel People portal.
+""",
+    "hr/training.md": """# Learning and development
+
+## Personal training budget
+
+Every employee has a personal training budget of 1,200 EUR per calendar year for courses,
+books and e-learning. Courses are booked in Kestrel Learn; the budget does not carry over.
+
+## Conferences
+
+Attending an external conference needs approval from your manager at least 4 weeks ahead. The
+conference fee is paid from the training budget; travel follows the expense policy.
+
+## Certifications
+
+Exam fees for professional certifications are reimbursed once the exam is passed. Register the
+certificate in Kestrel Learn so that it appears in your skills profile.
+
+## Language courses
+
+English and Norwegian language courses are offered in house twice a week during working hours,
+at no cost to your training budget.
+""",
+    "it/network.md": """# Network, Wi-Fi and printing
+
+## Wi-Fi for employees
+
+Company laptops connect automatically to the KR-Corp network with a device certificate. Personal
+phones may use the KR-Staff network after registering in Kestrel Help.
+
+## Wi-Fi for guests
+
+Visitors use the KR-Guest network. Reception hands out a personal access code with the visitor
+badge; each code is valid for 24 hours.
+
+## VPN
+
+The GlobalProtect VPN client is installed on every company laptop, on Windows and on macOS. It
+connects automatically when you are outside the office network.
+
+## Printing
+
+All printers use Follow-Me printing: send the job to the KR-Print queue and release it at any
+printer with your access badge. Colour printing is limited to 200 pages a month per person.
+""",
+    "facilities/canteen.md": """# Canteen and catering
+
+## The canteen
+
+The canteen on the ground floor of building C serves a hot lunch from 11:30 to 13:30 on working
+days, with a vegetarian dish every day. The weekly menu is published in Kestrel Help.
+
+## Paying
+
+Meals are paid with your access badge and deducted from the next salary. Cash is not accepted.
+
+## Catering for meetings
+
+Coffee, sandwiches and lunch for a meeting are ordered from the canteen with form CAT-1 at least
+3 working days ahead, charged to the cost centre of the person who orders.
+""",
+    "finance/payroll.md": """# Payroll
+
+## Payslips
+
+Payslips are published every month in the Kestrel People portal; paper payslips are no longer
+sent. Keep them for your tax return.
+
+## Changing your bank account
+
+To have your salary paid into another account, submit form PAY-4 in the Kestrel People portal
+before the 10th of the month; a later change takes effect the month after.
+
+## Questions
+
+Questions about your salary, deductions or tax code go to the payroll team at
+payroll@kestrelridge.example.
+""",
+}
+
+
 def pages(texts: list[str]) -> list[str]:
     """Each page's paragraph wrapped into lines that fit the page."""
     return ["\n".join(textwrap.wrap(" ".join(text.split()), LINE_CHARS)) for text in texts]
@@ -192,12 +299,13 @@ def onboarding_docx() -> bytes:
 
 
 def files() -> dict[str, bytes]:
-    """Each binary file of the corpus by its path there."""
+    """Each generated file of the corpus by its path there."""
     return {
         "hr/employee-handbook.pdf": pdf_bytes(pages(HANDBOOK)),
         "finance/procurement.pdf": pdf_bytes(pages(PROCUREMENT)),
         "facilities/building-guide.pdf": pdf_bytes(pages(BUILDING)),
         "hr/onboarding.docx": onboarding_docx(),
+        **{name: text.encode() for name, text in NEAR_MISSES.items()},
     }
 
 
