@@ -307,4 +307,7 @@ def _decide(message: str, scores: dict[RouteKind, float], closest: dict[RouteKin
     else:
         kind = "documents"
     shown = ", ".join(f"{k} {s:.2f}" for k, s in sorted(scores.items(), key=lambda i: -i[1]))
-    return Route(kind, f"like {closest[kind]!r} ({shown})")
+    if kind == "documents" and direct > documents:
+        return Route(kind, f"unsure, so documents ({shown})")
+    like = f"like {closest[kind]!r} " if kind in closest else ""
+    return Route(kind, f"{like}({shown})")

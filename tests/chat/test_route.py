@@ -17,7 +17,8 @@ from tests.conftest import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "eval" / "routing.py"
 GOAL = 0.90  # issue 13: overall accuracy with the bundled models
-# Measured on 99 messages: documents 0.98, direct 0.89, person 1.00, all 0.95; set a little lower.
+# Measured on 130 messages: documents 0.98, direct 0.89, person 1.00, all 0.95 (29 right of the
+# last 31, written after the router and not tuned on); per kind set a little lower.
 KIND_FLOORS = {"documents": 0.94, "direct": 0.84, "person": 0.9}
 
 routing_eval = load_script(SCRIPT, "routing_eval")
