@@ -6,7 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from appliance.accounts.service import Accounts
-from appliance.chat.service import ChatService
+from appliance.chat.answering import Answering
+from appliance.chat.conversations import Conversations
 from appliance.ingest.library import DocumentLibrary
 from appliance.llm.engine import Engine
 from appliance.pii.service import Redaction
@@ -17,7 +18,8 @@ from appliance.store.audit import AuditLog
 
 @dataclass(frozen=True)
 class Services:
-    chat: ChatService
+    chat: Answering  # the page's answers and the OpenAI API's: one path
+    conversations: Conversations
     engine: Engine
     documents: DocumentLibrary
     accounts: Accounts

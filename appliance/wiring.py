@@ -11,7 +11,8 @@ from pathlib import Path
 
 from appliance.accounts.limits import ChatLimits, SignInBrake
 from appliance.accounts.service import Accounts
-from appliance.chat.service import ChatService
+from appliance.chat.answering import Answering
+from appliance.chat.conversations import Conversations
 from appliance.config import Settings
 from appliance.embed.embedder import Embedder
 from appliance.errors import ApplianceError, ModelError
@@ -69,11 +70,12 @@ def build_services(settings: Settings) -> Services:
                           keyword_weight=rag.keyword_weight,
                           min_similarity=rag.min_similarity)  # fmt: skip
     grounding = Grounding(retriever, rag, engine.count_tokens, engine.context_size)
-    chat = ChatService(engine, ConversationStore(db), privacy, FeedbackStore(db),
-                       _limits(settings, "chat", "answers"), settings.limits.max_message_chars,
-                       grounding, chunks=catalog.chunks)  # fmt: skip
     audit = AuditLog(db, privacy.stored, settings.audit.address_days)
-    retention = Retention(chat, settings.retention_days, audit)
+    conversations = Conversations(ConversationStore(db), privacy, FeedbackStore(db), audit,
+                                  chunks=catalog.chunks)  # fmt: skip
+    chat = Answering(engine, conversations, _limits(settings, "chat", "answers"),
+                     settings.limits.max_message_chars, grounding, audit)  # fmt: skip
+    retention = Retention(conversations, settings.retention_days, audit)
     limits = settings.limits
     search = DocumentSearch(retriever, _limits(settings, "search", "searches"),
                             limits.search_max_collections)  # fmt: skip
@@ -81,6 +83,7 @@ def build_services(settings: Settings) -> Services:
                           limits.redact_max_chars)  # fmt: skip
     return Services(
         chat=chat,
+        conversations=conversations,
         engine=engine,
         documents=library,
         accounts=build_accounts(db, audit),
@@ -112,8 +115,8 @@ class Retention:
     """Deletes conversations past `retention_days` and the audit log's client addresses past
     `audit.address_days`, at start and then hourly, on a thread."""
 
-    def __init__(self, chat: ChatService, days: int, audit: AuditLog) -> None:
-        self._chat, self._days, self._audit = chat, days, audit
+    def __init__(self, conversations: Conversations, days: int, audit: AuditLog) -> None:
+        self._conversations, self._days, self._audit = conversations, days, audit
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
 
@@ -128,7 +131,7 @@ class Retention:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                if self._days and (gone := self._chat.purge(self._days)):
+                if self._days and (gone := self._conversations.purge(self._days)):
                     log.info("retention: %d conversations older than %d days deleted", gone,
                              self._days)  # fmt: skip
                 self._audit.purge_addresses()

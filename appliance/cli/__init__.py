@@ -133,7 +133,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     host, port = host or settings.web.host, settings.web.port if port is None else port
     sock = _listen(host, port)  # before loading anything: a taken port fails fast and clearly
     services = build_services(settings)
-    redact_logs(services.chat.privacy.stored)  # no log line carries personal data
+    redact_logs(services.conversations.privacy.stored)  # no log line carries personal data
     config = uvicorn.Config(
         create_app(settings, services), loop="uvloop", http="httptools", log_config=None,
         log_level=settings.web.log_level, timeout_graceful_shutdown=5,

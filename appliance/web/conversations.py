@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from functools import partial
 from typing import Any, TypeVar
 
 from litestar import Controller, Request, Response, delete, get, patch, post
@@ -14,10 +12,9 @@ from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from litestar.response import Stream
 
-from appliance.chat.service import ChatEvent, Finished, Shown, Sources, Started
-from appliance.errors import ApplianceError, NotFound
+from appliance.chat.events import Asker, ChatEvent, Finished, Shown, Started
+from appliance.errors import NotFound
 from appliance.llm.types import QueuedEvent, TokenEvent
-from appliance.services import Services
 from appliance.store.conversations import Conversation, is_conversation_id
 from appliance.store.users import User
 from appliance.web.deps import JSONBody, LlmDep, PathId, ServicesDep, UserDep
@@ -67,14 +64,16 @@ class ConversationController(Controller):
 
     @get("/", sync_to_thread=True)
     def list_all(self, services: ServicesDep, user: UserDep) -> list[ConversationView]:
-        return [_view(c) for c in services.chat.conversations(user.id)]
+        return [_view(c) for c in services.conversations.conversations(user.id)]
 
     @get("/export", sync_to_thread=True)
-    def export(self, services: ServicesDep, user: UserDep) -> Response[ExportView]:
+    def export(
+        self, request: Request[Any, Any, Any], services: ServicesDep, user: UserDep
+    ) -> Response[ExportView]:
         """All of the user's conversations as one JSON file (their right to a copy)."""
+        exported = services.conversations.export(asker(request, user))
         data = [_view(c, [_message(m, services.link_hosts) for m in messages])
-                for c, messages in services.chat.export(user.id)]  # fmt: skip
-        services.audit.record(user.name, "conversation.export", user.name, f"{len(data)}")
+                for c, messages in exported]  # fmt: skip
         name = f"conversations-{user.name}-{time.strftime('%Y%m%d')}.json"
         return Response(
             ExportView(user=user.name, exported_at=time.time(), conversations=data),
@@ -82,23 +81,23 @@ class ConversationController(Controller):
         )
 
     @delete("/", status_code=200, sync_to_thread=True)
-    def remove_all(self, services: ServicesDep, user: UserDep) -> dict[str, int]:
+    def remove_all(
+        self, request: Request[Any, Any, Any], services: ServicesDep, user: UserDep
+    ) -> dict[str, int]:
         """Deletes every conversation of the user."""
-        deleted = services.chat.delete_all(user.id)
-        services.audit.record(user.name, "conversation.delete_all", user.name, f"{deleted}")
-        return {"deleted": deleted}
+        return {"deleted": services.conversations.delete_all(user.id, asker(request, user))}
 
     @post("/", sync_to_thread=True)  # the title is redacted (spaCy): not on the event loop
     def create(
         self, data: JSONBody[NewConversation], services: ServicesDep, user: UserDep
     ) -> ConversationView:
-        return _view(services.chat.start(user.id, data.title))
+        return _view(services.conversations.start(user.id, data.title))
 
     @get("/{conversation_id:str}", sync_to_thread=True)
     def show(
         self, conversation_id: PathId, services: ServicesDep, user: UserDep
     ) -> ConversationView:
-        conv, messages = services.chat.show(user.id, conversation_id)
+        conv, messages = services.conversations.show(user.id, conversation_id)
         return _view(conv, [_message(m, services.link_hosts) for m in messages])
 
     @patch("/{conversation_id:str}", sync_to_thread=True)
@@ -106,23 +105,24 @@ class ConversationController(Controller):
         self, conversation_id: PathId, data: JSONBody[RenameConversation],
         services: ServicesDep, user: UserDep,
     ) -> ConversationView:  # fmt: skip
-        return _view(services.chat.rename(user.id, conversation_id, data.title))
+        return _view(services.conversations.rename(user.id, conversation_id, data.title))
 
     @delete("/{conversation_id:str}", sync_to_thread=True)
-    def remove(self, conversation_id: PathId, services: ServicesDep, user: UserDep) -> None:
-        services.chat.delete(user.id, conversation_id)
-        services.audit.record(user.name, "conversation.delete", conversation_id)
+    def remove(
+        self, request: Request[Any, Any, Any], conversation_id: PathId, services: ServicesDep,
+        user: UserDep,
+    ) -> None:  # fmt: skip
+        services.conversations.delete(asker(request, user), conversation_id)
 
     @post("/{conversation_id:str}/messages", status_code=200)
     async def post_message(
         self, request: Request[Any, Any, Any], conversation_id: PathId,
         data: JSONBody[PostMessage], services: ServicesDep, llm_settings: LlmDep, user: UserDep,
     ) -> Stream:  # fmt: skip
-        params = data.params(llm_settings)
-        start = partial(services.chat.reply, user.id, conversation_id, data.content, params,
-                        tuple(data.collections))  # fmt: skip
-        first, events = await audited_first(request, services, user, conversation_id, "chat",
-                                            start)  # fmt: skip
+        params, collections = data.params(llm_settings), tuple(data.collections)
+        events = services.chat.reply(asker(request, user), conversation_id, data.content,
+                                     params, collections)  # fmt: skip
+        first = await first_event(request, events)
         return event_stream(_sse(first, events, services.link_hosts))
 
     @post("/{conversation_id:str}/regenerate", status_code=200)
@@ -130,35 +130,17 @@ class ConversationController(Controller):
         self, request: Request[Any, Any, Any], conversation_id: PathId,
         data: JSONBody[Regenerate], services: ServicesDep, llm_settings: LlmDep, user: UserDep,
     ) -> Stream:  # fmt: skip
-        start = partial(services.chat.regenerate, user.id, conversation_id,
-                        data.params(llm_settings), tuple(data.collections))  # fmt: skip
-        first, events = await audited_first(request, services, user, conversation_id,
-                                            "chat.regenerate", start)  # fmt: skip
+        params, collections = data.params(llm_settings), tuple(data.collections)
+        events = services.chat.regenerate(asker(request, user), conversation_id, params,
+                                          collections)  # fmt: skip
+        first = await first_event(request, events)
         return event_stream(_sse(first, events, services.link_hosts))
 
 
-async def audited_first(
-    request: Request[Any, Any, Any], services: Services, user: User, target: str, action: str,
-    start: Callable[[], AsyncGenerator[T, None]],
-) -> tuple[T, AsyncGenerator[T, None]]:  # fmt: skip
-    """Starts an answer and waits for its first event. The audit log records who asked, how
-    (session or API key), and the documents the answer was given, or why it was refused;
-    never what was asked."""
+def asker(request: Request[Any, Any, Any], user: User) -> Asker:
+    """Who asks, for the audit log: the account, and whether by session or API key."""
     via = "api key" if request.state.identity.session is None else "session"
-    try:
-        events = start()
-        first = await first_event(request, events)
-    except ApplianceError as exc:
-        refused = f"via {via}; refused ({type(exc).__name__})"
-        # a write behind the one SQLite lock (ingestion, FTS queries): not on the event loop
-        await asyncio.to_thread(services.audit.record, user.name, action, target, refused)
-        raise
-    sources = first.sources if isinstance(first, Started) else first
-    if isinstance(sources, Sources):
-        documents = sorted({c.source for c in sources.citations})
-        detail = f"via {via}; {sources.kind}; documents {documents}"
-        await asyncio.to_thread(services.audit.record, user.name, action, target, detail)
-    return first, events
+    return Asker(id=user.id, name=user.name, via=via)
 
 
 async def _sse(

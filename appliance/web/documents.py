@@ -78,7 +78,7 @@ def document_file(path: FromPath[str], services: ServicesDep, user: UserDep) -> 
     """An indexed document's original file: PDF inline (a citation opens it at its page,
     `#page=N`), other formats as a download that never runs on this origin (sandboxed, no
     sniffing). Where documents are indexed redacted (pii.documents), only admins get it."""
-    if services.chat.privacy.policy.documents == "redact" and user.role != "admin":
+    if services.conversations.privacy.policy.documents == "redact" and user.role != "admin":
         raise Forbidden("documents are shown redacted here (pii.documents = redact); the "
                         "original file is for admins")  # fmt: skip
     file = services.documents.open(path.lstrip("/"))  # read from this descriptor only

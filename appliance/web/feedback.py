@@ -24,7 +24,8 @@ class Rating(msgspec.Struct, forbid_unknown_fields=True):
       status_code=200, sync_to_thread=True, guards=[known_conversation])  # redacts: spaCy
 def rate_answer(conversation_id: PathId, message_id: RowId, data: JSONBody[Rating],
                 services: ServicesDep, user: UserDep) -> dict[str, str]:  # fmt: skip
-    services.chat.rate(user.id, conversation_id, message_id, data.rating == "up", data.comment)
+    services.conversations.rate(user.id, conversation_id, message_id, data.rating == "up",
+                                data.comment)  # fmt: skip
     return {"status": "thanks"}
 
 
@@ -35,4 +36,4 @@ def list_feedback(
 ) -> list[Rated]:
     """Rated answers, newest first, with the question each replied to (thumbs down by
     default). The chunks used will show here once answers come from documents."""
-    return services.chat.feedback.listed({"down": -1, "up": 1, "all": 0}[rating])
+    return services.conversations.feedback.listed({"down": -1, "up": 1, "all": 0}[rating])

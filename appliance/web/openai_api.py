@@ -6,16 +6,15 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
-from functools import partial
 from typing import Any
 
 from litestar import Controller, Request, get, post
 from litestar.response import Stream
 
-from appliance.chat.service import Sources
+from appliance.chat.events import Sources
 from appliance.llm.types import DoneEvent, TokenEvent
 from appliance.rag.answer import Citation
-from appliance.web.conversations import audited_first
+from appliance.web.conversations import asker
 from appliance.web.deps import JSONBody, LlmDep, ServicesDep, UserDep
 from appliance.web.disconnect import until_disconnect
 from appliance.web.errors import describe
@@ -56,9 +55,9 @@ class OpenAIController(Controller):
         user: UserDep,
     ) -> ChatCompletion | Stream:
         params = data.params(llm_settings, data.max_completion_tokens)
-        start = partial(services.chat.complete, user.id, data.chat_messages(), params,
-                        tuple(data.collections), data.documents)  # fmt: skip
-        sources, events = await audited_first(request, services, user, "api", "chat", start)
+        events = services.chat.complete(asker(request, user), data.chat_messages(), params,
+                                        tuple(data.collections), data.documents)  # fmt: skip
+        sources = await first_event(request, events)
         assert isinstance(sources, Sources)  # noqa: S101 - complete() starts with them
         answer = _answer(events)
         first = await first_event(request, answer)  # past the queue: errors are HTTP errors

@@ -36,4 +36,4 @@ def redact(data: JSONBody[RedactRequest], services: ServicesDep, user: UserDep) 
 @get("/api/privacy")
 async def privacy(services: ServicesDep) -> Policy:
     """What is done with personal data at each point (see the `pii` settings)."""
-    return services.chat.privacy.policy
+    return services.conversations.privacy.policy

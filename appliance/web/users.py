@@ -31,7 +31,7 @@ def erase_user_data(name: PathId, services: ServicesDep, user: UserDep) -> dict[
     """Deletes every conversation of the user `name` (the account itself stays), and erases
     them from the database file."""
     target = services.accounts.users.by_name(name)
-    deleted = services.chat.delete_all(target.id)
+    deleted = services.conversations.delete_all(target.id)
     services.audit.record(user.name, "user.erase", target.name, f"{deleted} conversations")
     return {"deleted": deleted}
 

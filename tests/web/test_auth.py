@@ -216,12 +216,12 @@ def test_retention_deletes_old_conversations(
     hal = client(app, services.accounts.create_key("hal")[1])
     old = hal.post("/api/conversations", json={"title": "old"}).json()["id"]
     new = hal.post("/api/conversations", json={"title": "new"}).json()["id"]
-    store = services.chat._store
+    store = services.conversations.store
     with store._db.transaction() as tx:
         tx.execute(
             "UPDATE conversations SET updated_at = updated_at - 40 * 86400 WHERE id = ?", (old,)
         )
-    assert services.chat.purge(30) >= 1
+    assert services.conversations.purge(30) >= 1
     assert hal.get(f"/api/conversations/{old}").status_code == 404
     assert hal.get(f"/api/conversations/{new}").status_code == 200
 

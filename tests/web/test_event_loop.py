@@ -17,6 +17,7 @@ import msgspec
 import pytest
 from litestar.testing import TestClient
 
+from appliance.chat.events import Asker
 from appliance.config import PiiSettings, Settings
 from appliance.llm.types import SamplingParams, TokenEvent
 from appliance.pii.logs import redact_logs
@@ -193,7 +194,8 @@ def test_a_stopped_answer_is_stored_before_its_stream_ends(
         params = SamplingParams(temperature=0, top_p=1, max_tokens=200)
         tokens = 0
         with anyio.CancelScope() as scope:
-            async for event in services.chat.reply(None, conversation_id, "Tell a story", params):
+            events = services.chat.reply(Asker(id=None), conversation_id, "Tell a story", params)
+            async for event in events:
                 tokens += isinstance(event, TokenEvent)
                 if tokens == 3:
                     monkeypatch.setattr(PresidioRedactor, "analyze", slow)
@@ -202,9 +204,9 @@ def test_a_stopped_answer_is_stored_before_its_stream_ends(
 
     with TestClient(create_app(settings, services)):
         assert services.engine.wait_ready(60)  # type: ignore[attr-defined]
-        conversation = services.chat.start(None, "")
+        conversation = services.conversations.start(None, "")
         anyio.run(stopped, conversation.id)
-        _, shown = services.chat.show(None, conversation.id)  # at once: no waiting here
+        _, shown = services.conversations.show(None, conversation.id)  # at once: no waiting here
     assert [m.message.role for m in shown] == ["user", "assistant"]
     assert shown[1].message.finish_reason == "cancelled"
     assert shown[1].message.content
