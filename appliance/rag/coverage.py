@@ -5,7 +5,8 @@ budget of CC-9900") finds passages on the same topic, often more similar than th
 passage of a covered question. What tells them apart, in order:
 
 1. The question's codes, names and places ("CC-9900", "Oslo", "SAP") must occur in
-   the passages found, as written: a passage that lacks them answers another question.
+   the passages found, as written: a passage that lacks them answers another question. A code
+   with a digit that they hold ("XJ-4471") says they are about that very thing: covered.
 2. A word of the question that no indexed chunk holds at all ("childcare", "adoption"), and
    that the passages do not speak to either: the question without that word is closer to the
    best passages than the question with it (by `word_gain` or more). A synonym the passages
@@ -70,9 +71,12 @@ class CoverageCheck:
             return Coverage(covered=False, reason="no_passage")
         best = hits[:_PASSAGES]
         text = " ".join(h.text for h in best)
-        absent = [t for t in distinctive_terms(query) if not _holds(text, t)]
+        terms = distinctive_terms(query)
+        absent = [t for t in terms if not _holds(text, t)]
         if absent:
             return Coverage(covered=False, reason="missing_terms", missing=absent)
+        if any(c.isdigit() for t in terms for c in t):  # the passages hold its very code
+            return COVERED
         unknown = self._evidence.unknown(content_words(query))
         unmet = self._unmet(query, unknown, best)
         if unmet:

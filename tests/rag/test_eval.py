@@ -97,3 +97,45 @@ def test_the_default_relevance_floor_keeps_most_hits(index: Any, questions: list
     floor = retrieval_eval.RagSettings().min_similarity
     served = retrieval_eval.evaluate(index, questions, {"hybrid": (1.0, 1.0)}, floor)["hybrid"]
     assert served.hit_at(5) >= SERVED_HIT5_FLOOR, [q.question for q, _ in served.misses]
+
+
+# Declines through Grounding with the default rag settings (scripts/eval/retrieval.py prints
+# them). Measured: uncovered 0.60 (21/35), covered 0.05 (3/65: "Spain" and "Singapore" are
+# names no passage holds, "How quickly does IT respond when the whole production network is
+# down?" has four words no document holds and a weak best passage, 0.40). The floor alone
+# declined none of either.
+UNCOVERED_GOAL, COVERED_GOAL = 0.90, 0.05
+UNCOVERED_MEASURED = 0.57  # 0.60 less about one question in 35
+
+
+@pytest.fixture(scope="module")
+def declines(index: Any, questions: list[Any]) -> dict[str, list[Any]]:
+    rag = retrieval_eval.RagSettings()
+    uncovered = [q.question for q in retrieval_eval.load_uncovered()]
+    return {"uncovered": retrieval_eval.grounded(index, uncovered, rag),
+            "covered": retrieval_eval.grounded(index, [q.question for q in questions], rag)}  # fmt: skip
+
+
+def test_uncovered_questions_are_company_questions_near_documents() -> None:
+    uncovered = retrieval_eval.load_uncovered()
+    assert len(uncovered) >= 30
+    assert len({q.near for q in uncovered}) >= 10
+
+
+def test_few_covered_questions_are_declined(declines: dict[str, list[Any]]) -> None:
+    wrong = [(a.query, a.reason, a.missing) for a in declines["covered"] if a.kind == "abstained"]
+    assert retrieval_eval.declined(declines["covered"]) <= COVERED_GOAL, wrong
+
+
+def test_uncovered_questions_are_declined_as_measured(declines: dict[str, list[Any]]) -> None:
+    answered = [a.query for a in declines["uncovered"] if a.kind != "abstained"]
+    assert retrieval_eval.declined(declines["uncovered"]) >= UNCOVERED_MEASURED, answered
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured 0.60: near misses (breakfast at a canteen "
+    "that serves lunch, payday in a payroll page) need a reader, not words",
+)
+def test_uncovered_questions_meet_the_goal(declines: dict[str, list[Any]]) -> None:
+    assert retrieval_eval.declined(declines["uncovered"]) >= UNCOVERED_GOAL
