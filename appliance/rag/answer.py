@@ -22,7 +22,7 @@ from appliance.llm.types import ChatMessage
 from appliance.rag.coverage import COVERED, Coverage, CoverageCheck, Reason
 from appliance.rag.retrieve import Hit, Retriever
 
-Kind = Literal["documents", "general", "abstained", "plain"]
+Kind = Literal["documents", "direct", "general", "abstained", "plain"]
 NOT_COVERED = "The documents don't cover this."  # how an abstained answer opens
 
 
@@ -40,9 +40,11 @@ class Citation(msgspec.Struct, frozen=True, kw_only=True):
 class Grounded(msgspec.Struct, frozen=True, kw_only=True):
     """One question, ready to answer.
 
-    `kind`: `documents` (sources given), `general` (none matched; the model answers on its
-    own, rag.mode=general), `abstained` (none matched: `answer` is the reply, nothing is
-    generated), `plain` (no retrieval: rag.mode=off or an empty library).
+    `kind`: `documents` (sources given), `direct` (not a question to the documents: a task on
+    text the user gave, writing, general knowledge; the model answers on its own), `general`
+    (none matched; the model answers on its own, rag.mode=general), `abstained` (none
+    matched: `answer` is the reply, nothing is generated), `plain` (no retrieval: rag.mode=off
+    or an empty library).
     """
 
     kind: Kind
