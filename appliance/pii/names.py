@@ -30,8 +30,9 @@ _START = re.compile(rf"\b[{_UPPER}]")
 # Words after which a lone given name is someone ("ask Sven", "Hi Siobhan"); after a mere
 # preposition ("from Mette") only a name that is no English word: not "for Excel", "to Victoria".
 _CUE = re.compile(
-    r"\b(?i:(ask|tell|b?cc|dear|hi|hello|hey|thanks|thank|ping|call|e?mail|contact|remind|let"
-    r"|invite|meet)|(from|of|with|to|by|for|and|or))[\s,:]*$"
+    r"\b(?i:(?P<person>(?P<greeting>dear|hi|hello|hey)|ask|tell|b?cc|thanks|thank|ping|call"
+    r"|e?mail|contact|remind|let|invite|meet)|(?P<preposition>from|of|with|to|by|for|and|or))"
+    r"[\s,:]*$"
 )
 _POSSESSIVE = ("'s", "\N{RIGHT SINGLE QUOTATION MARK}s")
 GIVEN_NAME_SCORE = 0.6  # a known given name after a cue word, or before "'s"
@@ -81,19 +82,32 @@ class NameCues(EntityRecognizer):
     ) -> list[RecognizerResult]:
         found, after = [], 0
         for word in _START.finditer(text):
-            match = _NAME.match(text, word.start())
-            if word.start() < after or match is None or match[1] not in self._given:
+            match = None if word.start() < after else _NAME.match(text, word.start())
+            end = None if match is None else self._end(text, match)
+            if match is None or end is None:
                 continue
-            end = self._surnames_end(match)
             if end == match.end(1) and not self._alone(text, match, nlp_artifacts):
                 continue
             found.append(RecognizerResult("PERSON", match.start(), end, self._score(match, end)))
             after = end
         return found
 
+    def _end(self, text: str, match: re.Match[str]) -> int | None:
+        """Where the name that `match` starts ends, if it is one: a listed given name and its
+        surnames; an unlisted word that is no English word, after a cue word and before a
+        listed surname ("ask Nkechi Eze"); no name where a given name is followed by a common
+        word that is no surname (a term: "Grace Period", "Victoria Station")."""
+        first, end = match[1], self._surnames_end(match)
+        if first in self._given:
+            return None if match[2] and end == match.end(1) else end
+        if first.lower() in self._words or not _CUE.search(text, 0, match.start()):
+            return None
+        surname = re.match(rf"[^\S\n]+({_WORD})", match[2])
+        return end if surname and surname[1] in self._surnames else match.end(1)
+
     def _surnames_end(self, match: re.Match[str]) -> int:
-        """Where the surnames after the given name end: before the first English word that is
-        no surname ("Victoria Station", "Jira Cloud")."""
+        """Where the surnames after the first word end: before the first English word that is
+        no surname ("Jira Cloud")."""
         end = match.end(1)
         for part in re.finditer(_WORD, match[2]):
             word = part[0]
@@ -103,14 +117,20 @@ class NameCues(EntityRecognizer):
         return end
 
     def _alone(self, text: str, match: re.Match[str], artifacts: NlpArtifacts | None) -> bool:
+        """A one-word name: a proper noun to spaCy ("for French customers" is none), before
+        "'s" or after a cue; a word that is no listed given name only after a greeting
+        ("Hello Keiko"), and after a mere preposition none that is an English word."""
         if artifacts is not None and not any(
             t.idx == match.start() and t.pos_ == "PROPN" for t in artifacts.tokens
         ):
-            return False  # "for French customers"
-        if text.startswith(_POSSESSIVE, match.end(1)):
+            return False
+        word, listed = match[1], match[1] in self._given
+        if listed and text.startswith(_POSSESSIVE, match.end(1)):
             return True
         cue = _CUE.search(text, max(0, match.start() - 20), match.start())
-        return cue is not None and (cue[1] is not None or match[1].lower() not in self._words)
+        if cue is None or (not listed and cue["greeting"] is None):
+            return False
+        return cue["person"] is not None or word.lower() not in self._words
 
     def _score(self, match: re.Match[str], end: int) -> float:
         return FULL_NAME_SCORE if end > match.end(1) else GIVEN_NAME_SCORE

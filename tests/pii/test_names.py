@@ -53,6 +53,8 @@ def test_an_email_at_an_internal_domain_is_gone(redactor: Redactor, address: str
         ("Marco Bianchi's contract ends soon.", "Marco Bianchi"),
         ("Hi Siobhan, could you resend the rota?", "Siobhan"),
         ("Contact Kwame if the payment fails.", "Kwame"),
+        ("Ask Nkechi Eze whether the venue has a projector.", "Nkechi Eze"),
+        ("Hello Keiko, the room is booked.", "Keiko"),
     ],
 )
 def test_a_name_after_a_cue_word_is_found(redactor: Redactor, text: str, name: str) -> None:
@@ -68,10 +70,10 @@ def test_a_name_after_a_cue_word_is_found(redactor: Redactor, text: str, name: s
         "Ask the Project Manager for the updated Gantt chart.",
         "Hi Team, the party is on the first Friday of the month.",
         "Will Finance approve the budget in May?",
-    "The Chase Bank statement is in the Finance folder.",
-    "Tell Marketing the Spring Campaign slides need the new logo.",
-    "Thanks for Excel, it saved me an hour.",
-    "We send the invoices for French customers by post.",
+        "The Chase Bank statement is in the Finance folder.",
+        "Tell Marketing the Spring Campaign slides need the new logo.",
+        "Thanks for Excel, it saved me an hour.",
+        "We send the invoices for French customers by post.",
     ],
 )
 def test_capitalised_words_that_are_no_names_stay(redactor: Redactor, text: str) -> None:
