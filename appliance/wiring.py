@@ -13,6 +13,7 @@ from appliance.accounts.limits import ChatLimits, SignInBrake
 from appliance.accounts.service import Accounts
 from appliance.chat.answering import Answering
 from appliance.chat.conversations import Conversations
+from appliance.chat.route import Router
 from appliance.config import Settings
 from appliance.embed.embedder import Embedder
 from appliance.errors import ApplianceError, ModelError
@@ -74,7 +75,8 @@ def build_services(settings: Settings) -> Services:
     conversations = Conversations(ConversationStore(db), privacy, FeedbackStore(db), audit,
                                   chunks=catalog.chunks)  # fmt: skip
     chat = Answering(engine, conversations, _limits(settings, "chat", "answers"),
-                     settings.limits.max_message_chars, grounding, audit)  # fmt: skip
+                     settings.limits.max_message_chars, grounding, audit,
+                     Router(pipeline.embedder))  # fmt: skip
     retention = Retention(conversations, settings.retention_days, audit)
     limits = settings.limits
     search = DocumentSearch(retriever, _limits(settings, "search", "searches"),

@@ -18,6 +18,7 @@ from appliance.accounts.limits import ChatLimits
 from appliance.chat.citations import stored as stored_citations
 from appliance.chat.conversations import Conversations
 from appliance.chat.events import Asker, ChatEvent, Finished, Shown, Sources, Started
+from appliance.chat.route import Router
 from appliance.errors import ApplianceError, InvalidRequest, TooLarge
 from appliance.llm.engine import Engine, Generation
 from appliance.llm.types import (
@@ -47,13 +48,15 @@ class Answering:
     def __init__(
         self, engine: Engine, conversations: Conversations, limits: ChatLimits | None = None,
         max_chars: int = 20_000, grounding: Grounding | None = None,
-        audit: AuditLog | None = None,
+        audit: AuditLog | None = None, router: Router | None = None,
     ) -> None:  # fmt: skip
+        """`router`: which messages go to the documents (without one, all do)."""
         self.engine = engine
         self._conversations = conversations
         self._store = conversations.store
         self.privacy = conversations.privacy
         self._grounding = grounding
+        self._router = router
         self._audit = audit
         self._limits = limits or ChatLimits(per_minute=10**9, concurrent=10**9)
         self._max_chars = max_chars
@@ -230,16 +233,16 @@ class Answering:
                 accepted = await _kept(accept)  # SQLite: a thread, however the request ends
                 yield Started(conversation_id=conversation_id, user_message=accepted,
                               sources=_sources(grounded))  # fmt: skip
-                async with aclosing(self._stored(conversation_id, first,
-                                                 grounded.citations)) as answer:  # fmt: skip
+                async with aclosing(self._stored(conversation_id, first, grounded.citations,
+                                                 grounded.kind)) as answer:  # fmt: skip
                     async for event in answer:
                         yield event
             finally:
                 if generation is not None:
                     generation.cancel()
 
-    async def _stored(self, conversation_id: str, first: _First,
-                      citations: list[Citation]) -> AsyncGenerator[ChatEvent, None]:  # fmt: skip
+    async def _stored(self, conversation_id: str, first: _First, citations: list[Citation],
+                      grounding: str) -> AsyncGenerator[ChatEvent, None]:  # fmt: skip
         """Stream the answer, and store it however the stream ends (a stopped one in part)."""
         parts: list[str] = []
         done: DoneEvent | None = None
@@ -260,7 +263,7 @@ class Answering:
             # answer waits for too, so that it is stored before the engine or the
             # conversation is free for the next question
             message = await _kept(partial(self._store_answer, conversation_id, "".join(parts),
-                                          reason, done, citations))  # fmt: skip
+                                          reason, done, citations, grounding))  # fmt: skip
         if message is not None and done is not None:
             shown = self._conversations.shown(message, citations)  # no catalog read on the loop
             yield Finished(message=shown, finish_reason=done.finish_reason)
@@ -289,7 +292,7 @@ class Answering:
 
     def _store_answer(
         self, conversation_id: str, text: str, reason: str, done: DoneEvent | None,
-        citations: list[Citation],
+        citations: list[Citation], grounding: str,
     ) -> Message | None:
         try:
             return self._store.add_message(
@@ -298,6 +301,7 @@ class Answering:
                 prompt_tokens=done.prompt_tokens if done else None,
                 completion_tokens=done.completion_tokens if done else None,
                 citations=stored_citations(citations),  # references: no document text
+                grounding=grounding,
             )  # fmt: skip
         except ApplianceError as exc:  # e.g. the database closed during shutdown
             log.warning("answer in conversation %s not stored: %s", conversation_id, exc)
@@ -317,11 +321,23 @@ class Answering:
         """The messages for the model, with sources when documents answer (a thread: this
         embeds the question and tokenizes the prompt). `typed`: the conversation, the
         question last, as the user wrote it (personal data in place), to search with."""
+        asked = (*history, ChatMessage("user", question))
         if self._grounding is None:
-            return plain((*history, ChatMessage("user", question)))
-        return self._grounding.ground(history, question, max_tokens=params.max_tokens,
-                                      collections=collections, searched=typed[-1].content,
-                                      searched_history=typed[:-1])  # fmt: skip
+            return plain(asked)
+        route = self._router.route(typed[-1].content, typed[:-1]) if self._router else None
+        if route is not None:
+            log.debug("routed to %s: %s", route.kind, route.reason)
+            if route.kind == "direct" and route.ruled:  # a task on its own text, writing
+                return Grounded(kind="direct", messages=asked, citations=[], query="")
+        # ("person": the documents first, until a hand-off to people is there)
+        grounded = self._grounding.ground(history, question, max_tokens=params.max_tokens,
+                                          collections=collections, searched=typed[-1].content,
+                                          searched_history=typed[:-1])  # fmt: skip
+        if route is not None and route.kind == "direct" and grounded.kind == "abstained":
+            # like general knowledge, and no document speaks to it: the model answers; a
+            # question about the company that only looks so is answered from what covers it
+            return Grounded(kind="direct", messages=asked, citations=[], query=grounded.query)
+        return grounded
 
     async def _begin(
         self, grounded: Grounded, params: SamplingParams, user_id: int | None,

@@ -27,10 +27,12 @@ RouteKind = Literal["documents", "direct", "person"]
 
 
 class Route(msgspec.Struct, frozen=True):
-    """Where a message goes, and in a few words why (for logs and the page)."""
+    """Where a message goes, and in a few words why (for logs and the page); `ruled`: a rule
+    read it in the message (or in the one it follows), not the embedder's likeness."""
 
     kind: RouteKind
     reason: str
+    ruled: bool = False
 
 
 # --- rules -------------------------------------------------------------------------------
@@ -113,6 +115,10 @@ _BLOCK = re.compile(r"```|\n\s*\n|(\n.*){2,}|[:?]\s*\n\s*\S|^\s*>", re.M)
 _QUOTED = re.compile(r"[\"\u201c\u2018\u00ab][^\"\u201d\u2019\u00bb]{40,}[\"\u201d\u2019\u00bb]")
 _AFTER_COLON = re.compile(r":\s*\S+(\s+\S+){11,}")
 _LONG_CHARS = 400
+# A translation's text may be a few words ("Translate into French: 'See you at noon.'"): any
+# text after a colon or in quotes (an apostrophe not inside a word opens one too).
+_TRANSLATE = re.compile(r"\btranslat(e|ion)\b", re.I)
+_SOME_TEXT = re.compile(r":\s*\S+\s+\S|[\"\u201c\u2018\u00ab]\S|(?<!\w)'\S")
 _ARITHMETIC = re.compile(r"\d\s*([-+*/x^\u00d7\u00f7]|times|plus|minus|divided by)\s*\(?\d", re.I)
 
 
@@ -134,14 +140,17 @@ def ruled(message: str) -> Route | None:
     if not _ASKS_WHO.match(message):
         for pattern, reason in _PERSON:
             if pattern.search(message):
-                return Route("person", reason)
+                return Route("person", reason, ruled=True)
     if match := _WRITE.search(message):
-        return Route("direct", f"asks to write something ({match['piece'].lower()})")
+        return Route("direct", f"asks to write something ({match['piece'].lower()})", ruled=True)
+    if _TRANSLATE.search(message) and _SOME_TEXT.search(message):
+        return Route("direct", "asks to translate text it gives", ruled=True)
     edit, carried = _EDIT.search(message), _carries_text(message)
     if edit and carried:
-        return Route("direct", f"asks to {edit['verb'].lower()}, on text it gives ({carried})")
+        verb = edit["verb"].lower()
+        return Route("direct", f"asks to {verb}, on text it gives ({carried})", ruled=True)
     if _ARITHMETIC.search(message) and len(message.split()) <= 12:
-        return Route("direct", "asks for arithmetic")
+        return Route("direct", "asks for arithmetic", ruled=True)
     return None
 
 
@@ -280,7 +289,7 @@ class Router:
             )
             if before.reason.startswith("follow-up"):
                 return before
-            return Route(before.kind, f"follow-up to: {before.reason}")
+            return Route(before.kind, f"follow-up to: {before.reason}", before.ruled)
         return self.nearest(message)
 
     def nearest(self, message: str) -> Route:

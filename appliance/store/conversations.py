@@ -32,6 +32,7 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     citations: str | None = None  # JSON: the sources the answer was given
+    grounding: str | None = None  # how an answer was made: rag.answer.Kind
 
 
 _COLUMNS = "id, title, created_at, updated_at"
@@ -110,11 +111,13 @@ class ConversationStore:
         prompt_tokens: int | None = None,
         completion_tokens: int | None = None,
         citations: str | None = None,
+        grounding: str | None = None,
     ) -> Message:
         now = time.time()
         with self._db.transaction() as tx, _missing_conversation(conversation_id):
             cur = _insert_message(tx, conversation_id, role, content, now, finish_reason,
-                                  prompt_tokens, completion_tokens, citations)  # fmt: skip
+                                  prompt_tokens, completion_tokens, citations,
+                                  grounding)  # fmt: skip
             tx.execute(
                 "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
             )
@@ -122,6 +125,7 @@ class ConversationStore:
             id=int(cur.lastrowid or 0), conversation_id=conversation_id, role=role,
             content=content, created_at=now, finish_reason=finish_reason,
             prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, citations=citations,
+            grounding=grounding,
         )  # fmt: skip
 
     def drop_trailing_assistant(self, conversation_id: str) -> None:
@@ -162,6 +166,6 @@ def _missing_conversation(conversation_id: str) -> Iterator[None]:
 def _insert_message(tx: sqlite3.Connection, *values: object) -> sqlite3.Cursor:
     return tx.execute(
         "INSERT INTO messages (conversation_id, role, content, created_at, finish_reason, "
-        "prompt_tokens, completion_tokens, citations) VALUES (?,?,?,?,?,?,?,?)",
+        "prompt_tokens, completion_tokens, citations, grounding) VALUES (?,?,?,?,?,?,?,?,?)",
         values,
     )

@@ -181,6 +181,11 @@ _MIGRATIONS = (
         FROM json_each(messages.citations)
     ) WHERE citations IS NOT NULL;
     """,
+    # 10: how an answer was made (documents, direct, general, abstained, plain; NULL: a
+    # question, or an answer stored before routing)
+    """
+    ALTER TABLE messages ADD COLUMN grounding TEXT;
+    """,
 )
 
 

@@ -217,6 +217,9 @@ class MessageView(msgspec.Struct, kw_only=True):
     completion_tokens: int | None
     pii: list[PiiSpan] = msgspec.field(default_factory=list)
     citations: list[Citation] = msgspec.field(default_factory=list)
+    # an answer: documents, direct (not a question to the documents), general, abstained,
+    # plain (no retrieval); None for a question or an answer stored before routing
+    grounding: str | None = None
 
 
 class ConversationView(msgspec.Struct, kw_only=True):
@@ -268,4 +271,5 @@ def message_view(message: Message, html: str | None, pii: list[PiiSpan] | None =
         id=message.id, role=message.role, content=message.content, html=html,
         created_at=message.created_at, finish_reason=message.finish_reason,
         completion_tokens=message.completion_tokens, pii=pii or [], citations=citations or [],
+        grounding=message.grounding,
     )  # fmt: skip

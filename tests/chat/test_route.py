@@ -46,6 +46,8 @@ def _answer(text: str = "Here it is.") -> ChatMessage:
         'Please shorten "we would be very grateful if you could possibly send the file soon"',
         "summarize: the vendor moved the delivery to May and asked us to confirm the new date",
         "proofread this\n> I has sent the invoice yesterday",
+        "Translate into French: 'The meeting starts at noon.'",
+        'How do I say "thank you" in German? Please translate',
     ],
 )
 def test_an_instruction_on_text_the_message_gives_is_direct(message: str) -> None:
@@ -68,6 +70,10 @@ def test_writing_something_new_is_direct_whatever_it_mentions(message: str) -> N
     assert route is not None
     assert route.kind == "direct"
     assert route.reason.startswith("asks to write")
+
+
+def test_translating_needs_text_to_translate() -> None:
+    assert ruled("Is there a translation service for customer letters?") is None
 
 
 def test_an_instruction_without_text_is_left_to_the_rest() -> None:

@@ -95,7 +95,8 @@ def test_answers_cite_the_documents_and_the_sources_open(server: Server) -> None
     outside = server.http.get("/api/documents/file/%2e%2e/server.log")
     assert outside.status_code == 404
     nothing = server.http.post("/v1/chat/completions", timeout=60, json={
-        "messages": [{"role": "user", "content": "What is the recipe for a chocolate cake?"}],
+        "messages": [{"role": "user",
+                      "content": "What is the company's policy on bringing dogs to the office?"}],
         "max_tokens": 8})  # fmt: skip
     message = nothing.json()["choices"][0]["message"]
     assert message["citations"] == []

@@ -19,7 +19,8 @@ from tests.rag.test_retrieve import LEAVE, TRAVEL
 from tests.web.conftest import Client, running_app, sse_events
 
 FLIGHT = "How many days before departure must I book a flight?"
-ELSEWHERE = "Who won the 1998 football world cup?"
+ELSEWHERE = "What is the company's policy on bringing dogs to the office?"  # none has it
+TASK = "Translate into French: 'The meeting starts at noon.'"  # not for the documents
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +101,23 @@ def test_what_the_documents_miss_is_said_not_invented(library: tuple[Client, Set
     assert ELSEWHERE in done["message"]["content"]
     assert done["message"]["completion_tokens"] == 0
     assert client.get("/readyz").json()["completed"] == before  # the model was not asked
+
+
+def test_a_task_on_the_user_s_own_text_is_answered_not_from_the_documents(
+    library: tuple[Client, Settings],
+) -> None:
+    client, _ = library
+    done = ask(client, TASK)
+    assert done["citations"] == []
+    assert done["message"]["grounding"] == "direct"  # the page labels it
+    assert done["message"]["completion_tokens"] > 0  # the model answered
+    assert "documents don't cover" not in done["message"]["content"]
+    shown = client.get(f"/api/conversations/{done['conversation_id']}").json()
+    assert [m["grounding"] for m in shown["messages"]] == [None, "direct"]  # kept
+    audit = client.get("/api/audit", params={"action": "chat"}).json()
+    assert audit[0]["detail"] == "via api key; direct; documents []"  # the suite's client
+    covered = ask(client, FLIGHT)
+    assert covered["message"]["grounding"] == "documents"
 
 
 def test_collections_limit_what_an_answer_draws_on(library: tuple[Client, Settings]) -> None:

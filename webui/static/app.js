@@ -114,9 +114,16 @@ async function openConversation(id) {
 
 // ---- messages -----------------------------------------------------------------------------
 
+// Answers the model wrote on its own (a task on the user's text, writing, general knowledge;
+// or, with rag.mode=general, nothing matched): labelled, as no source stands behind them.
+const NOT_FROM_DOCUMENTS = new Set(["direct", "general"]);
+
 function renderMessage(message) {
   const node = el("article", `msg ${message.role}`);
   node.append(el("div", "who", message.role === "user" ? "You" : "Assistant"));
+  if (NOT_FROM_DOCUMENTS.has(message.grounding)) {
+    node.append(el("div", "note not-from-documents", "Not from your documents"));
+  }
   const body = el("div", "body");
   if (message.role === "assistant" && message.html !== null) setHtml(body, message.html);
   else markPii(body, message.content, message.pii || []);
