@@ -30,13 +30,16 @@ _START = re.compile(rf"\b[{_UPPER}]")
 # Words after which a lone given name is someone ("ask Sven", "Hi Siobhan"); after a mere
 # preposition ("from Mette") only a name that is no English word: not "for Excel", "to Victoria".
 _CUE = re.compile(
+    r"(?:\b(?P<honorific>Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?|"
     r"\b(?i:(?P<person>(?P<greeting>dear|hi|hello|hey)|ask|tell|b?cc|thanks|thank|ping|call"
-    r"|e?mail|contact|remind|let|invite|meet)|(?P<preposition>from|of|with|to|by|for|and|or))"
+    r"|e?mail|contact|remind|let|invite|meet)|(?P<preposition>from|of|with|to|by|for|and|or)))"
     r"[\s,:]*$"
 )
 _POSSESSIVE = ("'s", "\N{RIGHT SINGLE QUOTATION MARK}s")
 GIVEN_NAME_SCORE = 0.6  # a known given name after a cue word, or before "'s"
 FULL_NAME_SCORE = 0.75  # a known given name and a surname
+LISTED_NAME_SCORE = 0.9  # a known given name and known surnames: over spaCy's "place" (0.85)
+HONORIFIC_SCORE = 0.85  # a word after "Mr", "Ms", "Dr"
 DIRECTORY_SCORE = 0.95  # an account of this appliance
 # Account names that are roles, not people: never redacted by themselves.
 _ROLE_ACCOUNT = re.compile(
@@ -80,30 +83,39 @@ class NameCues(EntityRecognizer):
     def analyze(
         self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
     ) -> list[RecognizerResult]:
+        # Where spaCy's proper nouns start: "for French customers" has no name.
+        nouns = None if nlp_artifacts is None else _proper_nouns(nlp_artifacts)
         found, after = [], 0
         for word in _START.finditer(text):
             match = None if word.start() < after else _NAME.match(text, word.start())
-            end = None if match is None else self._end(text, match)
-            if match is None or end is None:
-                continue
-            if end == match.end(1) and not self._alone(text, match, nlp_artifacts):
-                continue
-            found.append(RecognizerResult("PERSON", match.start(), end, self._score(match, end)))
-            after = end
+            name = None if match is None else self._name(text, match, nouns)
+            if match is not None and name is not None:
+                found.append(RecognizerResult("PERSON", match.start(), *name))
+                after = name[0]
         return found
 
-    def _end(self, text: str, match: re.Match[str]) -> int | None:
-        """Where the name that `match` starts ends, if it is one: a listed given name and its
-        surnames; an unlisted word that is no English word, after a cue word and before a
-        listed surname ("ask Nkechi Eze"); no name where a given name is followed by a common
-        word that is no surname (a term: "Grace Period", "Victoria Station")."""
-        first, end = match[1], self._surnames_end(match)
+    def _name(
+        self, text: str, match: re.Match[str], nouns: set[int] | None
+    ) -> tuple[int, float] | None:
+        """The end and score of the name `match` starts, if it is one."""
+        first, end, cue = match[1], self._surnames_end(match), _cue(text, match.start())
+        if (
+            cue is not None
+            and cue["honorific"]
+            and (first.lower() not in self._words or end > match.end(1))
+        ):
+            return end, HONORIFIC_SCORE  # "Mr Haugen"
         if first in self._given:
-            return None if match[2] and end == match.end(1) else end
-        if first.lower() in self._words or not _CUE.search(text, 0, match.start()):
+            if end > match.end(1):
+                return end, self._full_score(match, end)
+            if match[2]:
+                return None  # a term: "Grace Period", "Victoria Station"
+        elif first.lower() in self._words or cue is None:
             return None
-        surname = re.match(rf"[^\S\n]+({_WORD})", match[2])
-        return end if surname and surname[1] in self._surnames else match.end(1)
+        elif _surname_follows(match, self._surnames):
+            return end, FULL_NAME_SCORE  # "ask Nkechi Eze"
+        alone = self._alone(text, match, cue, nouns)
+        return (match.end(1), GIVEN_NAME_SCORE) if alone else None
 
     def _surnames_end(self, match: re.Match[str]) -> int:
         """Where the surnames after the first word end: before the first English word that is
@@ -116,24 +128,38 @@ class NameCues(EntityRecognizer):
             end = match.start(2) + part.end()
         return end
 
-    def _alone(self, text: str, match: re.Match[str], artifacts: NlpArtifacts | None) -> bool:
-        """A one-word name: a proper noun to spaCy ("for French customers" is none), before
-        "'s" or after a cue; a word that is no listed given name only after a greeting
-        ("Hello Keiko"), and after a mere preposition none that is an English word."""
-        if artifacts is not None and not any(
-            t.idx == match.start() and t.pos_ == "PROPN" for t in artifacts.tokens
-        ):
+    def _full_score(self, match: re.Match[str], end: int) -> float:
+        """Higher than spaCy's guess of a place where every part is a listed name."""
+        parts = re.findall(_WORD, match.string[match.end(1) : end])
+        return LISTED_NAME_SCORE if all(p in self._surnames for p in parts) else FULL_NAME_SCORE
+
+    def _alone(
+        self, text: str, match: re.Match[str], cue: re.Match[str] | None, nouns: set[int] | None
+    ) -> bool:
+        """A one-word name: a proper noun to spaCy, before "'s" or after a cue; a word that is
+        no listed given name only after a greeting ("Hello Keiko"), and after a mere
+        preposition none that is an English word ("for Excel")."""
+        if nouns is not None and match.start() not in nouns:
             return False
         word, listed = match[1], match[1] in self._given
         if listed and text.startswith(_POSSESSIVE, match.end(1)):
             return True
-        cue = _CUE.search(text, max(0, match.start() - 20), match.start())
         if cue is None or (not listed and cue["greeting"] is None):
             return False
         return cue["person"] is not None or word.lower() not in self._words
 
-    def _score(self, match: re.Match[str], end: int) -> float:
-        return FULL_NAME_SCORE if end > match.end(1) else GIVEN_NAME_SCORE
+
+def _cue(text: str, start: int) -> re.Match[str] | None:
+    return _CUE.search(text, max(0, start - 20), start)
+
+
+def _surname_follows(match: re.Match[str], surnames: frozenset[str]) -> bool:
+    surname = re.match(rf"[^\S\n]+({_WORD})", match[2])
+    return surname is not None and surname[1] in surnames
+
+
+def _proper_nouns(artifacts: NlpArtifacts) -> set[int]:
+    return {token.idx for token in artifacts.tokens if token.pos_ == "PROPN"}
 
 
 class Directory(EntityRecognizer):

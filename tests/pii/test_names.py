@@ -55,6 +55,8 @@ def test_an_email_at_an_internal_domain_is_gone(redactor: Redactor, address: str
         ("Contact Kwame if the payment fails.", "Kwame"),
         ("Ask Nkechi Eze whether the venue has a projector.", "Nkechi Eze"),
         ("Hello Keiko, the room is booked.", "Keiko"),
+        ("Dear Mr Haugen, your request has been received.", "Haugen"),
+        ("The grievance from Yasmin Karimi needs an answer.", "Yasmin Karimi"),
     ],
 )
 def test_a_name_after_a_cue_word_is_found(redactor: Redactor, text: str, name: str) -> None:
