@@ -28,7 +28,8 @@ def test_a_code_no_passage_holds_is_declined_however_similar(world: World) -> No
     question = "Which project does cost centre XJ-9999 cover?"
     r = retriever(world)
     hits = r.search(question, 5)
-    assert hits and hits[0].source == "finance/codes.md"  # on topic: the cosine floor passes it
+    assert hits  # on topic: the cosine floor passes it
+    assert hits[0].source == "finance/codes.md"
     assert hits[0].similarity >= r.min_similarity
     coverage = CoverageCheck(r).judge(question, hits)
     assert not coverage.covered
@@ -43,7 +44,8 @@ def test_a_covered_question_passes(world: World) -> None:
                      "How many days of paid leave do employees get?"):  # fmt: skip
         grounded = g.ground((), question, max_tokens=64)
         assert grounded.kind == "documents", (question, grounded.reason, grounded.missing)
-        assert grounded.reason == "" and grounded.missing == []
+        assert grounded.reason == ""
+        assert grounded.missing == []
 
 
 def test_a_subject_no_document_holds_is_declined_and_named(world: World) -> None:
@@ -52,11 +54,13 @@ def test_a_subject_no_document_holds_is_declined_and_named(world: World) -> None
     question = "How many days of paid adoption leave do adoptive parents get per year?"
     grounded = _grounding(world).ground((), question, max_tokens=64, collections=["hr"])
     assert grounded.kind == "abstained"
-    assert grounded.messages == () and grounded.citations == []
+    assert grounded.messages == ()
+    assert grounded.citations == []
     assert "adoption" in grounded.missing
     assert grounded.answer.startswith(NOT_COVERED)
     assert "“adoption”" in grounded.answer
-    assert question in grounded.answer and "the collections hr" in grounded.answer
+    assert question in grounded.answer
+    assert "the collections hr" in grounded.answer
     assert grounded.answer.endswith("You can ask an expert to answer it.")
 
 
@@ -71,7 +75,8 @@ def test_general_mode_answers_what_is_not_covered_on_its_own(world: World) -> No
     question = "Which project does cost centre XJ-9999 cover?"
     grounded = _grounding(world, mode="general").ground((), question, max_tokens=64)
     assert grounded.kind == "general"
-    assert grounded.citations == [] and grounded.missing == ["XJ-9999"]
+    assert grounded.citations == []
+    assert grounded.missing == ["XJ-9999"]
 
 
 def test_the_terms_looked_for() -> None:
