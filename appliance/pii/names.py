@@ -35,6 +35,8 @@ _CUE = re.compile(
     r"|e?mail|contact|remind|let|invite|meet)|(?P<preposition>from|of|with|to|by|for|and|or)))"
     r"[\s,:]*$"
 )
+# Suffix, then what may have stood in its place: "guys" is "guy", "hiring" "hire".
+_INFLECTIONS = (("ies", "y"), ("es", "", "e"), ("s", ""), ("ing", "", "e"), ("ed", "", "e"))
 _POSSESSIVE = ("'s", "\N{RIGHT SINGLE QUOTATION MARK}s")
 GIVEN_NAME_SCORE = 0.6  # a known given name after a cue word, or before "'s"
 FULL_NAME_SCORE = 0.75  # a known given name and a surname
@@ -105,12 +107,12 @@ class NameCues(EntityRecognizer):
             and (first.lower() not in self._words or end > match.end(1))
         ):
             return end, HONORIFIC_SCORE  # "Mr Haugen"
+        if match[2] and end == match.end(1):
+            return None  # a term: "Grace Period", "Victoria Station", "Hiring Manager"
         if first in self._given:
             if end > match.end(1):
                 return end, self._full_score(match, end)
-            if match[2]:
-                return None  # a term: "Grace Period", "Victoria Station"
-        elif first.lower() in self._words or cue is None:
+        elif self._common(first) or cue is None:
             return None
         elif _surname_follows(match, self._surnames):
             return end, FULL_NAME_SCORE  # "ask Nkechi Eze"
@@ -123,10 +125,15 @@ class NameCues(EntityRecognizer):
         end = match.end(1)
         for part in re.finditer(_WORD, match[2]):
             word = part[0]
-            if word.lower() in self._words and word not in self._surnames:
+            if word not in self._surnames and self._common(word):
                 break
             end = match.start(2) + part.end()
         return end
+
+    def _common(self, word: str) -> bool:
+        """An English word, perhaps inflected ("Guys", "Hiring"): the index has lemmas only."""
+        lower = word.lower()
+        return any(form in self._words for form in _lemmas(lower))
 
     def _full_score(self, match: re.Match[str], end: int) -> float:
         """Higher than spaCy's guess of a place where every part is a listed name."""
@@ -147,6 +154,14 @@ class NameCues(EntityRecognizer):
         if cue is None or (not listed and cue["greeting"] is None):
             return False
         return cue["person"] is not None or word.lower() not in self._words
+
+
+def _lemmas(word: str) -> list[str]:
+    forms = [word]
+    for suffix, *endings in _INFLECTIONS:
+        if word.endswith(suffix) and len(word) > len(suffix) + 2:
+            forms += [word[: -len(suffix)] + ending for ending in endings]
+    return forms
 
 
 def _cue(text: str, start: int) -> re.Match[str] | None:
