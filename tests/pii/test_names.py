@@ -76,6 +76,10 @@ def test_a_name_after_a_cue_word_is_found(redactor: Redactor, text: str, name: s
         "Tell Marketing the Spring Campaign slides need the new logo.",
         "Thanks for Excel, it saved me an hour.",
         "We send the invoices for French customers by post.",
+        "Ask Grace Period questions in the Billing channel.",
+        "Hi Everyone, the Town Hall starts at ten.",
+        "Hi Guys, the Coffee Machine on floor two is fixed.",
+        "Dear Hiring Manager, please find my application attached.",
     ],
 )
 def test_capitalised_words_that_are_no_names_stay(redactor: Redactor, text: str) -> None:
