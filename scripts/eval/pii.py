@@ -4,6 +4,8 @@
 Runs the redactor the appliance builds from default settings (plus one custom recognizer,
 EMPLOYEE_ID) over `tests/data/pii_eval.jsonl`: chat messages and document sentences, each
 labelled with the exact text of its entities, and about a quarter of them with none.
+The names of the appliance's accounts (the redactor's `known_names`) play no part: no
+directory is passed, so the figures are those of text about anybody.
 A predicted entity matches a label when the types are equal and the spans overlap; LOCATION and
 STREET_ADDRESS count as one type (an address reported partly as a place is still found).
 

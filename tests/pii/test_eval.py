@@ -15,25 +15,30 @@ from tests.conftest import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "eval" / "pii.py"
 TYPES = [*PII_ENTITIES, "EMPLOYEE_ID"]
-# Measured on tests/data/pii_eval.jsonl with the default settings, then set a little lower.
-# Pattern recognizers found every label; the language model misses some single first names
-# ("Priya", "Rahul") and towns after an address ("London" after "221B Baker Street").
+# Measured on tests/data/pii_eval.jsonl (280 sentences) with the default settings, then set a
+# little lower, or at the goal (names >= 0.90, clean sentences flagged <= 1 in 10). Pattern
+# recognizers find every label, e-mails at internal domains too; names are spaCy's and
+# pii/names.py's (given names and surnames listed, cue words); the misses are names without a
+# cue or list entry ("Put Lorenzo on"), lower-case ones ("tell ines"), a full name spaCy calls
+# a place ("Ewa Zielińska"), and towns after an address ("London" after "221B Baker Street").
 RECALL_FLOORS = {
-    "PERSON": 0.85,  # measured 0.92 (24/26)
-    "EMAIL_ADDRESS": 0.9,  # 1.00 (12/12)
+    "PERSON": 0.9,  # measured 0.95 (94/99)
+    "EMAIL_ADDRESS": 0.9,  # 1.00 (36/36), 24 of them at .corp, .internal, .lan, .local, .example
     "PHONE_NUMBER": 0.9,  # 1.00 (16/16)
     "CREDIT_CARD": 0.9,  # 1.00 (6/6)
     "IBAN_CODE": 0.9,  # 1.00 (9/9)
     "US_SSN": 0.9,  # 1.00 (6/6)
     "IP_ADDRESS": 0.9,  # 1.00 (7/7)
-    "LOCATION": 0.8,  # 0.88 (23/26)
+    "LOCATION": 0.8,  # 0.86 (25/29)
     "STREET_ADDRESS": 0.85,  # 1.00 (9/9) since "Terrace" and friends are street suffixes
     "DATE_TIME": 0.9,  # 1.00 (11/11)
     "EMPLOYEE_ID": 0.9,  # 1.00 (5/5)
 }
-OVERALL_FLOOR = 0.9  # measured 0.96 (128/133)
-CLEAN_FLAGGED_CEILING = 2  # measured 1 of 34: "Q3" as a person (durations no longer "dates")
-UNMATCHED_CEILING = 6  # measured 4: "Bangalore" as a person, "Discover" as a place, ...
+OVERALL_FLOOR = 0.9  # measured 0.96 (224/233)
+# Measured 7 of 97 (0.07): six by spaCy itself ("Q3", "Madam", "Jira Cloud", "Microsoft Teams"
+# and "Windows 11" as people or places), one by the name list ("Price List": both are names).
+CLEAN_FLAGGED_SHARE_CEILING = 0.1
+UNMATCHED_CEILING = 8  # measured 6: "Bangalore" as a person, "Discover" as a place, ...
 
 
 pii_eval = load_script(SCRIPT, "pii_eval")
@@ -50,8 +55,8 @@ def report(cases: list[Any]) -> Any:
 
 
 def test_data_set_covers_every_type_and_clean_text(cases: list[Any], report: Any) -> None:
-    assert len(cases) >= 60
-    assert report.clean >= 20
+    assert len(cases) >= 250
+    assert report.clean >= 90
     for kind in TYPES:
         assert report.labelled[kind] >= 5, kind
 
@@ -67,7 +72,7 @@ def test_overall_recall_stays_above_its_floor(report: Any) -> None:
 
 
 def test_few_clean_sentences_are_flagged(report: Any) -> None:
-    assert len(report.flagged) <= CLEAN_FLAGGED_CEILING, report.flagged
+    assert len(report.flagged) / report.clean <= CLEAN_FLAGGED_SHARE_CEILING, report.flagged
 
 
 def test_few_predictions_match_no_label(report: Any) -> None:
