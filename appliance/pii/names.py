@@ -1,6 +1,6 @@
 """Presidio recognizers for what spaCy's small model misses: e-mail addresses at any domain,
-people's names by a list of given names and the words before them, and the names of the
-appliance's own accounts."""
+people's names by lists of given names and surnames and the words before them, and the names
+of the appliance's own accounts."""
 
 from __future__ import annotations
 
