@@ -4,6 +4,7 @@ of the appliance's own accounts."""
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -13,6 +14,8 @@ from pathlib import Path
 
 from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
+
+log = logging.getLogger(__name__)
 
 # Presidio's own recognizer wants a public suffix; an intranet's addresses are at `.corp`,
 # `.internal`, `.lan`, `.local` or `.example`, or at a bare host of such a name.
@@ -211,8 +214,15 @@ class Directory(EntityRecognizer):
         with self._lock:
             now = time.monotonic()
             if now - self._read_at >= self._refresh_s:
-                self._patterns = directory_patterns(self._known_names())
                 self._read_at = now
+                try:
+                    self._patterns = directory_patterns(self._known_names())
+                except Exception as exc:  # the other recognizers still run; the last list stays
+                    log.warning(
+                        "the account names could not be read (%s); retrying in %.0f s",
+                        type(exc).__name__,
+                        self._refresh_s,
+                    )
             return self._patterns
 
 

@@ -137,3 +137,21 @@ def test_the_default_settings_build_a_redactor_without_a_directory() -> None:
     from appliance.wiring import build_redactor
 
     assert found(build_redactor(msgspec.convert({}, Settings)), "zygmunt called.") == {}
+
+
+def test_unreadable_account_names_leave_the_other_recognizers_working(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    reads: list[int] = []
+
+    def known() -> list[str]:
+        reads.append(1)
+        if len(reads) == 1:
+            raise OSError("database is closed")
+        return ["Zygmunt"]
+
+    redactor = PresidioRedactor("en", 0.4, PII_ENTITIES, known_names=known, refresh_s=0)
+    text = "Zygmunt wrote from z@lab.corp."
+    assert found(redactor, text) == {"z@lab.corp": "EMAIL_ADDRESS"}
+    assert "could not be read (OSError)" in caplog.text
+    assert found(redactor, text) == {"Zygmunt": "PERSON", "z@lab.corp": "EMAIL_ADDRESS"}
