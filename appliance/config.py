@@ -431,6 +431,26 @@ class AuditSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     ] = 30
 
 
+class HandoffSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    experts: Annotated[
+        dict[str, list[str]],
+        Meta(description="Who answers the questions handed to people, per collection (a "
+             "top-level subfolder of the watched folder): account names, e.g. `{hr = "
+             '["ingrid"], finance = ["omar", "li"]}`. In the environment as JSON.'),
+    ] = msgspec.field(default_factory=dict)
+    fallback: Annotated[
+        list[str],
+        Meta(description="Accounts that answer questions no collection's experts take (none "
+             "named for it, or none searched); empty: every administrator. In the environment "
+             'as JSON, e.g. `["helpdesk"]`.'),
+    ] = msgspec.field(default_factory=list)
+    faq_folder: Annotated[
+        str,
+        Meta(description="Subfolder of the watched folder where an expert's answer saved as "
+             "an FAQ is written, as a Markdown file that is indexed like any other."),
+    ] = "faq"
+
+
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     data_dir: Annotated[
         str,
@@ -455,6 +475,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     rag: RagSettings = msgspec.field(default_factory=RagSettings)
     limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
     audit: AuditSettings = msgspec.field(default_factory=AuditSettings)
+    handoff: HandoffSettings = msgspec.field(default_factory=HandoffSettings)
     web: WebSettings = msgspec.field(default_factory=WebSettings)
 
     @property

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from appliance.accounts.service import Accounts
 from appliance.chat.answering import Answering
 from appliance.chat.conversations import Conversations
+from appliance.chat.handoff import Handoffs
+from appliance.chat.notify import Notifier
 from appliance.ingest.library import DocumentLibrary
 from appliance.llm.engine import Engine
 from appliance.pii.service import Redaction
@@ -20,6 +22,8 @@ from appliance.store.audit import AuditLog
 class Services:
     chat: Answering  # the page's answers and the OpenAI API's: one path
     conversations: Conversations
+    handoffs: Handoffs  # questions handed to people
+    notifier: Notifier  # what the page's event stream tells each user
     engine: Engine
     documents: DocumentLibrary
     accounts: Accounts

@@ -13,6 +13,8 @@ from appliance.accounts.limits import ChatLimits, SignInBrake
 from appliance.accounts.service import Accounts
 from appliance.chat.answering import Answering
 from appliance.chat.conversations import Conversations
+from appliance.chat.handoff import Handoffs
+from appliance.chat.notify import Notifier
 from appliance.chat.route import Router
 from appliance.config import Settings
 from appliance.embed.embedder import Embedder
@@ -38,6 +40,7 @@ from appliance.store.catalog import Catalog
 from appliance.store.conversations import ConversationStore
 from appliance.store.db import Database
 from appliance.store.feedback import FeedbackStore
+from appliance.store.handoffs import HandoffStore
 from appliance.store.keywords import KeywordIndex
 from appliance.store.lock import IndexLock
 from appliance.store.users import UserStore
@@ -77,6 +80,9 @@ def build_services(settings: Settings) -> Services:
     chat = Answering(engine, conversations, _limits(settings, "chat", "answers"),
                      settings.limits.max_message_chars, grounding, audit,
                      Router(pipeline.embedder))  # fmt: skip
+    notifier = Notifier()
+    handoffs = Handoffs(HandoffStore(db), conversations, UserStore(db), settings.handoff,
+                        settings.watch_path, notifier, audit)  # fmt: skip
     retention = Retention(conversations, settings.retention_days, audit)
     limits = settings.limits
     search = DocumentSearch(retriever, _limits(settings, "search", "searches"),
@@ -86,6 +92,8 @@ def build_services(settings: Settings) -> Services:
     return Services(
         chat=chat,
         conversations=conversations,
+        handoffs=handoffs,
+        notifier=notifier,
         engine=engine,
         documents=library,
         accounts=build_accounts(db, audit),

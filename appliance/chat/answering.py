@@ -279,10 +279,11 @@ class Answering:
         turns: list[ChatMessage] = []
         for m in self._store.messages(conversation_id) if messages is None else messages:
             content = self.privacy.for_model(conversation_id, m.content)
-            if turns and turns[-1].role == m.role:
+            role = m.role
+            if turns and turns[-1].role == role:
                 turns[-1] = ChatMessage(turns[-1].role, f"{turns[-1].content}\n\n{content}")
             else:
-                turns.append(ChatMessage(m.role, content))  # type: ignore[arg-type]
+                turns.append(ChatMessage(role, content))  # type: ignore[arg-type]
         return tuple(turns)
 
     def _typed(self, conversation_id: str, messages: list[Message]) -> tuple[ChatMessage, ...]:

@@ -44,8 +44,16 @@ class Conversations:
         return self.store.create(self.privacy.stored(title) if title else title, user_id)
 
     def show(self, user_id: int | None, conversation_id: str) -> tuple[Conversation, list[Shown]]:
+        """The conversation as its owner sees it; experts' answers in it are seen from now."""
         conversation = self._titled(self.store.get(conversation_id, user_id))
-        return conversation, [self.shown(m) for m in self.store.messages(conversation_id)]
+        messages = self.store.messages(conversation_id)
+        if any(not m.seen for m in messages):
+            self.store.mark_seen(conversation_id)
+        return conversation, [self.shown(m) for m in messages]
+
+    def unseen(self, user_id: int | None) -> dict[str, int]:
+        """Per conversation, experts' answers its owner has not read yet (the page's badge)."""
+        return self.store.unseen(user_id)
 
     def rename(self, user_id: int | None, conversation_id: str, title: str) -> Conversation:
         self.store.get(conversation_id, user_id)

@@ -33,6 +33,8 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
     completion_tokens: int | None = None
     citations: str | None = None  # JSON: the sources the answer was given
     grounding: str | None = None  # how an answer was made: rag.answer.Kind
+    author: str | None = None  # an expert's answer (an assistant turn): the account's name
+    seen: int = 1  # 0: an expert's answer its owner has not read yet
 
 
 _COLUMNS = "id, title, created_at, updated_at"
@@ -83,6 +85,33 @@ class ConversationStore:
         )
         return [Message(**dict(row)) for row in rows]
 
+    def add_expert_answer(self, conversation_id: str, content: str, author: str) -> Message:
+        """An expert's answer (a hand-off's), unseen until the owner reads the conversation."""
+        now = time.time()
+        with self._db.transaction() as tx, _missing_conversation(conversation_id):
+            cur = tx.execute(
+                "INSERT INTO messages (conversation_id, role, content, created_at, author, seen) "
+                "VALUES (?, 'assistant', ?, ?, ?, 0)", (conversation_id, content, now, author))
+            tx.execute(
+                "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
+            )
+        return Message(id=int(cur.lastrowid or 0), conversation_id=conversation_id,
+                       role="assistant", content=content, created_at=now, author=author,
+                       seen=0)  # fmt: skip
+
+    def unseen(self, user_id: int | None) -> dict[str, int]:
+        """Per conversation of the user, the experts' answers not read yet."""
+        rows = self._db.query(
+            "SELECT m.conversation_id, COUNT(*) FROM messages m JOIN conversations c "
+            "ON c.id = m.conversation_id WHERE c.user_id IS ? AND m.seen = 0 "
+            "GROUP BY m.conversation_id", (user_id,))  # fmt: skip
+        return {row[0]: int(row[1]) for row in rows}
+
+    def mark_seen(self, conversation_id: str) -> None:
+        with self._db.transaction() as tx:
+            tx.execute("UPDATE messages SET seen = 1 WHERE conversation_id = ? AND seen = 0",
+                       (conversation_id,))  # fmt: skip
+
     def rename(self, conversation_id: str, title: str) -> Conversation:
         with self._db.transaction() as tx:
             cur = tx.execute(
@@ -129,11 +158,13 @@ class ConversationStore:
         )  # fmt: skip
 
     def drop_trailing_assistant(self, conversation_id: str) -> None:
-        """Remove the last message if it is an answer (Regenerate replaces it)."""
+        """Remove the last message if it is the assistant's answer (Regenerate replaces it;
+        an expert's stays)."""
         with self._db.transaction() as tx:
             tx.execute(
                 "DELETE FROM messages WHERE id = (SELECT id FROM messages WHERE "
-                "conversation_id = ? ORDER BY id DESC LIMIT 1) AND role = 'assistant'",
+                "conversation_id = ? ORDER BY id DESC LIMIT 1) AND role = 'assistant' "
+                "AND author IS NULL",
                 (conversation_id,),
             )
 

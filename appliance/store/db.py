@@ -186,6 +186,31 @@ _MIGRATIONS = (
     """
     ALTER TABLE messages ADD COLUMN grounding TEXT;
     """,
+    # 11: questions handed to people (experts), and their answers in the conversation: an
+    # assistant message by `author`, `seen` once its owner has read it
+    """
+    CREATE TABLE handoffs (
+        id TEXT PRIMARY KEY,
+        conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        user_id INTEGER REFERENCES users(id) ON DELETE CASCADE,
+        question TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        searched TEXT NOT NULL DEFAULT '',
+        collection TEXT,
+        status TEXT NOT NULL,
+        expert_id INTEGER REFERENCES users(id) ON DELETE SET NULL,
+        answer TEXT,
+        created_at REAL NOT NULL,
+        claimed_at REAL,
+        answered_at REAL,
+        closed_at REAL,
+        faq_path TEXT
+    );
+    CREATE INDEX handoffs_by_status ON handoffs(status, created_at);
+    CREATE INDEX handoffs_by_conversation ON handoffs(conversation_id);
+    ALTER TABLE messages ADD COLUMN author TEXT;
+    ALTER TABLE messages ADD COLUMN seen INTEGER NOT NULL DEFAULT 1;
+    """,
 )
 
 

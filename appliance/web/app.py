@@ -18,7 +18,7 @@ from appliance.config import Settings
 from appliance.errors import ApplianceError
 from appliance.services import Services
 from appliance.threads import lower_priority
-from appliance.web import pages, session
+from appliance.web import handoff, pages, session
 from appliance.web.audit import audit_records, audit_verify
 from appliance.web.auth import PUBLIC, current_user, guard_for
 from appliance.web.conversations import ConversationController
@@ -120,6 +120,14 @@ def create_app(settings: Settings, services: Services) -> Litestar:
             audit_verify,
             redact,
             privacy,
+            handoff.hand_over,
+            handoff.queue,
+            handoff.show,
+            handoff.claim,
+            handoff.answer,
+            handoff.close,
+            handoff.save_faq,
+            handoff.events,
             OpenAIController,
         ],
         dependencies={

@@ -35,6 +35,7 @@ from appliance.web.schemas import (
     RenderData,
     StartData,
     TokenData,
+    handoff_view,
     message_view,
 )
 from appliance.web.sse import sse
@@ -64,7 +65,9 @@ class ConversationController(Controller):
 
     @get("/", sync_to_thread=True)
     def list_all(self, services: ServicesDep, user: UserDep) -> list[ConversationView]:
-        return [_view(c) for c in services.conversations.conversations(user.id)]
+        unseen = services.conversations.unseen(user.id)
+        return [_view(c, unseen=unseen.get(c.id, 0))
+                for c in services.conversations.conversations(user.id)]  # fmt: skip
 
     @get("/export", sync_to_thread=True)
     def export(
@@ -75,8 +78,10 @@ class ConversationController(Controller):
         data = [_view(c, [_message(m, services.link_hosts) for m in messages])
                 for c, messages in exported]  # fmt: skip
         name = f"conversations-{user.name}-{time.strftime('%Y%m%d')}.json"
+        handoffs = [handoff_view(h) for h in services.handoffs.exported(user.id)]
         return Response(
-            ExportView(user=user.name, exported_at=time.time(), conversations=data),
+            ExportView(user=user.name, exported_at=time.time(), conversations=data,
+                       handoffs=handoffs),
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
 
@@ -186,6 +191,8 @@ def _message(shown: Shown, link_hosts: tuple[str, ...]) -> MessageView:
                                         for s in shown.pii], shown.citations)  # fmt: skip
 
 
-def _view(conv: Conversation, messages: list[MessageView] | None = None) -> ConversationView:
+def _view(conv: Conversation, messages: list[MessageView] | None = None,
+          unseen: int = 0) -> ConversationView:  # fmt: skip
     return ConversationView(id=conv.id, title=conv.title, created_at=conv.created_at,
-                            updated_at=conv.updated_at, messages=messages)  # fmt: skip
+                            updated_at=conv.updated_at, messages=messages,
+                            unseen=unseen)  # fmt: skip

@@ -62,6 +62,10 @@ EXTRA_ERRORS: dict[str, tuple[int, ...]] = {
     "POST /api/search": (429,),  # the per-user limits, as chat's (counted apart)
     "POST /api/redact": (429,),
     "GET /api/documents/file/{path}": (403,),  # originals are for admins under pii.documents
+    "POST /api/conversations/{conversation_id}/handoff": (409,),  # one still with the experts
+    "GET /api/handoffs": (404,),  # the account answers no hand-offs
+    "POST /api/handoffs/{handoff_id}/claim": (409,),  # another expert has it
+    "POST /api/handoffs/{handoff_id}/answer": (409,),
 }
 
 # Answers sent as server-sent events; `/v1/chat/completions` only with `"stream": true`.
@@ -75,6 +79,9 @@ EVENT_STREAMS: dict[str, str] = {
     "({message, finish_reason, citations}) or `error` (ErrorResponse).",
     "POST /api/conversations/{conversation_id}/regenerate": "As for POST …/messages: `start`, "
     "`queued`…, `token`…, `render`, then `done` or `error`.",
+    "GET /api/events": "Server-sent events while the page is open: `handoff` "
+    "({conversation_id, handoff_id, status}) when an expert claims, answers or closes one of the "
+    "user's questions; a comment line every 20 s keeps it open.",
     "POST /v1/chat/completions": "With `stream: true`: OpenAI's `data: <ChatCompletionChunk>` "
     'lines (the last with `citations`), `data: {"error": …}` on a failure part way, then '
     "`data: [DONE]`.",

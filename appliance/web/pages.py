@@ -18,6 +18,7 @@ PAGES: tuple[tuple[str, str, dict[str, bool]], ...] = (
     ("/", "index.html", {}),
     ("/keys", "keys.html", {}),
     ("/view", "view.html", {}),  # a cited document's indexed text
+    ("/experts", "experts.html", {}),  # questions handed to people (experts: /api/handoffs)
     ("/documents", "documents.html", ADMIN),
     ("/users", "users.html", ADMIN),
     ("/feedback", "feedback.html", ADMIN),

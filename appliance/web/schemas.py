@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 import msgspec
 from msgspec import Meta
 
+from appliance.chat.handoff import Turn
 from appliance.config import LlmSettings
 from appliance.errors import InvalidRequest
 from appliance.llm.types import ChatMessage, SamplingParams
 from appliance.rag.answer import Citation
 from appliance.store.conversations import Message
+from appliance.store.handoffs import Handoff
 
 Temperature = Annotated[float, Meta(ge=0, le=2)]
 TopP = Annotated[float, Meta(gt=0, le=1)]
@@ -220,6 +223,7 @@ class MessageView(msgspec.Struct, kw_only=True):
     # an answer: documents, direct (not a question to the documents), general, abstained,
     # plain (no retrieval); None for a question or an answer stored before routing
     grounding: str | None = None
+    author: str | None = None  # an expert's answer (role "expert"): who wrote it
 
 
 class ConversationView(msgspec.Struct, kw_only=True):
@@ -228,6 +232,7 @@ class ConversationView(msgspec.Struct, kw_only=True):
     created_at: float
     updated_at: float
     messages: list[MessageView] | None = None
+    unseen: int = 0  # experts' answers in it its owner has not read yet
 
 
 # The `data` of each event of an answer stream (POST …/messages and …/regenerate), by name;
@@ -259,17 +264,50 @@ class DoneData(msgspec.Struct, kw_only=True):
     citations: list[Citation]
 
 
+class HandoffView(msgspec.Struct, kw_only=True):
+    id: str
+    conversation_id: str
+    status: str
+    question: str
+    note: str
+    searched: str
+    collection: str | None
+    asker: str
+    expert: str | None
+    answer: str | None
+    created_at: float
+    claimed_at: float | None
+    answered_at: float | None
+    closed_at: float | None
+    faq_path: str | None
+    waiting_s: float  # since it was asked, until answered (or now)
+    conversation: list[Turn] | None = None
+
+
+def handoff_view(h: Handoff, conversation: list[Turn] | None = None) -> HandoffView:
+    waited = (h.answered_at or time.time()) - h.created_at
+    return HandoffView(
+        id=h.id, conversation_id=h.conversation_id, status=h.status, question=h.question,
+        note=h.note, searched=h.searched, collection=h.collection, asker=h.asker,
+        expert=h.expert, answer=h.answer, created_at=h.created_at, claimed_at=h.claimed_at,
+        answered_at=h.answered_at, closed_at=h.closed_at, faq_path=h.faq_path,
+        waiting_s=max(waited, 0.0), conversation=conversation,
+    )  # fmt: skip
+
+
 class ExportView(msgspec.Struct, kw_only=True):
     user: str
     exported_at: float
     conversations: list[ConversationView]
+    handoffs: list[HandoffView] = msgspec.field(default_factory=list)  # asked of experts
 
 
 def message_view(message: Message, html: str | None, pii: list[PiiSpan] | None = None,
                  citations: list[Citation] | None = None) -> MessageView:  # fmt: skip
+    role = "expert" if message.author else message.role  # an expert's answer, not the model's
     return MessageView(
-        id=message.id, role=message.role, content=message.content, html=html,
+        id=message.id, role=role, content=message.content, html=html,
         created_at=message.created_at, finish_reason=message.finish_reason,
         completion_tokens=message.completion_tokens, pii=pii or [], citations=citations or [],
-        grounding=message.grounding,
+        grounding=message.grounding, author=message.author,
     )  # fmt: skip

@@ -29,6 +29,7 @@ class Me(msgspec.Struct):
     name: str
     role: str
     csrf: str | None  # send it as X-CSRF-Token with every POST, PATCH and DELETE
+    expert: bool = False  # answers questions handed to people (the Experts page)
 
 
 @post("/api/session", opt=PUBLIC, status_code=200)
@@ -63,9 +64,10 @@ async def sign_out(request: Request[Any, Any, Any],
 
 
 @get("/api/me")
-async def me(request: Request[Any, Any, Any]) -> Me:
+async def me(request: Request[Any, Any, Any], services: ServicesDep) -> Me:
     identity: Identity = request.state.identity
-    return Me(identity.user.name, identity.user.role, identity.csrf)
+    expert = services.handoffs.is_expert(identity.user)
+    return Me(identity.user.name, identity.user.role, identity.csrf, expert)
 
 
 def _signed_out(services: Services, identity: Identity) -> None:
