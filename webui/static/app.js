@@ -3,7 +3,8 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { current: null, controller: null, streaming: false, csrf: "" };
+const state = { current: null, controller: null, streaming: false, csrf: "",
+                handoffs: new Map(), reloadAfterStream: false };
 
 // Every change carries the session's CSRF token; a lapsed session goes back to sign-in.
 function headers(extra = {}) {
@@ -70,6 +71,7 @@ async function loadConversations() {
     link.dataset.id = conv.id;
     link.classList.toggle("active", conv.id === state.current);
     link.append(el("span", "", conv.title));
+    if (conv.unseen > 0) link.append(unseenBadge(conv.unseen));
     const remove = el("button", "", "✕");
     remove.type = "button";
     remove.title = "Delete this conversation";
@@ -78,6 +80,13 @@ async function loadConversations() {
     nav.append(link);
   }
   return list;
+}
+
+// Expert answers the owner has not opened yet.
+function unseenBadge(count) {
+  const badge = el("span", "badge", String(count));
+  badge.title = `${count} new ${count === 1 ? "answer" : "answers"} from an expert`;
+  return badge;
 }
 
 async function deleteConversation(id) {
@@ -104,8 +113,12 @@ async function openConversation(id) {
   state.current = conversationId(conv.id);
   $("title").textContent = conv.title;
   const box = $("messages");
+  const draft = openHandoffForm(); // a note being written survives a live reload
   box.replaceChildren();
   conv.messages.forEach((m) => box.append(renderMessage(m)));
+  (conv.handoffs || []).forEach((h) => state.handoffs.set(h.id, h));
+  showHandoffs();
+  if (draft) reopenHandoffForm(draft);
   markLastAnswer();
   box.scrollTop = box.scrollHeight;
   document.body.classList.remove("show-sidebar");
@@ -118,22 +131,48 @@ async function openConversation(id) {
 // or, with rag.mode=general, nothing matched): labelled, as no source stands behind them.
 const NOT_FROM_DOCUMENTS = new Set(["direct", "general"]);
 
+// An expert's answer: role "expert", or an answer that names its author.
+function fromExpert(message) {
+  return message.role === "expert" || (message.role !== "user" && Boolean(message.author));
+}
+
 function renderMessage(message) {
-  const node = el("article", `msg ${message.role}`);
-  node.append(el("div", "who", message.role === "user" ? "You" : "Assistant"));
+  const node = el("article", `msg ${fromExpert(message) ? "expert" : message.role}`);
+  if (message.id) node.dataset.id = message.id;
+  node.append(el("div", "who", author(message)));
   if (NOT_FROM_DOCUMENTS.has(message.grounding)) {
     node.append(el("div", "note not-from-documents", "Not from your documents"));
   }
   const body = el("div", "body");
-  if (message.role === "assistant" && message.html !== null) setHtml(body, message.html);
-  else markPii(body, message.content, message.pii || []);
+  if (message.role !== "user" && message.html) setHtml(body, message.html);
+  else {
+    body.classList.add("plain"); // text as written: its line breaks kept
+    markPii(body, message.content, message.pii || []);
+  }
   node.append(body);
   if (message.citations && message.citations.length) {
     linkCitations(body, message.citations);
     node.append(sourceList(message.citations));
   }
-  if (message.role === "assistant") node.append(answerActions(message));
+  if (fromExpert(message)) {
+    node.append(expertActions(message));
+    return node;
+  }
+  if (message.role === "assistant" && message.grounding === "abstained" && message.id) {
+    const ask = el("button", "primary ask-expert-main", "Ask an expert");
+    ask.type = "button";
+    ask.title = "Send this question to the people who answer for these documents";
+    ask.addEventListener("click", () => showHandoffForm(node, message));
+    node.append(ask);
+  }
+  if (message.role === "assistant") node.append(answerActions(message, node));
   return node;
+}
+
+function author(message) {
+  if (message.role === "user") return "You";
+  if (fromExpert(message)) return `Answer from ${message.author || "an expert"} (expert)`;
+  return "Assistant";
 }
 
 // ---- citations ----------------------------------------------------------------------------
@@ -263,15 +302,26 @@ function setHtml(body, html) {
   }
 }
 
-function answerActions(message) {
-  const actions = el("div", "actions");
+function copyButton(message) {
   const copy = el("button", "small", "Copy");
   copy.type = "button";
   copy.addEventListener("click", () => copyText(message.content, copy));
+  return copy;
+}
+
+function answerActions(message, node) {
+  const actions = el("div", "actions");
   const again = el("button", "small regenerate", "Regenerate");
   again.type = "button";
   again.addEventListener("click", regenerate);
-  actions.append(copy, again, ...rateButtons(message));
+  actions.append(copyButton(message), again, ...rateButtons(message));
+  if (message.id && message.grounding !== "abstained") {
+    const ask = el("button", "small ask-expert", "Ask an expert");
+    ask.type = "button";
+    ask.title = "Send this question to a person who answers for these documents";
+    ask.addEventListener("click", () => showHandoffForm(node, message));
+    actions.append(ask);
+  }
   if (message.finish_reason === "cancelled") actions.append(el("span", "note", "stopped"));
   if (message.finish_reason === "length") actions.append(el("span", "note", "cut at the length limit"));
   if (message.finish_reason === "error") actions.append(el("span", "note", "failed part way"));
@@ -294,6 +344,123 @@ function rateButtons(message) {
     });
     return button;
   });
+}
+
+function expertActions(message) {
+  const actions = el("div", "actions");
+  actions.append(copyButton(message));
+  return actions;
+}
+
+// ---- hand-offs to experts -----------------------------------------------------------------
+
+// The form under an answer: an optional note, then the question goes to the experts.
+function showHandoffForm(node, message, note = "") {
+  document.querySelectorAll(".handoff-form").forEach((form) => form.remove());
+  const form = el("form", "handoff-form");
+  form.messageId = message.id;
+  const label = el("label", "", "Send this question to the experts. Anything they should know? (optional)");
+  const area = el("textarea");
+  area.rows = 2;
+  area.value = note;
+  area.placeholder = "e.g. it is for a new hire starting Monday";
+  label.append(area);
+  const send = el("button", "primary", "Send to the experts");
+  send.type = "submit";
+  const cancel = el("button", "", "Cancel");
+  cancel.type = "button";
+  cancel.addEventListener("click", () => form.remove());
+  const problem = el("p", "handoff-problem");
+  problem.hidden = true;
+  const buttons = el("div", "buttons");
+  buttons.append(send, cancel);
+  form.append(label, buttons, problem);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    send.disabled = true;
+    handOff(message.id, area.value.trim()).then(() => form.remove(), (error) => {
+      problem.textContent = error.message;
+      problem.hidden = false;
+      send.disabled = false;
+    });
+  });
+  node.append(form);
+  area.focus();
+  form.scrollIntoView({ block: "nearest" });
+}
+
+function openHandoffForm() {
+  const form = document.querySelector(".handoff-form");
+  return form ? { messageId: form.messageId, note: form.querySelector("textarea").value } : null;
+}
+
+function reopenHandoffForm(draft) {
+  const node = document.querySelector(`.msg[data-id="${CSS.escape(String(draft.messageId))}"]`);
+  if (node) showHandoffForm(node, { id: draft.messageId }, draft.note);
+}
+
+async function handOff(messageId, note) {
+  const url = conversationUrl(state.current, "/handoff");
+  const response = await fetch(url, {
+    method: "POST", headers: headers(), body: JSON.stringify({ message_id: messageId, note }),
+  });
+  if (response.status === 401) location.assign("/signin");
+  if (response.status === 409) throw new Error("This question is already with the experts.");
+  if (!response.ok) throw new Error(await errorText(response));
+  const view = await response.json();
+  state.handoffs.set(view.id, view);
+  showHandoffs();
+}
+
+const HANDOFF_STATUS = {
+  open: () => "Sent to the experts — waiting for someone to take it",
+  claimed: (h) => `${h.expert || "An expert"} is working on it`,
+  answered: (h) => `Answered by ${h.expert || "an expert"}`,
+  closed: (h) => (h.answer ? `Answered by ${h.expert || "an expert"}, closed`
+    : `Closed by ${h.expert || "the experts"} without an answer`),
+};
+
+// A status line per hand-off of this conversation, below its messages: the answer itself
+// appears as a message, so an answered one needs no line.
+function showHandoffs() {
+  const box = $("messages");
+  box.querySelectorAll(".handoff-status").forEach((line) => line.remove());
+  for (const h of state.handoffs.values()) {
+    if (h.conversation_id !== state.current || h.status === "answered") continue;
+    const line = el("p", `handoff-status ${h.status}`, HANDOFF_STATUS[h.status]?.(h) || h.status);
+    line.setAttribute("role", "status");
+    if (h.created_at && (h.status === "open" || h.status === "claimed")) {
+      line.title = `Asked ${new Date(h.created_at * 1000).toLocaleString()}`;
+    }
+    box.append(line);
+  }
+  box.scrollTop = box.scrollHeight;
+}
+
+// Live news of the user's hand-offs: the open conversation reloads (its answer appears and is
+// marked seen), others get their badge. After a dropped stream the sidebar catches up.
+function listenForHandoffs() {
+  if (typeof EventSource === "undefined") return; // an old browser: the badge comes on reload
+  const events = new EventSource("/api/events");
+  events.addEventListener("handoff", (event) => {
+    let data;
+    try { data = JSON.parse(event.data); } catch (_) { return; }
+    const known = state.handoffs.get(data.handoff_id);
+    state.handoffs.set(data.handoff_id, { ...(known || {}), ...data, id: data.handoff_id });
+    if (data.conversation_id !== state.current) loadConversations().catch(() => {});
+    else if (state.streaming) state.reloadAfterStream = true;
+    else openConversation(state.current).catch((error) => showError(error.message));
+  });
+  events.addEventListener("open", () => loadConversations().catch(() => {}));
+}
+
+async function expertLinks() {
+  $("expert-links").hidden = false;
+  try {
+    const open = await (await api("/api/handoffs?status=open")).json();
+    $("queue-count").textContent = open.length ? String(open.length) : "";
+    $("queue-count").hidden = open.length === 0;
+  } catch (_) { /* the link still works */ }
 }
 
 async function deleteAll() {
@@ -393,7 +560,9 @@ async function stream(url, body, userText) {
     setStreaming(false);
     state.controller = null;
   }
-  if (!stopped && state.current) await openConversation(state.current);
+  const reload = !stopped || state.reloadAfterStream; // an expert answered meanwhile
+  state.reloadAfterStream = false;
+  if (reload && state.current) await openConversation(state.current);
 }
 
 // The answer being written: its text as it comes (`tail`), then as server-rendered HTML in
@@ -508,6 +677,7 @@ async function start() {
   state.role = who.role;
   $("who").textContent = who.name;
   $("admin-links").hidden = who.role !== "admin";
+  if (who.expert) expertLinks();
   $("sign-out").addEventListener("click", signOut);
   $("delete-all").addEventListener("click", deleteAll);
   bind();
@@ -516,6 +686,7 @@ async function start() {
   // The policy decides where citations link (originals or the redacted view): known first.
   await fetch("/api/privacy").then((r) => r.json()).then(privacyNotice).catch(() => {});
   loadCollections().catch(() => {});
+  listenForHandoffs();
   const id = conversationId(location.hash.slice(1)); // anything else in the hash is ignored
   if (id) {
     try { await openConversation(id); return; } catch (error) { showError(error.message); }
