@@ -6,7 +6,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from appliance.accounts.limits import ChatLimits, SignInBrake
@@ -61,7 +61,9 @@ def build_services(settings: Settings) -> Services:
     db = Database(settings.data_path / "appliance.db")
     engine = BatchedEngine(Path(model.path), model.id, settings.llm)
     lock = IndexLock(settings.data_path / "index.lock")
-    privacy = build_privacy(settings)
+    users = UserStore(db)  # the accounts' names are names the redactor always finds
+    privacy = build_privacy(settings, build_redactor(
+        settings, known_names=lambda: [user.name for user in users.all()]))  # fmt: skip
     pipeline = build_pipeline(settings, db, yield_cpu=_yield_to(engine), privacy=privacy)
     watcher = FolderWatcher(pipeline, settings.documents.settle_ms / 1000,
                             watch=settings.documents.watch)  # fmt: skip
@@ -81,7 +83,7 @@ def build_services(settings: Settings) -> Services:
                      settings.limits.max_message_chars, grounding, audit,
                      Router(pipeline.embedder))  # fmt: skip
     notifier = Notifier()
-    handoffs = Handoffs(HandoffStore(db), conversations, UserStore(db), settings.handoff,
+    handoffs = Handoffs(HandoffStore(db), conversations, users, settings.handoff,
                         settings.watch_path, notifier, audit)  # fmt: skip
     retention = Retention(conversations, settings.retention_days, audit)
     limits = settings.limits
@@ -207,7 +209,10 @@ def build_pipeline(settings: Settings, db: Database, yield_cpu: Callable[[], Non
     )  # fmt: skip
 
 
-def build_redactor(settings: Settings) -> Redactor:
+def build_redactor(
+    settings: Settings, known_names: Callable[[], Iterable[str]] | None = None
+) -> Redactor:
+    """`known_names`: the accounts' names, which always count as names of people."""
     from appliance.pii.presidio import CustomPattern, PresidioRedactor
 
     pii = settings.pii
@@ -223,7 +228,8 @@ def build_redactor(settings: Settings) -> Redactor:
             raise ApplianceError(f"setting pii.custom[{n}].pattern: {exc}; fix the regular "
                                  "expression") from None  # fmt: skip
         custom.append(CustomPattern(item.name, item.pattern, item.score))
-    return PresidioRedactor(pii.language, pii.threshold, pii.entities, custom)
+    return PresidioRedactor(pii.language, pii.threshold, pii.entities, custom,
+                            known_names=known_names)  # fmt: skip
 
 
 def build_privacy(settings: Settings, redactor: Redactor | None = None) -> Privacy:

@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _TITLE_CHARS = 60
+_TO_A_PERSON = (
+    "You asked for a person. Press **Ask an expert** below and your question goes to the "
+    "people who answer for the company's documents; their answer will appear in this "
+    "conversation, with their name. Add a note there if the question needs more context."
+)
 _First = tuple[Event, AsyncIterator[Event]]
 _Turns = tuple[list[Message], tuple[ChatMessage, ...], tuple[ChatMessage, ...]]
 _Prepare = Callable[[], Awaitable[Grounded]]
@@ -330,7 +335,9 @@ class Answering:
             log.debug("routed to %s: %s", route.kind, route.reason)
             if route.kind == "direct" and route.ruled:  # a task on its own text, writing
                 return Grounded(kind="direct", messages=asked, citations=[], query="")
-        # ("person": the documents first, until a hand-off to people is there)
+            if route.kind == "person" and route.ruled:  # the embedder's likeness: documents
+                return Grounded(kind="person", messages=(), citations=[], query="",
+                                answer=_TO_A_PERSON)  # fmt: skip
         grounded = self._grounding.ground(history, question, max_tokens=params.max_tokens,
                                           collections=collections, searched=typed[-1].content,
                                           searched_history=typed[:-1])  # fmt: skip
@@ -347,7 +354,7 @@ class Answering:
         """The answer's first event and the rest: the decline as written, when the documents
         don't cover the question (nothing is generated); else the engine's, once it has taken
         the request (a QueuedEvent first while it waits for a slot)."""
-        if grounded.kind == "abstained":
+        if grounded.kind in ("abstained", "person"):
             return _said(grounded.answer), None
         request = GenerationRequest(messages=grounded.messages, params=params,
                                     user=_whose(user_id), conversation=conversation_id)  # fmt: skip

@@ -90,6 +90,11 @@ class Handoffs:
         self._record(asker, "handoff.ask", conversation_id, f"collection {handoff.collection}")
         return handoff
 
+    def of_conversation(self, asker: Asker, conversation_id: str) -> list[Handoff]:
+        """The hand-offs of the asker's conversation, as its owner sees them."""
+        self._conversations.store.get(conversation_id, asker.id)  # another's: 404
+        return [self._for_owner(h) for h in self._store.of_conversation(conversation_id)]
+
     def exported(self, user_id: int | None) -> list[Handoff]:
         """The user's own hand-offs as they see them (their export)."""
         return [self._for_owner(h) for h in self._store.of_user(user_id)]
@@ -191,7 +196,7 @@ class Handoffs:
         self._record(asker, action, handoff.id, handoff.conversation_id)
         self._notifier.publish(handoff.user_id, {
             "conversation_id": handoff.conversation_id, "handoff_id": handoff.id,
-            "status": handoff.status})  # fmt: skip
+            "status": handoff.status, "expert": handoff.expert})  # fmt: skip
 
     def _record(self, asker: Asker, action: str, target: str, detail: str) -> None:
         if self._audit is not None:

@@ -22,7 +22,7 @@ from appliance.llm.types import ChatMessage
 from appliance.rag.coverage import COVERED, Coverage, CoverageCheck, Reason
 from appliance.rag.retrieve import Hit, Retriever
 
-Kind = Literal["documents", "direct", "general", "abstained", "plain"]
+Kind = Literal["documents", "direct", "general", "abstained", "person", "plain"]
 NOT_COVERED = "The documents don't cover this."  # how an abstained answer opens
 
 
@@ -43,7 +43,8 @@ class Grounded(msgspec.Struct, frozen=True, kw_only=True):
     `kind`: `documents` (sources given), `direct` (not a question to the documents: a task on
     text the user gave, writing, general knowledge; the model answers on its own), `general`
     (none matched; the model answers on its own, rag.mode=general), `abstained` (none
-    matched: `answer` is the reply, nothing is generated), `plain` (no retrieval: rag.mode=off
+    matched: `answer` is the reply, nothing is generated), `person` (a request for a person:
+    `answer` offers the hand-off, nothing is generated), `plain` (no retrieval: rag.mode=off
     or an empty library).
     """
 

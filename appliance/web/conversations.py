@@ -100,10 +100,14 @@ class ConversationController(Controller):
 
     @get("/{conversation_id:str}", sync_to_thread=True)
     def show(
-        self, conversation_id: PathId, services: ServicesDep, user: UserDep
-    ) -> ConversationView:
+        self, request: Request[Any, Any, Any], conversation_id: PathId, services: ServicesDep,
+        user: UserDep,
+    ) -> ConversationView:  # fmt: skip
         conv, messages = services.conversations.show(user.id, conversation_id)
-        return _view(conv, [_message(m, services.link_hosts) for m in messages])
+        view = _view(conv, [_message(m, services.link_hosts) for m in messages])
+        handoffs = services.handoffs.of_conversation(asker(request, user), conversation_id)
+        view.handoffs = [handoff_view(h) for h in handoffs]
+        return view
 
     @patch("/{conversation_id:str}", sync_to_thread=True)
     def rename(

@@ -233,6 +233,7 @@ class ConversationView(msgspec.Struct, kw_only=True):
     updated_at: float
     messages: list[MessageView] | None = None
     unseen: int = 0  # experts' answers in it its owner has not read yet
+    handoffs: list[HandoffView] | None = None  # its questions handed to experts (when shown)
 
 
 # The `data` of each event of an answer stream (POST …/messages and …/regenerate), by name;

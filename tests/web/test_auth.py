@@ -158,7 +158,8 @@ def test_no_response_ever_carries_a_password_hash(
     key = services.accounts.create_key("boss")[1]
     admin = client(app, key)
     bodies: list[Any] = [
-        admin.get(path).text for method, path in routes(app) if method == "GET" and "{" not in path
+        admin.get(path).text for method, path in routes(app)
+        if method == "GET" and "{" not in path and path != "/api/events"  # endless: the page's
     ]
     assert all("$argon2" not in body for body in bodies)
 

@@ -84,6 +84,8 @@ def test_a_declined_question_goes_to_an_expert_and_back_as_a_cited_faq(
                           headers={"Authorization": emma}).json()["messages"]  # fmt: skip
     assert (messages[-1]["role"], messages[-1]["author"]) == ("expert", "omar")
     assert messages[-1]["content"] == ANSWER
+    shown = client.get(f"/api/conversations/{conversation}", headers={"Authorization": emma})
+    assert [h["status"] for h in shown.json()["handoffs"]] == ["answered"]
     listed = client.get("/api/conversations", headers={"Authorization": emma}).json()
     assert {c["id"]: c["unseen"] for c in listed}[conversation] == 0  # read now
 
@@ -130,3 +132,14 @@ def test_an_event_published_on_any_thread_reaches_the_user_s_stream() -> None:
 
     assert asyncio.run(listen()) == [{"status": "answered"}]
     notifier.publish(7, {"nobody": "listens"})  # no subscriber: nothing to do, no error
+
+
+def test_asking_for_a_person_offers_the_hand_off_without_the_model(
+    app: tuple[Client, Settings, dict[str, str]],
+) -> None:
+    client, _, as_ = app
+    before = client.get("/readyz").json()["completed"]
+    _, done = ask(client, as_["zoe"], "I want to talk to a real person please")
+    assert done["message"]["grounding"] == "person"
+    assert "Ask an expert" in done["message"]["content"]
+    assert client.get("/readyz").json()["completed"] == before  # the model was not asked
