@@ -35,6 +35,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 
@@ -109,9 +110,17 @@ class Index:
         self.db.close()
 
 
-def load(path: Path | str = QUESTIONS, corpus: Path = CORPUS) -> list[Question]:
+T = TypeVar("T")
+
+
+def _read(path: Path | str, kind: type[T]) -> list[T]:
+    """The JSON lines of `path`, each decoded as `kind`."""
     lines = Path(path).read_text(encoding="utf-8").splitlines()
-    questions = [msgspec.json.decode(line, type=Question) for line in lines if line.strip()]
+    return [msgspec.json.decode(line, type=kind) for line in lines if line.strip()]
+
+
+def load(path: Path | str = QUESTIONS, corpus: Path = CORPUS) -> list[Question]:
+    questions = _read(path, Question)
     for n, q in enumerate(questions, 1):
         if not (corpus / q.source).is_file():
             raise ValueError(f"{path}, question {n}: source {q.source!r} is not in {corpus}")
@@ -121,8 +130,7 @@ def load(path: Path | str = QUESTIONS, corpus: Path = CORPUS) -> list[Question]:
 
 
 def load_uncovered(path: Path | str = UNCOVERED, corpus: Path = CORPUS) -> list[Uncovered]:
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    questions = [msgspec.json.decode(line, type=Uncovered) for line in lines if line.strip()]
+    questions = _read(path, Uncovered)
     for n, q in enumerate(questions, 1):
         if not (corpus / q.near).is_file():
             raise ValueError(f"{path}, question {n}: near {q.near!r} is not in {corpus}")
