@@ -130,6 +130,9 @@ async function openConversation(id) {
 // Answers the model wrote on its own (a task on the user's text, writing, general knowledge;
 // or, with rag.mode=general, nothing matched): labelled, as no source stands behind them.
 const NOT_FROM_DOCUMENTS = new Set(["direct", "general"]);
+// Replies that offer the hand-off in their text (a decline; a request for a person): the
+// button is theirs, not a small action.
+const OFFERS_EXPERT = new Set(["abstained", "person"]);
 
 // An expert's answer: role "expert", or an answer that names its author.
 function fromExpert(message) {
@@ -158,7 +161,7 @@ function renderMessage(message) {
     node.append(expertActions(message));
     return node;
   }
-  if (message.role === "assistant" && message.grounding === "abstained" && message.id) {
+  if (message.role === "assistant" && OFFERS_EXPERT.has(message.grounding) && message.id) {
     const ask = el("button", "primary ask-expert-main", "Ask an expert");
     ask.type = "button";
     ask.title = "Send this question to the people who answer for these documents";
@@ -315,7 +318,7 @@ function answerActions(message, node) {
   again.type = "button";
   again.addEventListener("click", regenerate);
   actions.append(copyButton(message), again, ...rateButtons(message));
-  if (message.id && message.grounding !== "abstained") {
+  if (message.id && !OFFERS_EXPERT.has(message.grounding)) {
     const ask = el("button", "small ask-expert", "Ask an expert");
     ask.type = "button";
     ask.title = "Send this question to a person who answers for these documents";
