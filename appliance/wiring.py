@@ -63,7 +63,7 @@ def build_services(settings: Settings) -> Services:
     lock = IndexLock(settings.data_path / "index.lock")
     users = UserStore(db)  # the accounts' names are names the redactor always finds
     privacy = build_privacy(settings, build_redactor(
-        settings, known_names=lambda: [user.name for user in users.all()]))  # fmt: skip
+        settings, known_names=users.names))  # fmt: skip
     pipeline = build_pipeline(settings, db, yield_cpu=_yield_to(engine), privacy=privacy)
     watcher = FolderWatcher(pipeline, settings.documents.settle_ms / 1000,
                             watch=settings.documents.watch)  # fmt: skip

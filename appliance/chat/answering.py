@@ -252,8 +252,11 @@ class Answering:
         parts: list[str] = []
         done: DoneEvent | None = None
         failed = True
+        # held, and closed only once the answer is stored: closing it ends the engine's job,
+        # which frees the engine (and the next question) before the stopped answer is kept
+        events = self._filtered_events(conversation_id, first, parts)
         try:
-            async for event in self._filtered_events(conversation_id, first, parts):
+            async for event in events:
                 if isinstance(event, DoneEvent):
                     done = event
                 else:
@@ -269,6 +272,8 @@ class Answering:
             # conversation is free for the next question
             message = await _kept(partial(self._store_answer, conversation_id, "".join(parts),
                                           reason, done, citations, grounding))  # fmt: skip
+            with anyio.CancelScope(shield=True):
+                await events.aclose()
         if message is not None and done is not None:
             shown = self._conversations.shown(message, citations)  # no catalog read on the loop
             yield Finished(message=shown, finish_reason=done.finish_reason)

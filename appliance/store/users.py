@@ -74,6 +74,10 @@ class UserStore:
     def all(self) -> list[User]:
         return [_user(r) for r in self._db.query("SELECT * FROM users ORDER BY name")]
 
+    def names(self) -> list[str]:
+        """Every account's name (the redactor's directory of people)."""
+        return [str(r[0]) for r in self._db.query("SELECT name FROM users ORDER BY name")]
+
     def count(self) -> int:
         return int(self._db.query("SELECT COUNT(*) FROM users")[0][0])
 
