@@ -252,8 +252,9 @@ class Answering:
         parts: list[str] = []
         done: DoneEvent | None = None
         failed = True
-        # held, and closed only once the answer is stored: closing it ends the engine's job,
-        # which frees the engine (and the next question) before the stopped answer is kept
+        # held, and closed only once the answer is stored: closing it ends the engine's job.
+        # (A disconnect that cancels the task while it awaits the engine ends the job at once;
+        # the conversation stays busy until the stopped answer is stored all the same.)
         events = self._filtered_events(conversation_id, first, parts)
         try:
             async for event in events:
