@@ -334,8 +334,8 @@ class Answering:
         embeds the question and tokenizes the prompt). `typed`: the conversation, the
         question last, as the user wrote it (personal data in place), to search with."""
         asked = (*history, ChatMessage("user", question))
-        if self._grounding is None:
-            return plain(asked)
+        if self._grounding is None or not self._grounding.searches():
+            return plain(asked)  # no documents to send it to: nothing to route
         route = self._router.route(typed[-1].content, typed[:-1]) if self._router else None
         if route is not None:
             log.debug("routed to %s: %s", route.kind, route.reason)

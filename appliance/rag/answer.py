@@ -219,6 +219,11 @@ class Grounding:
             weak_similarity=settings.coverage_weak_similarity,
         )  # fmt: skip
 
+    def searches(self) -> bool:
+        """Whether questions are searched at all (rag.mode is not off, and a document is
+        indexed); when not, chat is plain chat."""
+        return self._settings.mode != "off" and not self._retriever.empty()
+
     def ground(
         self, history: tuple[ChatMessage, ...], question: str, *, max_tokens: int,
         collections: Sequence[str] = (), searched: str | None = None,
@@ -232,7 +237,7 @@ class Grounding:
         """
         asked = (*history, ChatMessage("user", question))
         s = self._settings
-        if s.mode == "off" or self._retriever.empty():
+        if not self.searches():
             return plain(asked)
         query = search_query(
             question if searched is None else searched,
