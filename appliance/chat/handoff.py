@@ -9,6 +9,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -174,23 +175,20 @@ class Handoffs:
         return expert, handoff
 
     def _for_expert(self, handoff: Handoff) -> Handoff:
-        key = handoff.conversation_id
-        return msgspec.structs.replace(
-            handoff, question=self._privacy.for_model(key, handoff.question),
-            note=self._privacy.for_model(key, handoff.note),
-            searched=self._privacy.for_model(key, handoff.searched),
-            answer=None if handoff.answer is None else self._privacy.shown(key, handoff.answer)[0],
-        )  # fmt: skip
+        """The asker's words as the model saw them; the expert's own answer as written."""
+        return self._viewed(handoff, self._privacy.for_model)
 
     def _for_owner(self, handoff: Handoff) -> Handoff:
-        def shown(text: str) -> str:
-            return self._privacy.shown(handoff.conversation_id, text)[0]
+        return self._viewed(handoff, lambda key, text: self._privacy.shown(key, text)[0])
 
+    def _viewed(self, handoff: Handoff, asked: Callable[[str, str], str]) -> Handoff:
+        """`handoff` with the asker's texts through `asked` (conversation key, stored text)
+        and the answer with its placeholders put back."""
+        key = handoff.conversation_id
+        answer = None if handoff.answer is None else self._privacy.shown(key, handoff.answer)[0]
         return msgspec.structs.replace(
-            handoff, question=shown(handoff.question), note=shown(handoff.note),
-            searched=shown(handoff.searched),
-            answer=None if handoff.answer is None else shown(handoff.answer),
-        )  # fmt: skip
+            handoff, question=asked(key, handoff.question), note=asked(key, handoff.note),
+            searched=asked(key, handoff.searched), answer=answer)  # fmt: skip
 
     def _changed(self, asker: Asker, action: str, handoff: Handoff) -> None:
         self._record(asker, action, handoff.id, handoff.conversation_id)

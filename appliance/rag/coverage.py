@@ -26,7 +26,7 @@ from typing import Literal, Protocol
 import msgspec
 import numpy as np
 
-from appliance.rag.retrieve import Hit, exact_terms
+from appliance.rag.retrieve import Hit, exact_terms, holds
 from appliance.store.keywords import STOP_WORDS
 from appliance.store.vectors import Vectors
 
@@ -71,8 +71,8 @@ class CoverageCheck:
             return Coverage(covered=False, reason="no_passage")
         best = hits[:_PASSAGES]
         text = " ".join(h.text for h in best)
-        terms = distinctive_terms(query)
-        absent = [t for t in terms if not _holds(text, t)]
+        terms = exact_terms(query)  # its codes, names and places (not its amounts)
+        absent = [t for t in terms if not holds(text, t, any_case=True)]
         if absent:
             return Coverage(covered=False, reason="missing_terms", missing=absent)
         if any(c.isdigit() for t in terms for c in t):  # the passages hold its very code
@@ -99,22 +99,11 @@ class CoverageCheck:
                 if float((full - passages @ v).max()) <= -self._gain]  # fmt: skip
 
 
-def distinctive_terms(query: str) -> list[str]:
-    """The question's codes, names and places, as written. (Not its amounts: "a claim of
-    4,000 EUR" is answered by a passage on claims above 2,500 EUR.)"""
-    return exact_terms(query)
-
-
 def content_words(query: str) -> list[str]:
     """The words of `query` that say what it is about, lower case, once each."""
     words = (w.lower() for w in _WORD.findall(query))
     return list(dict.fromkeys(w for w in words if len(w) > 2 and not w.isdigit()
                               and w not in STOP_WORDS and w not in _ASKING))  # fmt: skip
-
-
-def _holds(text: str, term: str) -> bool:
-    """Whether `text` holds `term` as a word, in any case."""
-    return bool(re.search(rf"(?<![\w-]){re.escape(term)}(?![\w-])", text, re.I))
 
 
 def _without(query: str, word: str) -> str:

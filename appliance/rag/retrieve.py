@@ -142,13 +142,20 @@ _NAME = re.compile(r"(?<![.?!:;\s])\s+([A-Z][a-z]+(?:-[A-Z][a-z]+)?)(?![\w-])")
 
 
 def exact_terms(query: str) -> list[str]:
-    """The codes and names in `query`, as written (a capitalized stop word is no name)."""
+    """The codes and names in `query`, as written (a capitalized stop word is no name; an
+    amount is no code: "a claim of 4,000 EUR" is answered by a passage on claims over 2,500)."""
     names = [n for n in _NAME.findall(query) if n.lower() not in STOP_WORDS]
     return list(dict.fromkeys(_CODE.findall(query) + names))
 
 
+def holds(text: str, term: str, *, any_case: bool = False) -> bool:
+    """Whether `text` holds `term` as a word of its own (a code's hyphens belong to it)."""
+    pattern = rf"(?<![\w-]){re.escape(term)}(?![\w-])"
+    return re.search(pattern, text, re.I if any_case else 0) is not None
+
+
 def _holds(text: str, terms: list[str]) -> bool:
-    return any(re.search(rf"(?<![\w-]){re.escape(t)}(?![\w-])", text) for t in terms)
+    return any(holds(text, t) for t in terms)
 
 
 def _in(path: str, collections: Sequence[str]) -> bool:

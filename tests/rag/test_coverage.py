@@ -9,7 +9,8 @@ import msgspec
 from appliance.config import RagSettings
 from appliance.llm.types import ChatMessage
 from appliance.rag.answer import NOT_COVERED, Grounding
-from appliance.rag.coverage import CoverageCheck, content_words, distinctive_terms
+from appliance.rag.coverage import CoverageCheck, content_words
+from appliance.rag.retrieve import exact_terms as distinctive_terms
 from tests.ingest.world import World
 from tests.rag import test_retrieve
 from tests.rag.test_retrieve import retriever
