@@ -213,6 +213,8 @@ _MIGRATIONS = (
     """,
 )
 
+SCHEMA_VERSION = len(_MIGRATIONS)  # the newest schema this code knows
+
 
 class Database:
     """Owns the one connection; every statement runs under its lock (SQLite's single writer)."""
@@ -224,23 +226,29 @@ class Database:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._conn.row_factory = sqlite3.Row
+            _refuse_newer(self._conn, path)  # before any pragma that writes to the file
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             # deleted rows are overwritten with zeros, not only unlinked (Debian's SQLite does
             # this by default, other builds do not)
             self._conn.execute("PRAGMA secure_delete=ON")
-            self._migrate()
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(
                 f"cannot open the database {path}: {exc}; check that data_dir "
                 f"({path.parent}) is writable by this user"
             ) from None
-
-    def _migrate(self) -> None:
-        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-        for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
-            self._conn.executescript(f"BEGIN; {script}; PRAGMA user_version={number}; COMMIT;")
+        try:
+            migrate(self._conn)
+        except sqlite3.Error as exc:
+            found = schema_version(self._conn)
+            self._conn.close()
+            raise StoreError(
+                f"cannot upgrade the database {path} from schema version {found} to "
+                f"{SCHEMA_VERSION}: {exc}; it stays at version {found} (each step is one "
+                f"transaction). Check that data_dir ({path.parent}) is writable by this user "
+                "and has free space, or restore a backup (`appliance restore`)"
+            ) from None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -276,6 +284,39 @@ class Database:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The version a database's schema is at (PRAGMA user_version; 0: a new file)."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, upto: int = SCHEMA_VERSION) -> None:
+    """Moves the schema up to version `upto`, one transaction per migration (its new version
+    is written in the same transaction: a failed step leaves the version before it). When
+    another process migrated the same file meanwhile, its work counts: the step is skipped."""
+    while (version := schema_version(conn)) < upto:
+        number = version + 1
+        try:
+            conn.executescript(
+                f"BEGIN IMMEDIATE; {_MIGRATIONS[version]}; PRAGMA user_version={number}; COMMIT;"
+            )
+        except sqlite3.Error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if schema_version(conn) == version:  # not a step another process took first
+                raise
+
+
+def _refuse_newer(conn: sqlite3.Connection, path: Path) -> None:
+    if (found := schema_version(conn)) > SCHEMA_VERSION:
+        conn.close()
+        raise StoreError(
+            f"the database {path} has schema version {found}, newer than the {SCHEMA_VERSION} "
+            "this appliance knows: a newer appliance wrote it. Upgrade the appliance, or "
+            "restore a backup made by this version (`appliance restore`); the database was "
+            "left as it is"
+        )
 
 
 @contextmanager
