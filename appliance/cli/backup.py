@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -53,6 +54,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    os.umask(0o077)  # a backup and a restored data dir hold personal data: private to the user
     if args.command == "backup":
         return _backup(settings, args.dir, args.keep, args.no_documents)
     return _restore(settings, args.dir, args.no_documents)
@@ -95,8 +97,10 @@ def _restore(settings: Settings, source: Path, no_documents: bool) -> int:
         _progress,
     )
     took = time.monotonic() - started
+    if done.chunks:
+        print(file=sys.stderr)  # ends the progress line
     print(
-        f"\nrestored {source} into {settings.data_path} in {took:.1f} s: schema version "
+        f"restored {source} into {settings.data_path} in {took:.1f} s: schema version "
         f"{done.schema}, {done.documents} documents' files, {done.chunks} chunk vectors "
         f"({done.texts} texts embedded); start the server (`appliance serve`)"
     )
