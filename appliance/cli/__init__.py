@@ -1,4 +1,5 @@
-"""The `appliance` command line: serve, models, ingest, documents, redact, users, keys, config."""
+"""The `appliance` command line: serve, models, ingest, documents, redact, users, keys, audit,
+backup, restore, config."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import msgspec
 
 from appliance import __version__
-from appliance.cli import accounts, audit
+from appliance.cli import accounts, audit, backup
 from appliance.cli.output import table
 from appliance.config import Settings, SettingsError, describe, load_settings, reference
 from appliance.errors import ApplianceError, ModelError
@@ -56,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     redact.add_argument("file", help="a UTF-8 text file, or - for standard input")
     accounts.add_parsers(sub)
     audit.add_parsers(sub)
+    backup.add_parsers(sub)
     config = sub.add_parser("config", help="show the effective settings or their reference")
     config_sub = config.add_subparsers(dest="action", required=True, metavar="ACTION")
     config_sub.add_parser("show", help="print the effective settings as TOML")
@@ -83,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return accounts.run(settings, args)
         if args.command == "audit":
             return audit.run(settings, args)
+        if args.command in ("backup", "restore"):
+            return backup.run(settings, args)
         if args.command == "redact":
             from appliance.cli.documents import redact
 
