@@ -20,9 +20,7 @@ INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 def onnx_file(model_dir: Path, cache_dir: Path, quantize: bool) -> Path:
     """The cached ONNX file for these weights, exported on first use."""
-    key = weights_key(model_dir)
-    name = f"{model_dir.name}-{key}-{'int8' if quantize else 'fp32'}-v{EXPORT_VERSION}.onnx"
-    target = cache_dir / name
+    target = export_path(model_dir, cache_dir, quantize)
     if target.is_file():
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -38,6 +36,13 @@ def onnx_file(model_dir: Path, cache_dir: Path, quantize: bool) -> Path:
             f"exporting the embedding model {model_dir} to ONNX failed: {' / '.join(tail)}"
         )
     return target
+
+
+def export_path(model_dir: Path, cache_dir: Path, quantize: bool) -> Path:
+    """Where the ONNX export of these weights is kept (named by their hash), made or not."""
+    key = weights_key(model_dir)
+    name = f"{model_dir.name}-{key}-{'int8' if quantize else 'fp32'}-v{EXPORT_VERSION}.onnx"
+    return cache_dir / name
 
 
 def _export_to(model_dir: Path, target: Path, quantize: bool) -> None:

@@ -85,8 +85,21 @@ class _Reader:
         raise ModelError(f"{self.path}: unknown GGUF value type {kind}; the file is damaged")
 
 
+class Header(msgspec.Struct, frozen=True, kw_only=True):
+    """A GGUF file's header: version, metadata (arrays over 64 items left out), summary."""
+
+    version: int
+    metadata: dict[str, Any]
+    info: ModelInfo
+
+
 def read_model_info(path: Path) -> ModelInfo:
     """Parse the header of `path`, or raise ModelError saying what is wrong with the file."""
+    return read_header(path).info
+
+
+def read_header(path: Path) -> Header:
+    """The whole header of `path`, or ModelError saying what is wrong with the file."""
     if not path.is_file():
         raise ModelError(f"model file {path} does not exist; check llm.model or llm.models_dir")
     size = path.stat().st_size
@@ -99,7 +112,7 @@ def read_model_info(path: Path) -> ModelInfo:
         return _parse(_Reader(buf, path), path, size)
 
 
-def _parse(r: _Reader, path: Path, size: int) -> ModelInfo:
+def _parse(r: _Reader, path: Path, size: int) -> Header:
     r.pos = 4
     version = r.take("<I")
     if version not in (2, 3):
@@ -118,7 +131,7 @@ def _parse(r: _Reader, path: Path, size: int) -> ModelInfo:
             "copy or download the file again"
         )
     arch = str(meta.get("general.architecture", "unknown"))
-    return ModelInfo(
+    info = ModelInfo(
         id=path.stem,
         path=str(path),
         name=str(meta.get("general.name", path.stem)),
@@ -129,6 +142,7 @@ def _parse(r: _Reader, path: Path, size: int) -> ModelInfo:
         size_bytes=size,
         has_chat_template="tokenizer.chat_template" in meta,
     )
+    return Header(version=version, metadata=meta, info=info)
 
 
 def _tensors(r: _Reader, n_tensors: int) -> tuple[int, int]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import chromadb
 import numpy as np
+from chromadb.api import ClientAPI
 from chromadb.config import Settings as ChromaSettings
 
 from appliance.errors import StoreError
@@ -22,10 +23,7 @@ class ChromaIndex:
     def __init__(self, path: Path, embedder_name: str) -> None:
         self.collection_name = "chunks-" + hashlib.sha256(embedder_name.encode()).hexdigest()[:16]
         try:
-            self._client = chromadb.PersistentClient(
-                path=str(path),
-                settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
-            )
+            self._client = _client(path)
             # embedding_function=None: Chroma must never embed by itself (its default model
             # would be downloaded); this holds on every open, the first and after a restart.
             self._collection = self._client.get_or_create_collection(
@@ -95,3 +93,20 @@ class ChromaIndex:
     def close(self) -> None:
         # PersistentClient has no close; dropping the references lets the system cache go.
         del self._collection
+
+
+def _client(path: Path) -> ClientAPI:
+    """The one way Chroma is opened here: local files, telemetry off."""
+    return chromadb.PersistentClient(
+        path=str(path), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    )
+
+
+def collections(path: Path) -> dict[str, str]:
+    """The collections of the index at `path` and the embedder each was made by; the index
+    must exist (it is opened, not created: Chroma adds a row to its own lock table, as at every
+    start). No embedding function is attached, no segment loaded. For `appliance doctor`."""
+    return {
+        c.name: str((c.metadata or {}).get("embedder", "?"))
+        for c in _client(path).list_collections()
+    }
