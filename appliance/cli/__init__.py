@@ -14,7 +14,7 @@ from pathlib import Path
 import msgspec
 
 from appliance import __version__
-from appliance.cli import accounts, audit, backup
+from appliance.cli import accounts, audit, backup, doctor
 from appliance.cli.output import table
 from appliance.config import Settings, SettingsError, describe, load_settings, reference
 from appliance.errors import ApplianceError, ModelError
@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     redact.add_argument("file", help="a UTF-8 text file, or - for standard input")
     accounts.add_parsers(sub)
     audit.add_parsers(sub)
+    doctor.add_parsers(sub)
     backup.add_parsers(sub)
     config = sub.add_parser("config", help="show the effective settings or their reference")
     config_sub = config.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -67,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "doctor":  # bad settings are one of its findings
+        return doctor.run(args.config, args.json)
     try:
         settings = load_settings(args.config, os.environ)
         if args.command == "serve":
