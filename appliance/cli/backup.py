@@ -11,8 +11,9 @@ from pathlib import Path
 from appliance import __version__
 from appliance.config import Settings
 from appliance.store.audit import AuditLog
-from appliance.store.backup import Embedding, Manifest, backup, backup_rotated, restore
+from appliance.store.backup import Embedding, Manifest, backup, backup_rotated
 from appliance.store.db import Database
+from appliance.store.restore import restore
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,6 +1,6 @@
-"""Backups of a data dir and their restore: appliance.db copied by SQLite's online backup
-(consistent while a server writes), the watched folder's files, and a manifest; the vectors
-are not copied but made again at restore from the chunks' text in the copied catalog."""
+"""Backups of a data dir: appliance.db copied by SQLite's online backup (consistent while a
+server writes), the watched folder's files, and a manifest. The vectors are not copied: a
+restore (appliance/store/restore.py) makes them again from the chunks' text in the catalog."""
 
 from __future__ import annotations
 
@@ -11,23 +11,19 @@ import shutil
 import sqlite3
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 
-from appliance.embed.embedder import Embedder
 from appliance.errors import ApplianceError
-from appliance.store.db import SCHEMA_VERSION, Database, schema_version
-from appliance.store.lock import IndexLock
-from appliance.store.vectors import VectorIndex
+from appliance.store.db import schema_version
 
 FORMAT = 1  # of the backup folder; bump when a restore by older code would go wrong
 MANIFEST = "manifest.json"
 DATABASE = "appliance.db"
 DOCUMENTS = "documents"  # the watched folder's files, in the backup
 PREFIX = "appliance-"  # of the backups `--keep` makes and prunes, followed by their UTC time
-_EMBED_BATCH = 64  # distinct chunk texts embedded per call at restore
 _READ = 1 << 20
 
 
@@ -57,16 +53,6 @@ class Manifest(msgspec.Struct, frozen=True):
     files: list[FileEntry]
 
 
-class Restored(msgspec.Struct, frozen=True):
-    schema: int  # after migrating the copy, if the backup was older
-    documents: int  # files put back into the watched folder
-    chunks: int  # vectors made
-    texts: int  # distinct chunk texts embedded for them
-
-
-# -- backup ---------------------------------------------------------------------------------
-
-
 def backup(
     db_path: Path, watch_dir: Path | None, target: Path, embedder: Embedding, version: str
 ) -> Manifest:
@@ -74,13 +60,13 @@ def backup(
     folder's files (None: left out), then the manifest, last, so that a folder without one
     is known to be incomplete. Safe while a server runs on the same data dir."""
     _refuse_inside(target, watch_dir)
-    _empty_folder(target, "the backup folder", "Name a new folder, or use --keep")
+    require_empty(target, "the backup folder", "Name a new folder, or use --keep")
     made = not target.exists()
     target.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         schema = snapshot(db_path, target / DATABASE)
         _same_embedder(target / DATABASE, embedder)
-        files = [_entry(target, DATABASE)]
+        files = [file_entry(target, DATABASE)]
         if watch_dir is not None:
             files += _copy_tree(watch_dir, target / DOCUMENTS, DOCUMENTS)
         now = time.time()
@@ -89,7 +75,7 @@ def backup(
         )
         _write_atomic(target / MANIFEST, msgspec.json.format(msgspec.json.encode(manifest)))
     except BaseException:
-        _clear(target, remove=made)
+        clear_folder(target, remove=made)
         raise
     return manifest
 
@@ -122,7 +108,7 @@ def _backups_in(root: Path) -> dict[Path, float]:
     found = {}
     for path in root.glob(PREFIX + "*"):
         with contextlib.suppress(BackupError):
-            found[path] = _load_manifest(path).created_at
+            found[path] = load_manifest(path).created_at
     return found
 
 
@@ -169,146 +155,7 @@ def _same_embedder(copy: Path, embedder: Embedding) -> None:
         )
 
 
-# -- restore --------------------------------------------------------------------------------
-
-
-def read_manifest(folder: Path) -> Manifest:
-    """The manifest of a backup, once every file it lists matched its size and sha256 and
-    nothing else was added; refuses a format or schema newer than this code knows."""
-    manifest = _load_manifest(folder)
-    if manifest.format > FORMAT:
-        raise BackupError(
-            f"{folder / MANIFEST}: field format is {manifest.format}, newer than the {FORMAT} "
-            f"this appliance reads (made by appliance {manifest.appliance}); upgrade the "
-            "appliance to that version or later, then restore"
-        )
-    if manifest.schema > SCHEMA_VERSION:
-        raise BackupError(
-            f"{folder / MANIFEST}: field schema is {manifest.schema}: the backup's database "
-            f"is newer than the schema version {SCHEMA_VERSION} this appliance knows (made by "
-            f"appliance {manifest.appliance}); upgrade the appliance to that version or later, "
-            "then restore"
-        )
-    _verify_files(folder, manifest)
-    return manifest
-
-
-def restore(
-    folder: Path,
-    data_dir: Path,
-    watch_dir: Path | None,
-    make_embedder: Callable[[], Embedder],
-    make_index: Callable[[Path, str], VectorIndex],
-    on_progress: Callable[[int, int], None] = lambda done, total: None,
-) -> Restored:
-    """Restores the backup in `folder` into the empty `data_dir` (and its documents into the
-    empty `watch_dir`; None: they are left out), then embeds the chunks' text into a new
-    vector index. On any failure what it wrote is removed again: both stay empty."""
-    manifest = read_manifest(folder)
-    _empty_folder(
-        data_dir,
-        "data_dir",
-        "Move what is there away, or set data_dir (APPLIANCE_DATA_DIR) to a new folder",
-    )
-    docs = watch_dir if manifest.documents else None
-    if docs is not None and not docs.is_relative_to(data_dir):
-        _empty_folder(
-            docs,
-            "the watched folder (documents.watch_dir)",
-            "Empty it, or restore with --no-documents to keep the files there",
-        )
-    made = [p for p in (data_dir, docs) if p is not None and not p.exists()]
-    try:
-        return _restore(folder, manifest, data_dir, docs, make_embedder, make_index, on_progress)
-    except BaseException:
-        for path in (data_dir, docs):
-            if path is not None:
-                _clear(path, remove=path in made)
-        raise
-
-
-def _restore(
-    folder: Path,
-    manifest: Manifest,
-    data_dir: Path,
-    watch_dir: Path | None,
-    make_embedder: Callable[[], Embedder],
-    make_index: Callable[[Path, str], VectorIndex],
-    on_progress: Callable[[int, int], None],
-) -> Restored:
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    lock = IndexLock(data_dir / "index.lock")  # no server starts on it halfway
-    try:
-        embedder = make_embedder()
-        if embedder.name != manifest.embedding.name:
-            raise BackupError(
-                f"{folder / MANIFEST}: field embedding.name is {manifest.embedding.name}, but "
-                f"this appliance is set up for {embedder.name}: set embed.backend, embed.model "
-                "and embed.quantize as they were when the backup was made, then restore "
-                "(changing them afterwards re-embeds every document)"
-            )
-        shutil.copyfile(folder / DATABASE, data_dir / DATABASE)
-        documents = _copy_documents(folder, manifest, watch_dir) if watch_dir else 0
-        db = Database(data_dir / DATABASE)  # refuses a newer schema; migrates an older one
-        try:
-            chunks, texts = _embed_all(
-                db, embedder, make_index(data_dir / "chroma", embedder.name), on_progress
-            )
-            return Restored(int(db.query("PRAGMA user_version")[0][0]), documents, chunks, texts)
-        finally:
-            db.close()
-    finally:
-        lock.release()
-
-
-def _embed_all(
-    db: Database, embedder: Embedder, index: VectorIndex, on_progress: Callable[[int, int], None]
-) -> tuple[int, int]:
-    """A vector for every chunk of the catalog, each distinct text embedded once; then the
-    index must hold exactly the catalog's chunk ids."""
-    by_hash: dict[str, tuple[str, list[str]]] = {}
-    for id_, hash_, text in db.query("SELECT id, hash, text FROM chunks ORDER BY rowid"):
-        by_hash.setdefault(hash_, (text, []))[1].append(id_)
-    texts = list(by_hash.values())
-    total = sum(len(ids) for _, ids in texts)
-    done = 0
-    try:
-        for start in range(0, len(texts), _EMBED_BATCH):
-            part = texts[start : start + _EMBED_BATCH]
-            vectors = embedder.embed([text for text, _ in part])
-            ids = [i for _, same in part for i in same]
-            rows = [n for n, (_, same) in enumerate(part) for _ in same]
-            index.upsert(ids, vectors[rows])
-            done += len(ids)
-            on_progress(done, total)
-        stored = index.ids()
-    finally:
-        index.close()
-    expected = {i for _, ids in texts for i in ids}
-    if stored != expected:
-        raise BackupError(
-            f"the new vector index holds {len(stored)} vectors for {len(expected)} chunks "
-            f"({len(expected - stored)} missing, {len(stored - expected)} extra); restore again"
-        )
-    return total, len(texts)
-
-
-def _copy_documents(folder: Path, manifest: Manifest, watch_dir: Path) -> int:
-    """The watched folder's files, with their modification times (the catalog's record of
-    them), so the server does not read them again; returns how many."""
-    count = 0
-    prefix = DOCUMENTS + "/"
-    for entry in manifest.files:
-        if entry.path.startswith(prefix):
-            target = watch_dir / entry.path.removeprefix(prefix)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(folder / entry.path, target)
-            count += 1
-    watch_dir.mkdir(parents=True, exist_ok=True)
-    return count
-
-
-def _load_manifest(folder: Path) -> Manifest:
+def load_manifest(folder: Path) -> Manifest:
     path = folder / MANIFEST
     try:
         return msgspec.json.decode(path.read_bytes(), type=Manifest)
@@ -321,30 +168,6 @@ def _load_manifest(folder: Path) -> Manifest:
         raise BackupError(f"{path} cannot be read: {exc}; use another backup") from None
 
 
-def _verify_files(folder: Path, manifest: Manifest) -> None:
-    listed = {e.path for e in manifest.files}
-    if DATABASE not in listed:
-        raise BackupError(f"{folder / MANIFEST}: field files lists no {DATABASE}")
-    for entry in manifest.files:
-        found = _entry(folder, entry.path) if (folder / entry.path).is_file() else None
-        if found is None:
-            raise BackupError(
-                f"{folder / entry.path} is missing (listed in {MANIFEST}); use another backup"
-            )
-        if found != entry:
-            raise BackupError(
-                f"{folder / entry.path}: {found.size} bytes, sha256 {found.sha256}, but "
-                f"{MANIFEST} says {entry.size} bytes, sha256 {entry.sha256}: the file changed "
-                "after the backup was made (damaged or altered); use another backup"
-            )
-    extra = sorted(set(_walk(folder)) - listed - {MANIFEST})
-    if extra:
-        raise BackupError(
-            f"{folder / extra[0]} is not listed in {MANIFEST} ({len(extra)} "
-            "such files): the backup was altered; use another backup"
-        )
-
-
 # -- files ----------------------------------------------------------------------------------
 
 
@@ -352,7 +175,7 @@ def _copy_tree(source: Path, target: Path, prefix: str) -> list[FileEntry]:
     """Every regular file under `source` (links are not followed, as the index does not),
     copied with its modification time, hashed as it is read."""
     entries = []
-    for rel in _walk(source):
+    for rel in walk_files(source):
         copy = target / rel
         copy.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         digest, size = _copy_hashed(source / rel, copy)
@@ -374,7 +197,7 @@ def _copy_hashed(source: Path, target: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _walk(root: Path) -> Iterator[str]:
+def walk_files(root: Path) -> Iterator[str]:
     """Relative "/"-paths of the regular files under `root`, sorted; links not followed."""
     if not root.is_dir():
         return
@@ -386,7 +209,7 @@ def _walk(root: Path) -> Iterator[str]:
                 yield path.relative_to(root).as_posix()
 
 
-def _entry(folder: Path, rel: str) -> FileEntry:
+def file_entry(folder: Path, rel: str) -> FileEntry:
     digest, size = hashlib.sha256(), 0
     with (folder / rel).open("rb") as file:
         while block := file.read(_READ):
@@ -395,7 +218,7 @@ def _entry(folder: Path, rel: str) -> FileEntry:
     return FileEntry(rel, size, digest.hexdigest())
 
 
-def _empty_folder(path: Path, what: str, todo: str) -> None:
+def require_empty(path: Path, what: str, todo: str) -> None:
     if path.exists() and not path.is_dir():
         raise BackupError(f"{what} {path} is a file, not a folder. {todo}")
     if path.is_dir() and (entries := sorted(p.name for p in path.iterdir())):
@@ -413,7 +236,7 @@ def _refuse_inside(target: Path, watch_dir: Path | None) -> None:
         )
 
 
-def _clear(path: Path, remove: bool) -> None:
+def clear_folder(path: Path, remove: bool) -> None:
     """Removes what a failed restore wrote into a folder that was empty before."""
     if not path.is_dir():
         return

@@ -25,13 +25,12 @@ from appliance.store.backup import (
     Manifest,
     backup,
     backup_rotated,
-    read_manifest,
-    restore,
     snapshot,
 )
 from appliance.store.catalog import Catalog, ChunkRow, FileState
 from appliance.store.chroma import ChromaIndex
 from appliance.store.db import SCHEMA_VERSION, Database
+from appliance.store.restore import read_manifest, restore
 
 TEXTS = {
     "hr/leave.md": ["Annual leave is 28 days a year.", "Unused leave expires in March."],
