@@ -17,7 +17,7 @@ from pathlib import Path
 import msgspec
 
 from appliance.errors import ApplianceError
-from appliance.store.db import schema_version
+from appliance.store.db import SCHEMA_VERSION, schema_version
 
 FORMAT = 1  # of the backup folder; bump when a restore by older code would go wrong
 MANIFEST = "manifest.json"
@@ -65,6 +65,12 @@ def backup(
     target.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         schema = snapshot(db_path, target / DATABASE)
+        if schema > SCHEMA_VERSION:  # nor could this code restore it, or record its audit
+            raise BackupError(
+                f"the database {db_path} has schema version {schema}, newer than the "
+                f"{SCHEMA_VERSION} this appliance knows: back it up with the appliance that "
+                "serves it (upgrade this one)"
+            )
         _same_embedder(target / DATABASE, embedder)
         files = [file_entry(target, DATABASE)]
         if watch_dir is not None:

@@ -181,6 +181,14 @@ def test_a_backup_with_other_settings_than_the_server_is_refused(
     assert not (tmp_path / "backup").exists()  # nothing half-written left behind
 
 
+def test_a_database_newer_than_this_code_is_not_backed_up(data: DataDir, tmp_path: Path) -> None:
+    with closing(sqlite3.connect(data.db_path)) as conn:
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    with pytest.raises(BackupError, match=f"has schema version {SCHEMA_VERSION + 1}, newer than"):
+        data.backup(tmp_path / "backup")
+    assert not (tmp_path / "backup").exists()
+
+
 def test_rotation_keeps_the_newest_backups_and_nothing_else_is_touched(
     data: DataDir, tmp_path: Path
 ) -> None:
