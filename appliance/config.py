@@ -137,9 +137,25 @@ class WebSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
             'client. In the environment as JSON, e.g. `["10.0.0.5"]`.'
         ),
     ] = msgspec.field(default_factory=list)
-    log_level: Annotated[
-        Literal["debug", "info", "warning", "error"], Meta(description="Log level.")
-    ] = "info"
+    metrics_token: Annotated[
+        str,
+        Meta(
+            description="Bearer token a Prometheus scraper sends to read `/metrics` "
+            "(`Authorization: Bearer ...`); empty: only signed-in admins may read it. "
+            "Env `APPLIANCE_WEB__METRICS_TOKEN`."
+        ),
+    ] = ""
+    tls_cert: Annotated[
+        str,
+        Meta(
+            description="PEM certificate chain file: the appliance serves HTTPS itself (TLS 1.2 "
+            "minimum), with Secure cookies and Strict-Transport-Security. Needs `tls_key`; both "
+            "are read again on SIGHUP. Empty: plain HTTP (e.g. behind a TLS proxy)."
+        ),
+    ] = ""
+    tls_key: Annotated[
+        str, Meta(description="PEM private key file for `tls_cert`.")
+    ] = ""
     link_hosts: Annotated[
         list[str],
         Meta(
@@ -151,6 +167,11 @@ class WebSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     ] = msgspec.field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError(
+                "tls_cert and tls_key go together: set both (PEM files) to serve HTTPS, "
+                "or neither to serve plain HTTP"
+            )
         for entry in self.trusted_proxies:
             try:
                 ipaddress.ip_network(entry, strict=False)
@@ -165,6 +186,20 @@ class WebSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
                     f"{host!r} in link_hosts is not a host name; write e.g. wiki.example.com "
                     "(no scheme, port or path)"
                 )
+
+
+class LogSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    level: Annotated[
+        Literal["debug", "info", "warning", "error"], Meta(description="Log level.")
+    ] = "info"
+    format: Annotated[
+        Literal["plain", "json"],
+        Meta(
+            description="`plain`: one line of text per record (for journald). `json`: one JSON "
+            "object per line with time, level, logger, message, request id, route, user id "
+            "and duration. Either way personal data is redacted."
+        ),
+    ] = "plain"
 
 
 class EmbedSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -477,6 +512,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     audit: AuditSettings = msgspec.field(default_factory=AuditSettings)
     handoff: HandoffSettings = msgspec.field(default_factory=HandoffSettings)
     web: WebSettings = msgspec.field(default_factory=WebSettings)
+    log: LogSettings = msgspec.field(default_factory=LogSettings)
 
     @property
     def data_path(self) -> Path:

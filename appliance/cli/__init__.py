@@ -133,7 +133,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     from appliance.wiring import build_services
 
     logging.basicConfig(
-        level=settings.web.log_level.upper(),
+        level=settings.log.level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)  # lines per recognizer
@@ -143,7 +143,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     redact_logs(services.conversations.privacy.stored)  # no log line carries personal data
     config = uvicorn.Config(
         create_app(settings, services), loop="uvloop", http="httptools", log_config=None,
-        log_level=settings.web.log_level, timeout_graceful_shutdown=5,
+        log_level=settings.log.level, timeout_graceful_shutdown=5,
         # uvicorn would believe X-Forwarded-* from any local peer; the app believes them
         # from web.trusted_proxies only (appliance/web/forwarded.py)
         proxy_headers=False,

@@ -100,7 +100,7 @@ def start_server(args: argparse.Namespace, data_dir: str, log: Path | None = Non
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "APPLIANCE_DATA_DIR": data_dir, "APPLIANCE_WEB__LOG_LEVEL": log_level,
+    env = {**os.environ, "APPLIANCE_DATA_DIR": data_dir, "APPLIANCE_LOG__LEVEL": log_level,
            "APPLIANCE_LLM__N_THREADS": str(args.threads), "APPLIANCE_LLM__N_CTX": str(args.n_ctx)}
     cmd = [sys.executable, "-m", "appliance", "serve", "--port", str(port)]
     out = log.open("ab") if log else None

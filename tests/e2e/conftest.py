@@ -68,7 +68,7 @@ def running_server(data: Path, settings: Mapping[str, str], wrap: Sequence[str] 
         "APPLIANCE_LLM__N_THREADS": str(THREADS),
         "APPLIANCE_LLM__N_CTX": "2048",
         "APPLIANCE_LLM__QUEUE_SIZE": "1",
-        "APPLIANCE_WEB__LOG_LEVEL": "warning",
+        "APPLIANCE_LOG__LEVEL": "warning",
         "APPLIANCE_EMBED__CACHE_DIR": str(EMBED_CACHE),
         "APPLIANCE_DOCUMENTS__SETTLE_MS": "300",
         # one test user drives the engine's queue and disconnect paths: no per-user caps here

@@ -13,7 +13,7 @@ from tests.ingest.samples import pdf_bytes
 from tests.web.conftest import sse_events
 from tests.web.test_page import CHAT, run_page
 
-SERVER_ENV = {"APPLIANCE_WEB__LOG_LEVEL": "info"}
+SERVER_ENV = {"APPLIANCE_LOG__LEVEL": "info"}
 PHRASE = "the quokka migration ledger closes on Thursdays at noon"
 PDF_PHRASE = "Marmalade audits happen in the basement vault"
 PERSON, EMAIL, PHONE = "Ingrid Solberg", "ingrid.solberg@example.com", "+47 912 34 567"

@@ -8,7 +8,7 @@ import time
 from tests.e2e.conftest import Server
 from tests.web.conftest import sse_events
 
-SERVER_ENV = {"APPLIANCE_PII__PROMPTS": "pseudonymize", "APPLIANCE_WEB__LOG_LEVEL": "info"}
+SERVER_ENV = {"APPLIANCE_PII__PROMPTS": "pseudonymize", "APPLIANCE_LOG__LEVEL": "info"}
 RAW = ("Maria Garcia", "maria.garcia@example.com", "4111 1111 1111 1111")
 MESSAGE = "I am Maria Garcia; write to maria.garcia@example.com about card 4111 1111 1111 1111."
 
