@@ -137,14 +137,6 @@ class WebSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
             'client. In the environment as JSON, e.g. `["10.0.0.5"]`.'
         ),
     ] = msgspec.field(default_factory=list)
-    metrics_token: Annotated[
-        str,
-        Meta(
-            description="Bearer token a Prometheus scraper sends to read `/metrics` "
-            "(`Authorization: Bearer ...`); empty: only signed-in admins may read it. "
-            "Env `APPLIANCE_WEB__METRICS_TOKEN`."
-        ),
-    ] = ""
     tls_cert: Annotated[
         str,
         Meta(
@@ -192,14 +184,6 @@ class LogSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     level: Annotated[
         Literal["debug", "info", "warning", "error"], Meta(description="Log level.")
     ] = "info"
-    format: Annotated[
-        Literal["plain", "json"],
-        Meta(
-            description="`plain`: one line of text per record (for journald). `json`: one JSON "
-            "object per line with time, level, logger, message, request id, route, user id "
-            "and duration. Either way personal data is redacted."
-        ),
-    ] = "plain"
 
 
 class EmbedSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
