@@ -211,6 +211,16 @@ _MIGRATIONS = (
     ALTER TABLE messages ADD COLUMN author TEXT;
     ALTER TABLE messages ADD COLUMN seen INTEGER NOT NULL DEFAULT 1;
     """,
+    # 12: what admins set on the pages and the server keeps across restarts (the model the
+    # Models page chose to serve), with who set it and when
+    """
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        set_by TEXT NOT NULL,
+        set_at REAL NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)  # the newest schema this code knows
