@@ -158,6 +158,12 @@ class WebSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
         ),
     ] = msgspec.field(default_factory=list)
 
+    @property
+    def over_tls(self) -> bool:
+        """Browsers reach the page over TLS, served so here (tls_cert) or by a proxy
+        (secure_cookies): the session cookie is always Secure and HSTS is sent."""
+        return self.secure_cookies or bool(self.tls_cert)
+
     def __post_init__(self) -> None:
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError(

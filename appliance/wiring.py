@@ -100,7 +100,7 @@ def build_services(settings: Settings) -> Services:
         documents=library,
         accounts=build_accounts(db, audit),
         audit=audit,
-        secure_cookies=settings.web.secure_cookies,
+        secure_cookies=settings.web.over_tls,
         link_hosts=tuple(settings.web.link_hosts),
         retriever=retriever,
         search=search,

@@ -64,8 +64,8 @@ def stages(accel: str) -> list[Stage]:
             build_args["ACCEL"] = accel
             words = re.sub(r"\$\{(\w+)\}", lambda m: build_args[m.group(1)], args).split()
             assert not words[0].startswith("--"), "no --platform: the host's platform is built"
-            name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
-            found.append(Stage(words[0], name))
+            alias = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
+            found.append(Stage(words[0], alias))
         else:
             assert found or keyword == "ARG", f"{keyword} before the first FROM"
             found[-1].instructions.append((keyword, args))

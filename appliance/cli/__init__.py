@@ -129,6 +129,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     import uvicorn  # only `serve` pays for the server imports
 
     from appliance.pii.logs import PLAIN, redact_logs
+    from appliance.web import tls
     from appliance.web.app import create_app
     from appliance.wiring import build_services
 
@@ -139,6 +140,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)  # lines per recognizer
     host, port = host or settings.web.host, settings.web.port if port is None else port
     sock = _listen(host, port)  # before loading anything: a taken port fails fast and clearly
+    certificate = tls.serving(settings.web)  # and so does a bad certificate
     services = build_services(settings)
     redact_logs(services.conversations.privacy.stored)  # no log line carries personal data
     config = uvicorn.Config(
@@ -147,11 +149,13 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
         # uvicorn would believe X-Forwarded-* from any local peer; the app believes them
         # from web.trusted_proxies only (appliance/web/forwarded.py)
         proxy_headers=False,
+        ssl_context_factory=certificate.factory if certificate else None,
     )  # fmt: skip
-    log.info("appliance %s: chat page on http://%s:%d/", __version__, host,
+    scheme = "https" if certificate else "http"
+    log.info("appliance %s: chat page on %s://%s:%d/", __version__, scheme, host,
              sock.getsockname()[1], extra={PLAIN: True})  # fmt: skip
     if token := services.accounts.setup_token():
-        link = f"http://{host}:{sock.getsockname()[1]}/setup#{token}"
+        link = f"{scheme}://{host}:{sock.getsockname()[1]}/setup#{token}"
         print(f"appliance: no account exists yet. Open {link} to create the first admin; "
               "the link works once, until this server stops.", file=sys.stderr)  # fmt: skip
     uvicorn.Server(config).run(sockets=[sock])

@@ -65,7 +65,7 @@ _SERVING_NICE = 5  # CFS weight 335 against 1024: a third of a core while genera
 def create_app(settings: Settings, services: Services) -> Litestar:
     webui = webui_dir()
     middleware = [TrustedProxies(settings.web.trusted_proxies).middleware]
-    if settings.web.secure_cookies:
+    if settings.web.over_tls:
         middleware.append(strict_transport)
 
     @asynccontextmanager
@@ -135,7 +135,7 @@ def create_app(settings: Settings, services: Services) -> Litestar:
             "llm_settings": Provide(lambda: settings.llm, use_cache=True, sync_to_thread=False),
             "user": Provide(current_user, sync_to_thread=False),
         },
-        guards=[guard_for(services.accounts, services.audit, settings.web.secure_cookies)],
+        guards=[guard_for(services.accounts, services.audit, settings.web.over_tls)],
         middleware=middleware,
         exception_handlers={
             ApplianceError: appliance_error(settings.web.retry_after),  # type: ignore[dict-item]

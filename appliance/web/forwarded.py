@@ -11,7 +11,8 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-# With web.secure_cookies the page is served over TLS: browsers keep to https for a year.
+# With web.secure_cookies or web.tls_cert the page is served over TLS: browsers keep to https
+# for a year.
 # Not includeSubDomains: the appliance speaks for its own host, not for hosts under its name.
 HSTS = (b"strict-transport-security", b"max-age=31536000")
 

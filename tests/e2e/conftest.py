@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -25,10 +26,10 @@ def free_port() -> int:
 
 class Server:
     def __init__(self, base_url: str, process: subprocess.Popen[bytes], log: Path,
-                 key: str) -> None:  # fmt: skip
+                 key: str, verify: ssl.SSLContext | bool = True) -> None:  # fmt: skip
         self.base_url, self.process, self.log, self.key = base_url, process, log, key
         # An admin's API key on every request; tests of signing in use their own clients.
-        self.http = httpx.Client(base_url=base_url, timeout=60,
+        self.http = httpx.Client(base_url=base_url, timeout=60, verify=verify,
                                  headers={"Authorization": f"Bearer {key}"})  # fmt: skip
 
     def ready(self) -> dict[str, object]:
@@ -57,10 +58,11 @@ def server(request: pytest.FixtureRequest,
 
 @contextlib.contextmanager
 def running_server(data: Path, settings: Mapping[str, str], wrap: Sequence[str] = (),
-                   environ: Mapping[str, str] = os.environ,
-                   ready_s: float = 90) -> Iterator[Server]:  # fmt: skip
+                   environ: Mapping[str, str] = os.environ, ready_s: float = 90,
+                   tls: ssl.SSLContext | None = None) -> Iterator[Server]:  # fmt: skip
     """`appliance serve` on `data` with the suite's settings and `settings`, its command
-    prefixed by `wrap` (a tracer, say) and its environment based on `environ`."""
+    prefixed by `wrap` (a tracer, say) and its environment based on `environ`; reached over
+    https, trusting what `tls` trusts, when given."""
     port = free_port()
     env = {
         **environ,
@@ -81,7 +83,8 @@ def running_server(data: Path, settings: Mapping[str, str], wrap: Sequence[str] 
     with log.open("wb") as out:
         cmd = [*wrap, sys.executable, "-m", "appliance", "serve", "--port", str(port)]
         process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-    srv = Server(f"http://127.0.0.1:{port}", process, log, key)
+    scheme = "https" if tls else "http"
+    srv = Server(f"{scheme}://127.0.0.1:{port}", process, log, key, tls or True)
     try:
         _wait_for_ready(srv, ready_s)
         yield srv
