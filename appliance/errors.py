@@ -30,6 +30,12 @@ class NotFound(ApplianceError):
     """The named thing (conversation, message) does not exist."""
 
 
+class ModelNotFound(NotFound):
+    """A request names a model (the OpenAI API's `model`) that is not the one served."""
+
+    param = "model"
+
+
 class Unauthorized(ApplianceError):
     """No valid sign-in or API key came with the request."""
 

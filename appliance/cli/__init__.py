@@ -17,7 +17,7 @@ from appliance import __version__
 from appliance.cli import accounts, audit, backup, doctor
 from appliance.cli.output import table
 from appliance.config import Settings, SettingsError, describe, load_settings, reference
-from appliance.errors import ApplianceError, ModelError
+from appliance.errors import ApplianceError
 
 log = logging.getLogger("appliance")
 
@@ -178,17 +178,19 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def _models(settings: Settings) -> int:
-    from appliance.llm.models import discover
+    from appliance.llm.models import offered
 
-    rows = [("MODEL", "ARCH", "QUANT", "PARAMS", "CONTEXT", "SIZE", "PATH")]
-    problems: list[ModelError] = []
-    for item in discover(settings.llm):
-        if isinstance(item, ModelError):
-            problems.append(item)
+    rows = [("MODEL", "ARCH", "QUANT", "PARAMS", "CONTEXT", "SIZE", "TOOLS", "PATH")]
+    problems: list[str] = []
+    for entry in offered(settings.llm):  # what the Models page lists, read the same way
+        if entry.error is not None:
+            problems.append(entry.error)
+        if (item := entry.info) is None:
             continue
-        rows.append((item.id, item.architecture, item.quantization,
-                     _human(item.parameters, 1000, ""), str(item.context_length),
-                     _human(item.size_bytes, 1024, "iB"), item.path))  # fmt: skip
+        params, size = _human(item.parameters, 1000, ""), _human(item.size_bytes, 1024, "iB")
+        tools = "yes" if item.supports_tools else "no"
+        row = (item.id, item.architecture, item.quantization, params, str(item.context_length))
+        rows.append((*row, size, tools, item.path))
     table(rows)
     for problem in problems:
         print(f"unusable: {problem}", file=sys.stderr)

@@ -22,7 +22,7 @@ from pathlib import Path
 import msgspec
 
 from appliance.config import LlmSettings
-from appliance.errors import EngineBusy, InvalidRequest, ModelError
+from appliance.errors import EngineBusy, InvalidRequest, ModelError, ModelNotFound
 from appliance.llm.context import Context
 from appliance.llm.engine import Failure, Generation, Job
 from appliance.llm.kvcache import PrefixCache
@@ -44,6 +44,9 @@ from appliance.threads import name_thread
 log = logging.getLogger(__name__)
 
 _STEPS_KEPT = 4096
+# Generation ids, unique in the process: while the Models page switches models, two engines
+# serve at once, and an id must name one request of one of them.
+_IDS = itertools.count(1)
 
 
 class Step(msgspec.Struct, frozen=True):
@@ -70,13 +73,13 @@ class BatchedEngine:
                                                  lambda j: j.cancelled.is_set())  # fmt: skip
         self._ahead: dict[str, int] = {}  # what each waiting request was last told
         self._jobs: dict[str, Job] = {}
-        self._ids = itertools.count(1)
         self._steps: deque[Step] = deque(maxlen=_STEPS_KEPT)
         self._step_numbers = itertools.count(1)
         self._pace = Pace(settings.parallel)
         self._completed = self._cancelled = 0
         self._stopping = False
         self._ready = threading.Event()
+        self._loaded = threading.Event()  # the load has ended, whether or not it failed
         self._load_error: str | None = None
         self._report = LoadReport(gpu_offload_supported=False, gpu_layers=0)
         self._format: PromptFormat | None = None
@@ -100,13 +103,21 @@ class BatchedEngine:
     def wait_ready(self, timeout: float | None = None) -> bool:
         return self._ready.wait(timeout)
 
+    def wait_loaded(self, timeout: float | None = None) -> bool:
+        """Wait until the model has loaded or failed to (then `info().load_error` says why)."""
+        return self._loaded.wait(timeout)
+
     def submit(self, request: GenerationRequest) -> Generation:
         """Queue a request (it waits while the model loads); EngineBusy when the queue is full."""
+        if request.model is not None and request.model != self.model_id:
+            raise ModelNotFound(
+                f"the model {request.model!r} is not served here; {self.model_id!r} is"
+            )
         if self._load_error is not None:
             raise ModelError(self._load_error)
         if self._stopping or (self._ready.is_set() and not self._thread.is_alive()):
             raise ModelError("the engine has stopped; the server is shutting down")
-        job = Job(f"gen-{next(self._ids)}", request)
+        job = Job(f"gen-{next(_IDS)}", request)
         with self._wake:
             if self._stopping:  # it stopped meanwhile: nobody would serve the queue
                 raise ModelError("the engine has stopped; the server is shutting down")
@@ -178,9 +189,11 @@ class BatchedEngine:
             self._load_error = f"the model failed to load: {exc}"
             log.error("model %s failed to load: %s", self.model_id, exc)
             self._close()
+            self._loaded.set()
             self._refuse_all(ModelError(self._load_error))
             return
         self._ready.set()
+        self._loaded.set()
         try:
             while self._wait_for_work():
                 try:

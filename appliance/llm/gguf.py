@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import mmap
+import re
 import struct
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import msgspec
 from appliance.errors import ModelError
 
 _MAGIC = b"GGUF"
+_TOOLS = re.compile(r"\btools\b")  # a chat template that renders a list of tools names it
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
             10: "<Q", 11: "<q", 12: "<d"}  # fmt: skip
 _STRING, _ARRAY = 8, 9
@@ -48,6 +50,9 @@ class ModelInfo(msgspec.Struct, frozen=True, kw_only=True):
     context_length: int
     size_bytes: int
     has_chat_template: bool
+    # The chat template renders a list of tools (it names `tools`): the model was trained to
+    # call functions.
+    supports_tools: bool = False
 
 
 class _Reader:
@@ -70,6 +75,18 @@ class _Reader:
         self.pos += n
         return raw.decode("utf-8", errors="replace")
 
+    def skip_strings(self, count: int) -> None:
+        buf, pos, end = self.buf, self.pos, len(self.buf)
+        for _ in range(count):
+            if pos + 8 > end:
+                break
+            pos += 8 + struct.unpack_from("<Q", buf, pos)[0]
+        else:
+            if pos <= end:
+                self.pos = pos
+                return
+        raise ModelError(f"{self.path}: the file ends inside its header; it is truncated")
+
     def value(self, kind: int) -> Any:
         if kind in _SCALARS:
             return self.take(_SCALARS[kind])
@@ -79,6 +96,9 @@ class _Reader:
             item, count = self.take("<I"), self.take("<Q")
             if count > _KEEP_ARRAY and item in _SCALARS:
                 self.pos += count * struct.calcsize(_SCALARS[item])
+                return None
+            if count > _KEEP_ARRAY and item == _STRING:  # a vocabulary: stepped over, not read
+                self.skip_strings(count)
                 return None
             values = [self.value(item) for _ in range(count)]
             return values if count <= _KEEP_ARRAY else None
@@ -91,6 +111,11 @@ class Header(msgspec.Struct, frozen=True, kw_only=True):
     version: int
     metadata: dict[str, Any]
     info: ModelInfo
+
+
+def names_tools(template: str) -> bool:
+    """The chat template renders a list of tools: it speaks of `tools`."""
+    return bool(_TOOLS.search(template))
 
 
 def read_model_info(path: Path) -> ModelInfo:
@@ -141,6 +166,7 @@ def _parse(r: _Reader, path: Path, size: int) -> Header:
         context_length=int(meta.get(f"{arch}.context_length", 0)),
         size_bytes=size,
         has_chat_template="tokenizer.chat_template" in meta,
+        supports_tools=names_tools(str(meta.get("tokenizer.chat_template", ""))),
     )
     return Header(version=version, metadata=meta, info=info)
 

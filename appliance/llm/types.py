@@ -30,6 +30,10 @@ class GenerationRequest(msgspec.Struct, frozen=True, kw_only=True):
     # a conversation's cached prompt state for the same user and conversation.
     user: str = ""
     conversation: str | None = None
+    # The served model's id the caller was told it gets (the OpenAI API's `model`): the
+    # request is answered by that model or refused (ModelNotFound), never by another one.
+    # None: by whichever model is served when it is submitted.
+    model: str | None = None
 
 
 class QueuedEvent(msgspec.Struct, frozen=True):
@@ -82,3 +86,4 @@ class EngineInfo(msgspec.Struct, frozen=True, kw_only=True):
     cache_entries: int = 0  # conversations' prompt states kept in RAM (llm.prefix_cache_mb)
     cache_bytes: int = 0
     cache_hit_rate: float = 0.0  # of requests that found their conversation's prefix cached
+    loading: str | None = None  # the model being loaded to replace this one (the Models page)
