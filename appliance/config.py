@@ -137,6 +137,14 @@ class WebSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
             'client. In the environment as JSON, e.g. `["10.0.0.5"]`.'
         ),
     ] = msgspec.field(default_factory=list)
+    metrics_token: Annotated[
+        str,
+        Meta(
+            description="Bearer token a Prometheus scraper sends to read `/metrics` "
+            "(`Authorization: Bearer ...`); empty: only signed-in admins (or their API keys) "
+            "may read it. Env `APPLIANCE_WEB__METRICS_TOKEN`."
+        ),
+    ] = ""
     tls_cert: Annotated[
         str,
         Meta(

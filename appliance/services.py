@@ -12,6 +12,7 @@ from appliance.chat.handoff import Handoffs
 from appliance.chat.notify import Notifier
 from appliance.ingest.library import DocumentLibrary
 from appliance.llm.engine import Engine
+from appliance.ops.metrics import Metrics
 from appliance.pii.service import Redaction
 from appliance.rag.retrieve import Retriever
 from appliance.rag.search import DocumentSearch
@@ -32,6 +33,7 @@ class Services:
     search: DocumentSearch  # the retriever on a user's behalf: caps and per-user limits
     redaction: Redaction  # /api/redact: its cap and per-user limits
     model_ids: tuple[str, ...]
+    metrics: Metrics = field(default_factory=Metrics)  # the app's own registry: /metrics
     secure_cookies: bool = False
     link_hosts: tuple[str, ...] = ()  # web.link_hosts: where links in answers may point
     on_startup: tuple[Callable[[], None], ...] = field(default=())

@@ -28,6 +28,8 @@ from appliance.ingest.watch import FolderWatcher
 from appliance.llm.batched import BatchedEngine
 from appliance.llm.engine import Engine
 from appliance.llm.models import load_model_info
+from appliance.ops.metered import MeteredEngine
+from appliance.ops.metrics import Metrics
 from appliance.pii.policy import Policy, Privacy
 from appliance.pii.redactor import Redactor
 from appliance.pii.service import Redaction
@@ -59,32 +61,36 @@ def build_services(settings: Settings) -> Services:
     log.info("model %s: %s %s, %s parameters, context %d", model.path, model.architecture,
              model.quantization, f"{model.parameters:,}", model.context_length)  # fmt: skip
     db = Database(settings.data_path / "appliance.db")
-    engine = BatchedEngine(Path(model.path), model.id, settings.llm)
+    metrics = Metrics()  # this app's registry: no global state
+    batched = BatchedEngine(Path(model.path), model.id, settings.llm)
+    engine = MeteredEngine(batched, metrics)
     lock = IndexLock(settings.data_path / "index.lock")
     users = UserStore(db)  # the accounts' names are names the redactor always finds
     privacy = build_privacy(settings, build_redactor(
-        settings, known_names=users.names))  # fmt: skip
-    pipeline = build_pipeline(settings, db, yield_cpu=_yield_to(engine), privacy=privacy)
+        settings, known_names=users.names), metrics)  # fmt: skip
+    pipeline = build_pipeline(settings, db, yield_cpu=_yield_to(engine), privacy=privacy,
+                              metrics=metrics)  # fmt: skip
     watcher = FolderWatcher(pipeline, settings.documents.settle_ms / 1000,
                             watch=settings.documents.watch)  # fmt: skip
     catalog = Catalog(db)
+    metrics.watch_files(catalog.counts)
     library = DocumentLibrary(catalog, str(settings.watch_path),
                               indexing=lambda: not watcher.idle.is_set())  # fmt: skip
     rag = settings.rag
     retriever = Retriever(pipeline.embedder, pipeline.index, KeywordIndex(db), catalog,
                           candidates=rag.candidates, vector_weight=rag.vector_weight,
                           keyword_weight=rag.keyword_weight,
-                          min_similarity=rag.min_similarity)  # fmt: skip
+                          min_similarity=rag.min_similarity, metrics=metrics)  # fmt: skip
     grounding = Grounding(retriever, rag, engine.count_tokens, engine.context_size)
     audit = AuditLog(db, privacy.stored, settings.audit.address_days)
     conversations = Conversations(ConversationStore(db), privacy, FeedbackStore(db), audit,
                                   chunks=catalog.chunks)  # fmt: skip
     chat = Answering(engine, conversations, _limits(settings, "chat", "answers"),
                      settings.limits.max_message_chars, grounding, audit,
-                     Router(pipeline.embedder))  # fmt: skip
+                     Router(pipeline.embedder), metrics)  # fmt: skip
     notifier = Notifier()
     handoffs = Handoffs(HandoffStore(db), conversations, users, settings.handoff,
-                        settings.watch_path, notifier, audit)  # fmt: skip
+                        settings.watch_path, notifier, audit, metrics)  # fmt: skip
     retention = Retention(conversations, settings.retention_days, audit)
     limits = settings.limits
     search = DocumentSearch(retriever, _limits(settings, "search", "searches"),
@@ -98,7 +104,7 @@ def build_services(settings: Settings) -> Services:
         notifier=notifier,
         engine=engine,
         documents=library,
-        accounts=build_accounts(db, audit),
+        accounts=build_accounts(db, audit, metrics),
         audit=audit,
         secure_cookies=settings.web.over_tls,
         link_hosts=tuple(settings.web.link_hosts),
@@ -106,15 +112,16 @@ def build_services(settings: Settings) -> Services:
         search=search,
         redaction=redaction,
         model_ids=(model.id,),
-        on_startup=(engine.start, watcher.start, retention.start),
-        on_shutdown=(retention.stop, watcher.stop, engine.stop, lock.release, db.close),
+        metrics=metrics,
+        on_startup=(batched.start, watcher.start, retention.start),
+        on_shutdown=(retention.stop, watcher.stop, batched.stop, lock.release, db.close),
     )
 
 
-def build_accounts(db: Database, audit: AuditLog) -> Accounts:
+def build_accounts(db: Database, audit: AuditLog, metrics: Metrics | None = None) -> Accounts:
     """Accounts whose sign-in brake knows, from the start, where each account signed in from
     lately (the audit log's addresses): a restart does not brake the admin like a stranger."""
-    return Accounts(UserStore(db), SignInBrake(known=audit.signed_in_from()))
+    return Accounts(UserStore(db), SignInBrake(known=audit.signed_in_from()), metrics)
 
 
 def _limits(settings: Settings, kind: str, running: str) -> ChatLimits:
@@ -169,7 +176,8 @@ def build_embedder(settings: Settings) -> Embedder:
 
 
 def build_pipeline(settings: Settings, db: Database, yield_cpu: Callable[[], None] = lambda: None,
-                   privacy: Privacy | None = None) -> IngestPipeline:  # fmt: skip
+                   privacy: Privacy | None = None,
+                   metrics: Metrics | None = None) -> IngestPipeline:  # fmt: skip
     """The index of the watched folder; the caller holds the IndexLock."""
     from appliance.store.chroma import ChromaIndex
 
@@ -204,6 +212,7 @@ def build_pipeline(settings: Settings, db: Database, yield_cpu: Callable[[], Non
         limits=Limits(max_unpacked_bytes=docs.max_unpacked_mb * 2**20),
         yield_cpu=yield_cpu,
         sandbox=sandbox,
+        metrics=metrics,
         redact=(privacy or build_privacy(settings)).document_text
         if settings.pii.documents == "redact" else None,
     )  # fmt: skip
@@ -232,11 +241,12 @@ def build_redactor(
                             known_names=known_names)  # fmt: skip
 
 
-def build_privacy(settings: Settings, redactor: Redactor | None = None) -> Privacy:
+def build_privacy(settings: Settings, redactor: Redactor | None = None,
+                  metrics: Metrics | None = None) -> Privacy:  # fmt: skip
     pii = settings.pii
     return Privacy(redactor or build_redactor(settings),
                    Policy(prompts=pii.prompts, documents=pii.documents, output=pii.output),
-                   [*pii.entities, *(c.name for c in pii.custom)])  # fmt: skip
+                   [*pii.entities, *(c.name for c in pii.custom)], metrics)  # fmt: skip
 
 
 def _yield_to(engine: Engine, longest_s: float = 10.0) -> Callable[[], None]:

@@ -9,7 +9,8 @@ import time
 
 from appliance.accounts.limits import SignInBrake
 from appliance.accounts.passwords import MIN_LENGTH, hash_password, needs_rehash, verify_password
-from appliance.errors import Forbidden, InvalidRequest, NotFound
+from appliance.errors import Forbidden, InvalidRequest, NotFound, RateLimited
+from appliance.ops.metrics import Metrics
 from appliance.store.users import ApiKey, Role, User, UserStore
 
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}"  # what a user name may be
@@ -19,8 +20,10 @@ SESSION_TTL_S = 7 * 24 * 3600  # a week; signing out ends it at once
 
 
 class Accounts:
-    def __init__(self, users: UserStore, brake: SignInBrake | None = None) -> None:
+    def __init__(self, users: UserStore, brake: SignInBrake | None = None,
+                 metrics: Metrics | None = None) -> None:  # fmt: skip
         self.users = users
+        self._metrics = metrics or Metrics()
         self._brake = brake or SignInBrake()
         self._setup_token: str | None = None
         self._setup_lock = threading.Lock()
@@ -87,9 +90,14 @@ class Accounts:
     def sign_in(self, name: str, password: str, address: str = "") -> tuple[User, str, str] | None:
         """(user, session token, CSRF token) for a right name and password, else None.
         Repeated failures are slowed (RateLimited): see SignInBrake."""
-        counted = self._brake.admit(name, address)  # counted as failed until it is not
+        try:
+            counted = self._brake.admit(name, address)  # counted as failed until it is not
+        except RateLimited:
+            self._metrics.sign_ins_failed.inc()
+            raise
         user = self.authenticate(name, password)
         if user is None:
+            self._metrics.sign_ins_failed.inc()
             return None
         self._brake.succeeded(name, address, counted)
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)

@@ -30,6 +30,7 @@ from appliance.llm.types import (
     SamplingParams,
     TokenEvent,
 )
+from appliance.ops.metrics import Metrics
 from appliance.pii.policy import Prepared
 from appliance.rag.answer import Citation, Grounded, Grounding, plain
 from appliance.store.audit import AuditLog
@@ -54,6 +55,7 @@ class Answering:
         self, engine: Engine, conversations: Conversations, limits: ChatLimits | None = None,
         max_chars: int = 20_000, grounding: Grounding | None = None,
         audit: AuditLog | None = None, router: Router | None = None,
+        metrics: Metrics | None = None,
     ) -> None:  # fmt: skip
         """`router`: which messages go to the documents (without one, all do)."""
         self.engine = engine
@@ -65,6 +67,7 @@ class Answering:
         self._audit = audit
         self._limits = limits or ChatLimits(per_minute=10**9, concurrent=10**9)
         self._max_chars = max_chars
+        self._metrics = metrics or Metrics()
 
     # ---- the three ways in, each audited ----------------------------------------------
 
@@ -113,6 +116,7 @@ class Answering:
                 raise
             sources = first.sources if isinstance(first, Started) else first
             if isinstance(sources, Sources):
+                self._metrics.answer(sources.kind)
                 documents = sorted({c.source for c in sources.citations})
                 await self._record(asker, action, target, f"{sources.kind}; documents {documents}")
             yield first

@@ -20,6 +20,7 @@ from appliance.chat.notify import Notifier
 from appliance.config import HandoffSettings
 from appliance.errors import InvalidRequest, NotFound
 from appliance.llm.types import ChatMessage
+from appliance.ops.metrics import Metrics
 from appliance.rag.answer import search_query
 from appliance.store.audit import AuditLog
 from appliance.store.conversations import Message
@@ -27,6 +28,11 @@ from appliance.store.handoffs import Handoff, HandoffStore
 from appliance.store.users import User, UserStore
 
 _SLUG_WORDS = 8
+
+
+# The audit's action for each step, as the metrics name it.
+_STEPS = {"handoff.ask": "asked", "handoff.claim": "claimed", "handoff.answer": "answered",
+          "handoff.close": "closed", "handoff.faq": "saved"}  # fmt: skip
 
 
 class Turn(msgspec.Struct, frozen=True, kw_only=True):
@@ -40,8 +46,10 @@ class Turn(msgspec.Struct, frozen=True, kw_only=True):
 class Handoffs:
     def __init__(self, store: HandoffStore, conversations: Conversations, users: UserStore,
                  settings: HandoffSettings, watch_path: Path, notifier: Notifier,
-                 audit: AuditLog | None = None) -> None:  # fmt: skip
+                 audit: AuditLog | None = None,
+                 metrics: Metrics | None = None) -> None:  # fmt: skip
         self._store, self._conversations, self._users = store, conversations, users
+        self._metrics = metrics or Metrics()
         self._settings, self._watch, self._notifier = settings, watch_path, notifier
         self._audit = audit
         self._privacy = conversations.privacy
@@ -197,6 +205,7 @@ class Handoffs:
             "status": handoff.status, "expert": handoff.expert})  # fmt: skip
 
     def _record(self, asker: Asker, action: str, target: str, detail: str) -> None:
+        self._metrics.handoffs.labels(_STEPS.get(action, action)).inc()
         if self._audit is not None:
             self._audit.record(asker.name, action, target, f"via {asker.via}; {detail}")
 

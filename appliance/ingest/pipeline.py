@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from appliance.ingest.extract import SUPPORTED
 from appliance.ingest.folder import Refused, TooLarge, WatchedFolder, ignored, inside, log_name
 from appliance.ingest.sandbox import Sandbox, Stopped
 from appliance.ingest.types import Block, Limits
+from appliance.ops.metrics import Metrics
 from appliance.store.catalog import Catalog, ChunkRow, Document, FileState, Status
 from appliance.store.vectors import VectorIndex
 
@@ -70,8 +72,10 @@ class IngestPipeline:
         yield_cpu: Callable[[], None] = lambda: None,
         redact: Callable[[str], str] | None = None,
         sandbox: Sandbox | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.root = root
+        self._metrics = metrics or Metrics()
         self.folder = WatchedFolder(root)
         self._catalog = catalog
         self._index = index
@@ -198,9 +202,11 @@ class IngestPipeline:
             self.remove(path)
             return "removed" if kind == "missing" else "ignored"
         try:
-            return self._sync_file(path)
+            outcome = self._sync_file(path)
         except OSError as exc:
-            return self._fail(FileState(path, 0, 0), f"cannot be read: {exc.strerror or exc}")
+            outcome = self._fail(FileState(path, 0, 0), f"cannot be read: {exc.strerror or exc}")
+        self._metrics.ingested.labels(outcome).inc()
+        return outcome
 
     def queue(self, path: str) -> None:
         """Shows a file as pending (on the documents page) until `sync` gets to it."""
@@ -231,6 +237,7 @@ class IngestPipeline:
 
     def remove(self, path: str) -> str:
         dropped = self._catalog.remove(path)
+        self._metrics.ingested.labels("removed").inc()
         self._index.delete(dropped)
         return "removed"
 
@@ -352,7 +359,10 @@ class IngestPipeline:
         for start in range(0, len(missing), _EMBED_BATCH):
             part = missing[start : start + _EMBED_BATCH]
             self._yield_cpu()
-            for (h, _), row in zip(part, self._embedder.embed([t for _, t in part]), strict=True):
+            began = time.perf_counter()
+            rows = self._embedder.embed([t for _, t in part])
+            self._metrics.embedded(len(part), time.perf_counter() - began)
+            for (h, _), row in zip(part, rows, strict=True):
                 by_hash[h] = row
             self.progress.embedded += len(part)
         return _stack([by_hash[h] for h in hashes], self._embedder.dim)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from appliance.llm.engine import Engine, Generation
 from appliance.llm.types import (
@@ -38,6 +39,10 @@ class MeteredEngine:
     def context_size(self) -> int:
         return self._engine.context_size()
 
+    def __getattr__(self, name: str) -> Any:
+        """What else the engine offers (waiting for its model, say) passes through."""
+        return getattr(self._engine, name)
+
 
 class _Metered:
     def __init__(self, generation: Generation, metrics: Metrics) -> None:
@@ -61,8 +66,12 @@ class _Metered:
                     last = now
                 elif isinstance(event, DoneEvent):
                     ended = ""
-                    metrics.generation(event.finish_reason, event.prompt_tokens,
-                                       event.cached_tokens, event.completion_tokens)
+                    metrics.generation(
+                        event.finish_reason,
+                        event.prompt_tokens,
+                        event.cached_tokens,
+                        event.completion_tokens,
+                    )
                 yield event
         except Exception:
             ended = "error"

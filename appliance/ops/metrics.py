@@ -39,6 +39,7 @@ _ANSWER_KINDS: Mapping[str, AnswerKind] = {
 # Latencies of a token: from a few ms (a token on a GPU) to seconds (a queue, a long prompt).
 _TOKEN_BUCKETS = (0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10)
 _FIRST_TOKEN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2.5, 5, 10, 20, 30, 60)
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _RETRIEVAL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5)
 
@@ -59,11 +60,13 @@ class Metrics:
             "Time from a request's arrival to the end of its response (a stream's included).",
             ["method", "route"], buckets=_REQUEST_BUCKETS, registry=r)  # fmt: skip
         self.prompt_tokens = Counter(
-            "appliance_prompt_tokens", "Prompt tokens of finished generations.", registry=r)
+            "appliance_prompt_tokens", "Prompt tokens of finished generations.", registry=r
+        )
         self.cached_tokens = Counter(
             "appliance_prompt_cached_tokens",
             "Prompt tokens taken from the prefix cache rather than evaluated.",
-            registry=r)
+            registry=r,
+        )
         self.generated_tokens = Counter(
             "appliance_generated_tokens", "Tokens generated.", registry=r)  # fmt: skip
         self.generations = Counter(
@@ -96,13 +99,15 @@ class Metrics:
             "appliance_ingest_files", "Files the ingest pipeline handled, by outcome "
             "(indexed, unchanged, failed, removed).", ["outcome"], registry=r)  # fmt: skip
         self.chunks_embedded = Counter(
-            "appliance_chunks_embedded", "Document chunks embedded.", registry=r)
+            "appliance_chunks_embedded", "Document chunks embedded.", registry=r
+        )
         self.embed_seconds = Counter(
             "appliance_embed_seconds", "Time spent embedding document chunks; chunks embedded "
             "over it is the embedding throughput.", registry=r)  # fmt: skip
         self.personal_data = Counter(
-            "appliance_personal_data_found", "Personal data found by the redactor, by type.",
-            ["type"], registry=r)  # fmt: skip
+            "appliance_personal_data_found", "Personal data found by the redactor, by type, "
+            "in users' messages (prompt) and in documents (document).", ["source", "type"],
+            registry=r)  # fmt: skip
         self.sign_ins_failed = Counter(
             "appliance_sign_ins_failed", "Sign-ins refused (wrong name or password, or braked).",
             registry=r)  # fmt: skip
@@ -110,6 +115,7 @@ class Metrics:
     # ---- recorded as it happens --------------------------------------------------------
 
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
+        method = method if method in _METHODS else "other"  # a client may send any word
         self.http_requests.labels(method, route, str(status)).inc()
         self.http_duration.labels(method, route).observe(seconds)
 
@@ -128,9 +134,9 @@ class Metrics:
         self.chunks_embedded.inc(chunks)
         self.embed_seconds.inc(seconds)
 
-    def found(self, types: Iterable[str]) -> None:
+    def found(self, source: str, types: Iterable[str]) -> None:
         for kind in types:
-            self.personal_data.labels(kind).inc()
+            self.personal_data.labels(source, kind).inc()
 
     def timed(self, histogram: Histogram) -> _Timer:
         return _Timer(histogram)

@@ -11,6 +11,7 @@ from typing import Literal
 
 import msgspec
 
+from appliance.ops.metrics import Metrics
 from appliance.pii.pseudonyms import Pseudonyms, Restorer
 from appliance.pii.redactor import Entity, Redactor
 
@@ -40,8 +41,10 @@ class Policy(msgspec.Struct, frozen=True):
 
 
 class Privacy:
-    def __init__(self, redactor: Redactor, policy: Policy, entity_types: Iterable[str]) -> None:
+    def __init__(self, redactor: Redactor, policy: Policy, entity_types: Iterable[str],
+                 metrics: Metrics | None = None) -> None:  # fmt: skip
         self.redactor = redactor
+        self._metrics = metrics or Metrics()
         self.policy = policy
         self._mappings: OrderedDict[str, Pseudonyms] = OrderedDict()
         self._lock = threading.Lock()
@@ -55,6 +58,7 @@ class Privacy:
         placeholders, which its owner sees restored while the conversation's mapping lives).
         `earlier`: the conversation's stored texts, should its mapping be gone."""
         entities = self.redactor.analyze(text)
+        self._metrics.found("prompt", (e.type for e in entities))
         masked = self.redactor.pseudonymize(text, entities, self._pseudonyms(key, earlier).assign)
         if self.policy.prompts == "off":
             return Prepared(text, masked, entities)
@@ -128,7 +132,9 @@ class Privacy:
         """A document's text as it is indexed, by the documents policy."""
         if self.policy.documents == "off":
             return text
-        return self.redactor.redact(text, self.redactor.analyze(text))
+        entities = self.redactor.analyze(text)
+        self._metrics.found("document", (e.type for e in entities))
+        return self.redactor.redact(text, entities)
 
 
 class AnswerFilter:

@@ -14,6 +14,7 @@ import numpy as np
 
 from appliance.embed.embedder import Embedder
 from appliance.ingest.folder import collection_of
+from appliance.ops.metrics import Metrics
 from appliance.store.catalog import Catalog, StoredChunk
 from appliance.store.keywords import STOP_WORDS, KeywordIndex, Terms
 from appliance.store.vectors import VectorIndex, Vectors
@@ -39,8 +40,10 @@ class Hit(msgspec.Struct, frozen=True):
 class Retriever:
     def __init__(self, embedder: Embedder, vectors: VectorIndex, keywords: KeywordIndex,
                  catalog: Catalog, *, candidates: int = 20, vector_weight: float = 1.0,
-                 keyword_weight: float = 1.0, min_similarity: float = 0.25) -> None:  # fmt: skip
+                 keyword_weight: float = 1.0, min_similarity: float = 0.25,
+                 metrics: Metrics | None = None) -> None:  # fmt: skip
         self._embedder, self._vectors, self._keywords = embedder, vectors, keywords
+        self._metrics = metrics or Metrics()
         self._catalog = catalog
         self._candidates = candidates
         self._weights = {"vector": vector_weight, "keyword": keyword_weight}
@@ -60,6 +63,10 @@ class Retriever:
         `collections` (top-level subfolders) limits where they may come from: the others'
         chunks are left out after ranking, so each retriever then offers ten times the
         candidates, and ten times more again while too few are in scope and more may be."""
+        with self._metrics.timed(self._metrics.retrieval):
+            return self._search(query, k, collections)
+
+    def _search(self, query: str, k: int, collections: Sequence[str]) -> list[Hit]:
         vector = self._embedder.embed([query])[0]
         terms = self._keywords.terms(query) if self._weights["keyword"] else None
         candidates = self._candidates * (_SCOPED if collections else 1)

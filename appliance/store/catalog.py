@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 import msgspec
 
@@ -184,6 +184,11 @@ class Catalog:
         removals, not per file (~0.3 s at 20k chunks, in steps; `between` runs between them)."""
         if KeywordIndex(self._db).compact(between):
             self._db.checkpoint()
+
+    def counts(self) -> dict[str, int]:
+        """Files by status, each status there (0 when none has it)."""
+        rows = self._db.query("SELECT status, COUNT(*) FROM documents GROUP BY status")
+        return {**dict.fromkeys(get_args(Status), 0), **{row[0]: int(row[1]) for row in rows}}
 
     def has_chunks(self) -> bool:
         return bool(self._db.query("SELECT 1 FROM chunks LIMIT 1"))

@@ -26,6 +26,7 @@ from appliance.web.documents import document_file, document_text, list_collectio
 from appliance.web.errors import appliance_error, http_error, internal_error
 from appliance.web.feedback import list_feedback, rate_answer
 from appliance.web.forwarded import TrustedProxies, strict_transport
+from appliance.web.metrics import measured, metrics
 from appliance.web.openai_api import OpenAIController
 from appliance.web.openapi import describe_routes, openapi_config
 from appliance.web.privacy import privacy, redact
@@ -96,6 +97,7 @@ def create_app(settings: Settings, services: Services) -> Litestar:
             *pages.page_handlers(webui),
             pages.healthz,
             pages.readyz,
+            metrics,
             create_static_files_router("/static", directories=[webui / "static"], opt=PUBLIC),
             session.sign_in,
             session.first_admin,
@@ -135,7 +137,8 @@ def create_app(settings: Settings, services: Services) -> Litestar:
             "llm_settings": Provide(lambda: settings.llm, use_cache=True, sync_to_thread=False),
             "user": Provide(current_user, sync_to_thread=False),
         },
-        guards=[guard_for(services.accounts, services.audit, settings.web.over_tls)],
+        guards=[guard_for(services.accounts, services.audit, settings.web.over_tls,
+                          settings.web.metrics_token)],
         middleware=middleware,
         exception_handlers={
             ApplianceError: appliance_error(settings.web.retry_after),  # type: ignore[dict-item]
@@ -149,4 +152,6 @@ def create_app(settings: Settings, services: Services) -> Litestar:
         logging_config=None,  # the process's logging is set up once, in cli.py
     )
     describe_routes(app)  # each route's errors and security, for the schema
+    # outside Litestar's own handling, so that a path no route matches is counted too
+    app.asgi_handler = measured(app.asgi_handler, services.metrics)
     return app

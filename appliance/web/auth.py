@@ -61,7 +61,10 @@ def session_cookie(connection: ASGIConnection[Any, Any, Any, Any], always_secure
     return SECURE_SESSION_COOKIE if secure else SESSION_COOKIE
 
 
-def guard_for(accounts: Accounts, audit: AuditLog, secure_cookies: bool = False) -> Any:
+def guard_for(accounts: Accounts, audit: AuditLog, secure_cookies: bool = False,
+              metrics_token: str = "") -> Any:  # fmt: skip
+    """`metrics_token`: the bearer token that opens routes marked `scrape` (a scraper has
+    no session); anyone else needs what the route needs (an admin for /metrics)."""
     key_use = KeyUse(audit)
     # The lookups wait on the one SQLite connection (ingestion, long FTS queries): never on the
     # event loop, and on threads of their own, so sign-ins (argon2) cannot hold them up.
@@ -80,6 +83,8 @@ def guard_for(accounts: Accounts, audit: AuditLog, secure_cookies: bool = False)
             _json_only(connection)
             return
         header = connection.headers.get("authorization", "")
+        if handler.opt.get("scrape") and metrics_token and _is_token(header, metrics_token):
+            return
         token = connection.cookies.get(session_cookie(connection, secure_cookies))
         identity = None
         if header.lower().startswith("bearer ") or token:  # no credentials: nothing to look up
@@ -115,6 +120,11 @@ class KeyUse:
                 return
             self._last[prefix] = now
         self._audit.record(user, "key.use", user, f"key {prefix}…")
+
+
+def _is_token(header: str, token: str) -> bool:
+    sent = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    return hmac.compare_digest(sent.encode(), token.encode())
 
 
 def current_user(request: Request[Any, Any, Any]) -> User:
