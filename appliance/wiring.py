@@ -18,7 +18,7 @@ from appliance.chat.notify import Notifier
 from appliance.chat.route import Router
 from appliance.config import Settings
 from appliance.embed.embedder import Embedder
-from appliance.errors import ApplianceError, ModelError
+from appliance.errors import ApplianceError
 from appliance.ingest.chunk import Chunker
 from appliance.ingest.library import DocumentLibrary
 from appliance.ingest.pipeline import IngestPipeline
@@ -27,9 +27,10 @@ from appliance.ingest.types import Limits
 from appliance.ingest.watch import FolderWatcher
 from appliance.llm.batched import BatchedEngine
 from appliance.llm.engine import Engine
-from appliance.llm.models import load_model_info
+from appliance.llm.switch import ModelSwitch
 from appliance.ops.metered import MeteredEngine
 from appliance.ops.metrics import Metrics
+from appliance.ops.models import Models, first_model
 from appliance.pii.policy import Policy, Privacy
 from appliance.pii.redactor import Redactor
 from appliance.pii.service import Redaction
@@ -45,6 +46,7 @@ from appliance.store.feedback import FeedbackStore
 from appliance.store.handoffs import HandoffStore
 from appliance.store.keywords import KeywordIndex
 from appliance.store.lock import IndexLock
+from appliance.store.settings import SettingStore
 from appliance.store.users import UserStore
 
 log = logging.getLogger(__name__)
@@ -52,18 +54,16 @@ log = logging.getLogger(__name__)
 
 def build_services(settings: Settings) -> Services:
     """Check the model file, open the stores and the index; the LLM itself loads on start-up."""
-    model = load_model_info(settings.llm)
-    if not model.has_chat_template and not settings.llm.chat_template:
-        raise ModelError(
-            f"{model.path} has no chat template (a base model, not a chat model?); "
-            "use an instruct GGUF, or set llm.chat_template"
-        )
+    db = Database(settings.data_path / "appliance.db")
+    choices = SettingStore(db)
+    first = first_model(settings.llm, choices)  # the Models page's choice, else llm.model's
+    model = first.info
+    assert model is not None  # noqa: S101 - a model that can be served has a header
     log.info("model %s: %s %s, %s parameters, context %d", model.path, model.architecture,
              model.quantization, f"{model.parameters:,}", model.context_length)  # fmt: skip
-    db = Database(settings.data_path / "appliance.db")
     metrics = Metrics()  # this app's registry: no global state
-    batched = BatchedEngine(Path(model.path), model.id, settings.llm)
-    engine = MeteredEngine(batched, metrics)
+    switch = ModelSwitch(first, lambda m: BatchedEngine(Path(m.path), m.id, settings.llm))
+    engine = MeteredEngine(switch, metrics)
     lock = IndexLock(settings.data_path / "index.lock")
     users = UserStore(db)  # the accounts' names are names the redactor always finds
     privacy = build_privacy(settings, build_redactor(
@@ -111,10 +111,10 @@ def build_services(settings: Settings) -> Services:
         retriever=retriever,
         search=search,
         redaction=redaction,
-        model_ids=(model.id,),
+        models=Models(switch, settings.llm, choices, audit),
         metrics=metrics,
-        on_startup=(batched.start, watcher.start, retention.start),
-        on_shutdown=(retention.stop, watcher.stop, batched.stop, lock.release, db.close),
+        on_startup=(switch.start, watcher.start, retention.start),
+        on_shutdown=(retention.stop, watcher.stop, switch.stop, lock.release, db.close),
     )
 
 

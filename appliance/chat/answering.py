@@ -73,11 +73,12 @@ class Answering:
 
     async def complete(
         self, asker: Asker, messages: tuple[ChatMessage, ...], params: SamplingParams,
-        collections: tuple[str, ...] = (), documents: bool = True,
+        collections: tuple[str, ...] = (), documents: bool = True, model: str | None = None,
     ) -> AsyncGenerator[Sources | Event, None]:  # fmt: skip
         """A stateless completion (the OpenAI API): the sources, then engine events; nothing
-        is stored. `documents=False`: no retrieval, whatever rag.mode says."""
-        events = self._complete(asker.id, messages, params, collections, documents)
+        is stored. `documents=False`: no retrieval, whatever rag.mode says. `model`: the id of
+        the model the caller was told answers (None: the one served when it is submitted)."""
+        events = self._complete(asker.id, messages, params, collections, documents, model)
         async with aclosing(self._audited(asker, "chat", "api", events)) as audited:
             async for event in audited:
                 yield event
@@ -132,7 +133,7 @@ class Answering:
 
     async def _complete(
         self, user_id: int | None, messages: tuple[ChatMessage, ...], params: SamplingParams,
-        collections: tuple[str, ...], documents: bool,
+        collections: tuple[str, ...], documents: bool, model: str | None,
     ) -> AsyncGenerator[Sources | Event, None]:  # fmt: skip
         if not messages:
             raise InvalidRequest("messages must not be empty", param="messages")
@@ -151,7 +152,7 @@ class Answering:
                     grounded = plain(messages)
                 yield _sources(grounded)
                 # no conversation: a stateless call has no prompt state worth keeping
-                first, generation = await self._begin(grounded, params, user_id, None)
+                first, generation = await self._begin(grounded, params, user_id, None, model)
                 try:
                     async for event in self._filtered_events(key, first, []):
                         yield event
@@ -359,7 +360,7 @@ class Answering:
 
     async def _begin(
         self, grounded: Grounded, params: SamplingParams, user_id: int | None,
-        conversation_id: str | None,
+        conversation_id: str | None, model: str | None = None,
     ) -> tuple[_First, Generation | None]:  # fmt: skip
         """The answer's first event and the rest: the decline as written, when the documents
         don't cover the question (nothing is generated); else the engine's, once it has taken
@@ -367,7 +368,8 @@ class Answering:
         if grounded.kind in ("abstained", "person"):
             return _said(grounded.answer), None
         request = GenerationRequest(messages=grounded.messages, params=params,
-                                    user=_whose(user_id), conversation=conversation_id)  # fmt: skip
+                                    user=_whose(user_id), conversation=conversation_id,
+                                    model=model)  # fmt: skip
         generation = self.engine.submit(request)
         try:
             events = aiter(generation)

@@ -27,6 +27,7 @@ from appliance.web.errors import appliance_error, http_error, internal_error
 from appliance.web.feedback import list_feedback, rate_answer
 from appliance.web.forwarded import TrustedProxies, strict_transport
 from appliance.web.metrics import measured, metrics
+from appliance.web.models import list_models, serve_model
 from appliance.web.openai_api import OpenAIController
 from appliance.web.openapi import describe_routes, openapi_config
 from appliance.web.privacy import privacy, redact
@@ -120,6 +121,8 @@ def create_app(settings: Settings, services: Services) -> Litestar:
             list_feedback,
             erase_user_data,
             audit_verify,
+            list_models,
+            serve_model,
             redact,
             privacy,
             handoff.hand_over,

@@ -16,6 +16,7 @@ from appliance.errors import (
     Forbidden,
     InvalidRequest,
     ModelError,
+    ModelNotFound,
     NotFound,
     RateLimited,
     TooLarge,
@@ -39,6 +40,7 @@ _MAPPING: tuple[tuple[type[ApplianceError], int, str, str | None], ...] = (
     (InvalidRequest, 400, "invalid_request_error", None),
     (Unauthorized, 401, "invalid_request_error", "invalid_api_key"),
     (Forbidden, 403, "permission_error", "forbidden"),
+    (ModelNotFound, 404, "invalid_request_error", "model_not_found"),  # OpenAI's code
     (NotFound, 404, "invalid_request_error", "not_found"),
     (Conflict, 409, "invalid_request_error", "conflict"),
     (TooLarge, 413, "invalid_request_error", "too_large"),
@@ -53,7 +55,7 @@ def describe(exc: Exception) -> tuple[int, ErrorBody]:
     """Status and body for any error; also used for `error` events inside a stream."""
     for kind, status, type_, code in _MAPPING:
         if isinstance(exc, kind):
-            param = exc.param if isinstance(exc, InvalidRequest) else None
+            param = exc.param if isinstance(exc, InvalidRequest | ModelNotFound) else None
             return status, ErrorBody(message=str(exc), type=type_, param=param, code=code)
     if isinstance(exc, ApplianceError):
         return 500, ErrorBody(message=str(exc), type="server_error")

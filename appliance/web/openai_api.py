@@ -43,7 +43,8 @@ class OpenAIController(Controller):
 
     @get("/models")
     async def models(self, services: ServicesDep) -> ModelList:
-        return ModelList(data=[ModelCard(id=m) for m in services.model_ids])
+        """The model served: the one `model` may name (or `default`)."""
+        return ModelList(data=[ModelCard(id=services.models.served_id())])
 
     @post("/chat/completions", status_code=200)
     async def chat_completions(
@@ -54,14 +55,14 @@ class OpenAIController(Controller):
         llm_settings: LlmDep,
         user: UserDep,
     ) -> ChatCompletion | Stream:
+        model = services.models.resolve(data.model)  # another model's answer is no answer
         params = data.params(llm_settings, data.max_completion_tokens)
         events = services.chat.complete(asker(request, user), data.chat_messages(), params,
-                                        tuple(data.collections), data.documents)  # fmt: skip
+                                        tuple(data.collections), data.documents, model)  # fmt: skip
         sources = await first_event(request, events)
         assert isinstance(sources, Sources)  # noqa: S101 - complete() starts with them
         answer = _answer(events)
         first = await first_event(request, answer)  # past the queue: errors are HTTP errors
-        model = services.model_ids[0]
         if data.stream:
             usage = data.stream_options is not None and data.stream_options.include_usage
             return event_stream(_chunks(first, answer, model, sources.citations,

@@ -34,7 +34,8 @@ ERRORS: dict[int, str] = {
     401: "Not signed in: send the session cookie, or `Authorization: Bearer apl_…`.",
     403: "Not allowed: an admin route, a change without the session's X-CSRF-Token, a public "
     "change not sent as JSON, or what the route says.",
-    404: "No such item (or not yours): the id, name or path in the address is unknown.",
+    404: "No such item (or not yours): the id, name or path in the address is unknown; for a "
+    "chat completion, `model` names no model served (`model_not_found`).",
     409: "The item's state does not allow it now (say, a conversation still answering).",
     413: "Over a limit: the body (limits.max_body_kb), the message (limits.max_message_chars), "
     "a redaction's text (limits.redact_max_chars) or a search's collections "
@@ -58,7 +59,8 @@ EXTRA_ERRORS: dict[str, tuple[int, ...]] = {
     "DELETE /api/conversations/{conversation_id}": (409,),
     "POST /api/conversations/{conversation_id}/messages": (409, 429, 503),
     "POST /api/conversations/{conversation_id}/regenerate": (409, 429, 503),
-    "POST /v1/chat/completions": (400, 413, 429, 503),
+    "POST /v1/chat/completions": (400, 404, 413, 429, 503),  # 404: `model` is not served
+    "PUT /api/models/served": (404, 409),  # no such file; it cannot be served, or not now
     "POST /api/search": (429,),  # the per-user limits, as chat's (counted apart)
     "POST /api/redact": (429,),
     "GET /api/documents/file/{path}": (403,),  # originals are for admins under pii.documents

@@ -23,6 +23,7 @@ PAGES: tuple[tuple[str, str, dict[str, bool]], ...] = (
     ("/users", "users.html", ADMIN),
     ("/feedback", "feedback.html", ADMIN),
     ("/audit", "audit.html", ADMIN),
+    ("/models", "models.html", ADMIN),
     ("/signin", "signin.html", PUBLIC),
     ("/setup", "signin.html", PUBLIC),  # the first-admin form a fresh box's set-up link opens
 )

@@ -67,7 +67,7 @@ class Reply(msgspec.Struct, frozen=True):
 
 def ask(client: openai.OpenAI, question: str, max_tokens: int) -> Reply:
     response = client.chat.completions.create(
-        model="appliance", messages=[{"role": "user", "content": question}],
+        model="default", messages=[{"role": "user", "content": question}],
         max_tokens=max_tokens, temperature=0,
     )  # fmt: skip
     message = response.choices[0].message
