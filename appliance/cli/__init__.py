@@ -128,15 +128,13 @@ def _toml_value(value: object) -> str:
 def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     import uvicorn  # only `serve` pays for the server imports
 
+    from appliance.ops import logs
     from appliance.pii.logs import PLAIN, redact_logs
     from appliance.web import tls
     from appliance.web.app import create_app
     from appliance.wiring import build_services
 
-    logging.basicConfig(
-        level=settings.log.level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.set_up(settings.log)
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)  # lines per recognizer
     host, port = host or settings.web.host, settings.web.port if port is None else port
     sock = _listen(host, port)  # before loading anything: a taken port fails fast and clearly
@@ -146,6 +144,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     config = uvicorn.Config(
         create_app(settings, services), loop="uvloop", http="httptools", log_config=None,
         log_level=settings.log.level, timeout_graceful_shutdown=5,
+        access_log=False,  # the app writes its own, with the duration (web/requests.py)
         # uvicorn would believe X-Forwarded-* from any local peer; the app believes them
         # from web.trusted_proxies only (appliance/web/forwarded.py)
         proxy_headers=False,

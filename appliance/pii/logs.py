@@ -15,6 +15,8 @@ from appliance.pii.access import request_target
 
 # `extra={PLAIN: True}` on a record that holds no user data: it is written as it is.
 PLAIN = "no_personal_data"
+# Access records: (client, method, path with query, HTTP version, status) as their args.
+ACCESS_LOGGERS = frozenset({"uvicorn.access", "appliance.access"})
 QUEUED = 10_000  # records waiting for the writer; beyond, new ones are dropped and counted
 _redacting = threading.local()  # set while this thread runs the redactor (whatever filter)
 
@@ -40,7 +42,7 @@ class RedactingFilter(logging.Filter):
         return True
 
     def _scrub(self, record: logging.LogRecord) -> None:
-        if record.name == "uvicorn.access" and isinstance(record.args, tuple) and record.args:
+        if record.name in ACCESS_LOGGERS and isinstance(record.args, tuple) and record.args:
             # uvicorn's args: the client's address (dropped), the method, the path with its
             # query (the parameters a client put there redacted by pattern), version, status
             args = list(record.args)

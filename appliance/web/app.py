@@ -31,6 +31,7 @@ from appliance.web.models import list_models, serve_model
 from appliance.web.openai_api import OpenAIController
 from appliance.web.openapi import describe_routes, openapi_config
 from appliance.web.privacy import privacy, redact
+from appliance.web.requests import with_request_ids
 from appliance.web.search import search
 from appliance.web.users import (
     add_user,
@@ -156,5 +157,5 @@ def create_app(settings: Settings, services: Services) -> Litestar:
     )
     describe_routes(app)  # each route's errors and security, for the schema
     # outside Litestar's own handling, so that a path no route matches is counted too
-    app.asgi_handler = measured(app.asgi_handler, services.metrics)
+    app.asgi_handler = with_request_ids(measured(app.asgi_handler, services.metrics))
     return app

@@ -97,9 +97,16 @@ def _pem(path: str, setting: str, marker: re.Pattern[bytes], kind: str) -> bytes
 
 
 def serving(web: WebSettings) -> Certificate | None:
-    """The certificate to serve HTTPS with, reloaded on SIGHUP from now on; None: plain HTTP."""
+    """The certificate to serve HTTPS with, reloaded on SIGHUP from now on; None: plain HTTP,
+    where SIGHUP (`systemctl reload appliance`) is logged and changes nothing, rather than
+    ending the process."""
     if not web.tls_cert:
+        signal.signal(signal.SIGHUP, _nothing_to_reload)
         return None
     certificate = Certificate(web.tls_cert, web.tls_key)
     certificate.reload_on_sighup()
     return certificate
+
+
+def _nothing_to_reload(_signum: int, _frame: FrameType | None) -> None:
+    log.info("SIGHUP: nothing to reload (no web.tls_cert; other settings need a restart)")
