@@ -73,6 +73,21 @@ class Accounts:
         self.users.set_disabled(user.id, disabled)
         return self.users.by_id(user.id)
 
+    def groups_of(self, user: User) -> frozenset[str]:
+        """The user's groups, case-folded: what documents' audiences are matched against."""
+        return frozenset(g.casefold() for g in self.users.groups_of(user.id))
+
+    def add_to_group(self, name: str, group: str) -> list[str]:
+        """Puts a user (local or from the directory) in a group of the appliance's own."""
+        user = self.users.by_name(name)
+        self.users.add_member(group, user.id)
+        return self.users.groups_of(user.id)
+
+    def remove_from_group(self, name: str, group: str) -> list[str]:
+        user = self.users.by_name(name)
+        self.users.remove_member(group, user.id)
+        return self.users.groups_of(user.id)
+
     def authenticate(self, name: str, password: str) -> User | None:
         """The user, if the name exists, is enabled and the password matches; else None."""
         try:

@@ -221,6 +221,23 @@ _MIGRATIONS = (
         set_at REAL NOT NULL
     );
     """,
+    # 13: accounts from the company directory (LDAP, OIDC) beside local ones: where each comes
+    # from, its id there (an LDAP DN, an OIDC issuer and subject), its e-mail and when it was
+    # last read from there; whose view each group membership is; and each document's
+    # audience (`*`: everyone; else the groups that may see it, one per line, from the
+    # `.access` file nearest to it or its POSIX group)
+    """
+    ALTER TABLE users ADD COLUMN source TEXT NOT NULL DEFAULT 'local';
+    ALTER TABLE users ADD COLUMN external_id TEXT;
+    ALTER TABLE users ADD COLUMN email TEXT;
+    ALTER TABLE users ADD COLUMN synced_at REAL;
+    CREATE UNIQUE INDEX users_by_external ON users(source, external_id)
+        WHERE external_id IS NOT NULL;
+    ALTER TABLE group_members ADD COLUMN source TEXT NOT NULL DEFAULT 'local';
+    CREATE INDEX group_members_by_user ON group_members(user_id);
+    ALTER TABLE documents ADD COLUMN audience TEXT NOT NULL DEFAULT '*';
+    CREATE INDEX documents_by_audience ON documents(audience);
+    """,
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)  # the newest schema this code knows
