@@ -325,6 +325,16 @@ class DocumentsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
             "failed (the child process is killed). Such files are read again once they change.",
         ),
     ] = 60.0
+    access: Annotated[
+        Literal["file", "posix"],
+        Meta(
+            description="Who may see a document. `file`: the `.access` file nearest above it "
+            "(in its folder or one above, within the watched folder) lists the groups, one a "
+            "line, or `everyone`; none: everyone. `posix`: the file's POSIX group, by name, "
+            "is the group that may see it (`.access` files are then ignored). "
+            "Admins see every document either way.",
+        ),
+    ] = "file"
 
 
 class CustomRecognizer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
