@@ -508,6 +508,179 @@ class HandoffSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
              "an FAQ is written, as a Markdown file that is indexed like any other."),
     ] = "faq"
 
+class LdapSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    url: Annotated[
+        str,
+        Meta(description="The directory server: `ldaps://host` (TLS from the start, port 636) "
+             "or `ldap://host` with `start_tls = true`; empty: no LDAP sign-in."),
+    ] = ""
+    start_tls: Annotated[
+        bool,
+        Meta(description="With an `ldap://` URL, upgrade to TLS (StartTLS) before binding. "
+             "Without either, passwords cross the network in the clear: only for a server on "
+             "loopback."),
+    ] = False
+    ca_file: Annotated[
+        str,
+        Meta(description="PEM file of the CA that signed the server's certificate; empty: "
+             "the system's CAs. The certificate is always checked."),
+    ] = ""
+    bind_dn: Annotated[
+        str,
+        Meta(description="The service account that searches for users and groups, e.g. "
+             "`cn=appliance,ou=services,dc=example,dc=com` (AD: also "
+             "`appliance@example.com`); empty: search anonymously."),
+    ] = ""
+    bind_password_file: Annotated[
+        str,
+        Meta(description="File holding the service account's password (one line; readable "
+             "only by the appliance's user). Read at each bind, so a new password needs no "
+             "restart."),
+    ] = ""
+    user_base: Annotated[
+        str,
+        Meta(description="Where users are searched (subtree), e.g. `ou=people,dc=example,"
+             "dc=com`."),
+    ] = ""
+    user_filter: Annotated[
+        str,
+        Meta(description="The filter that finds one user; `{name}` is the name typed "
+             "(escaped). AD: `(&(objectClass=user)(sAMAccountName={name}))`."),
+    ] = "(&(objectClass=person)(uid={name}))"
+    name_attribute: Annotated[
+        str,
+        Meta(description="The attribute whose value becomes the account's name here "
+             "(AD: `sAMAccountName`)."),
+    ] = "uid"
+    email_attribute: Annotated[
+        str, Meta(description="The attribute holding the e-mail address.")
+    ] = "mail"
+    id_attribute: Annotated[
+        str,
+        Meta(description="An attribute that never changes for an entry, which ties the "
+             "directory's account to the appliance's across renames (AD: `objectGUID`)."),
+    ] = "entryUUID"
+    disabled_filter: Annotated[
+        str,
+        Meta(description="A filter matching users disabled in the directory (they cannot "
+             "sign in, and the refresh ends their access); empty: none. AD: "
+             "`(userAccountControl:1.2.840.113556.1.4.803:=2)`."),
+    ] = ""
+    group_lookup: Annotated[
+        Literal["memberof", "search"],
+        Meta(description="`memberof`: the user's `member_of_attribute` lists the groups' "
+             "DNs (AD, OpenLDAP with the memberof overlay); `search`: groups are searched "
+             "under `group_base` with `group_filter`."),
+    ] = "memberof"
+    member_of_attribute: Annotated[
+        str, Meta(description="The attribute listing the DNs of an entry's groups.")
+    ] = "memberOf"
+    group_base: Annotated[
+        str,
+        Meta(description="Where groups are searched (subtree); needed by `group_lookup = "
+             "\"search\"` and `nested = \"in_chain\"`."),
+    ] = ""
+    group_filter: Annotated[
+        str,
+        Meta(description="The filter finding the groups of a member; `{dn}` is the member's "
+             "DN (escaped). posixGroup: `(memberUid={name})`."),
+    ] = "(|(member={dn})(uniqueMember={dn}))"
+    group_name_attribute: Annotated[
+        str,
+        Meta(description="The attribute of a group whose value is the group's name here."),
+    ] = "cn"
+    nested: Annotated[
+        Literal["none", "walk", "in_chain"],
+        Meta(description="Groups within groups: `walk` follows the groups of each group "
+             "(up to `nested_depth` levels; a cycle is stepped over); `in_chain` asks the "
+             "server (AD's LDAP_MATCHING_RULE_IN_CHAIN, one search under `group_base`); "
+             "`none`: only direct memberships."),
+    ] = "walk"
+    nested_depth: Annotated[
+        int, Meta(ge=1, le=32, description="How many levels `nested = \"walk\"` follows.")
+    ] = 8
+    admin_groups: Annotated[
+        list[str],
+        Meta(description="Groups (names or DNs, any case) whose members are admins here; "
+             "the others are employees. Empty: the role is left as an admin sets it "
+             '(employee at first). In the environment as JSON, e.g. `["appliance-admins"]`.'),
+    ] = msgspec.field(default_factory=list)
+    refresh_minutes: Annotated[
+        int,
+        Meta(ge=0, description="Every so many minutes each LDAP account's groups, role and "
+             "e-mail are read again; an account gone or disabled in the directory loses its "
+             "sessions and API keys and is disabled here. 0: only at sign-in."),
+    ] = 15
+    timeout_s: Annotated[
+        int,
+        Meta(ge=1, le=60, description="Seconds to wait for the directory (to connect, and "
+             "for each answer) before sign-in fails with `directory unavailable`."),
+    ] = 5
+
+
+class OidcSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    issuer: Annotated[
+        str,
+        Meta(description="The provider's issuer URL, e.g. `https://sso.example.com/realms/"
+             "staff` (Keycloak) or `https://login.microsoftonline.com/TENANT/v2.0` (Entra "
+             "ID); its `/.well-known/openid-configuration` is read by the server. Empty: no "
+             "OIDC sign-in."),
+    ] = ""
+    client_id: Annotated[
+        str, Meta(description="This appliance's client id at the provider.")
+    ] = ""
+    client_secret_file: Annotated[
+        str,
+        Meta(description="File holding the client secret (one line); empty: a public client "
+             "(PKCE only)."),
+    ] = ""
+    scopes: Annotated[
+        list[str],
+        Meta(description="Scopes asked for; `openid` is always sent. In the environment as "
+             "JSON."),
+    ] = msgspec.field(default_factory=lambda: ["openid", "profile", "email"])
+    name_claim: Annotated[
+        str,
+        Meta(description="The ID token claim that becomes the account's name (Entra ID: "
+             "`preferred_username`, an e-mail-like UPN)."),
+    ] = "preferred_username"
+    email_claim: Annotated[str, Meta(description="The claim holding the e-mail.")] = "email"
+    groups_claim: Annotated[
+        str,
+        Meta(description="The claim listing the user's groups (Keycloak: a `groups` mapper; "
+             "Entra ID: `groups`, ids unless names are configured); missing: no groups."),
+    ] = "groups"
+    role_claim: Annotated[
+        str,
+        Meta(description="A claim whose value (or list of values) containing `admin` makes "
+             "an admin (Keycloak: a roles mapper; Entra ID: `roles`); empty: not used."),
+    ] = ""
+    admin_groups: Annotated[
+        list[str],
+        Meta(description="Values of the groups claim whose members are admins here. With "
+             "neither this nor `role_claim`, the role is left as an admin sets it. In the "
+             "environment as JSON."),
+    ] = msgspec.field(default_factory=list)
+    display_name: Annotated[
+        str, Meta(description="The button's text on the sign-in page: `Sign in with …`.")
+    ] = "single sign-on"
+    timeout_s: Annotated[
+        float,
+        Meta(gt=0, le=60, description="Seconds to wait for the provider (discovery, keys, "
+             "token exchange)."),
+    ] = 10.0
+
+
+class AuthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    local: Annotated[
+        bool,
+        Meta(description="Whether local accounts may sign in with a password. `false` (with "
+             "LDAP or OIDC set up): the sign-in page offers only the directory; the password "
+             "form still serves LDAP accounts, and API keys still work."),
+    ] = True
+    ldap: LdapSettings = msgspec.field(default_factory=LdapSettings)
+    oidc: OidcSettings = msgspec.field(default_factory=OidcSettings)
+
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     data_dir: Annotated[
@@ -535,6 +708,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     audit: AuditSettings = msgspec.field(default_factory=AuditSettings)
     handoff: HandoffSettings = msgspec.field(default_factory=HandoffSettings)
     web: WebSettings = msgspec.field(default_factory=WebSettings)
+    auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
 
     @property
@@ -658,9 +832,11 @@ def _reference_section(struct: type[msgspec.Struct], section: str) -> list[str]:
     nested: list[str] = []
     for field in info.fields:
         if isinstance(field.type, msgspec.inspect.StructType):
-            nested += ["", *_reference_section(field.type.cls, field.name)]
+            path = f"{section}.{field.name}" if section else field.name
+            nested += ["", *_reference_section(field.type.cls, path)]
             continue
-        env = ENV_PREFIX + (f"{section.upper()}__" if section else "") + field.name.upper()
+        env = ENV_PREFIX + "".join(f"{p.upper()}__" for p in section.split(".") if p)
+        env += field.name.upper()
         default = field.default_factory() if field.default is msgspec.NODEFAULT else field.default
         out.append(f"| `{field.name}` | `{default!r}` | `{env}` | {_meaning(field)} |")
     return out + nested

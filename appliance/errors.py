@@ -70,3 +70,8 @@ class ExtractError(ApplianceError):
 
 class IndexBusy(ApplianceError):
     """Another process (a running server, or an `appliance ingest`) is indexing the folder."""
+
+
+class DirectoryUnavailable(ApplianceError):
+    """The company directory (LDAP server, OIDC provider) cannot be reached or refused the
+    appliance's own credentials; local accounts still sign in."""

@@ -9,8 +9,10 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from appliance.accounts.directory import Directory
 from appliance.accounts.limits import ChatLimits, SignInBrake
 from appliance.accounts.service import Accounts
+from appliance.accounts.sync import DirectorySync
 from appliance.chat.answering import Answering
 from appliance.chat.conversations import Conversations
 from appliance.chat.handoff import Handoffs
@@ -97,6 +99,10 @@ def build_services(settings: Settings) -> Services:
                             limits.search_max_collections)  # fmt: skip
     redaction = Redaction(privacy.redactor, _limits(settings, "redaction", "redactions"),
                           limits.redact_max_chars)  # fmt: skip
+    directory = build_directory(settings)
+    accounts = build_accounts(db, audit, metrics, directory, settings.auth.local)
+    every_s = settings.auth.ldap.refresh_minutes * 60
+    refresh = DirectorySync(accounts, directory, every_s, audit) if directory else None
     return Services(
         chat=chat,
         conversations=conversations,
@@ -104,7 +110,7 @@ def build_services(settings: Settings) -> Services:
         notifier=notifier,
         engine=engine,
         documents=library,
-        accounts=build_accounts(db, audit, metrics),
+        accounts=accounts,
         audit=audit,
         secure_cookies=settings.web.over_tls,
         link_hosts=tuple(settings.web.link_hosts),
@@ -113,15 +119,29 @@ def build_services(settings: Settings) -> Services:
         redaction=redaction,
         models=Models(switch, settings.llm, choices, audit),
         metrics=metrics,
-        on_startup=(switch.start, watcher.start, retention.start),
-        on_shutdown=(retention.stop, watcher.stop, switch.stop, lock.release, db.close),
+        on_startup=(switch.start, watcher.start, retention.start,
+                    *((refresh.start,) if refresh else ())),
+        on_shutdown=(*((refresh.stop,) if refresh else ()), retention.stop, watcher.stop,
+                     switch.stop, lock.release, db.close),
     )
 
 
-def build_accounts(db: Database, audit: AuditLog, metrics: Metrics | None = None) -> Accounts:
+def build_accounts(db: Database, audit: AuditLog, metrics: Metrics | None = None,
+                   directory: Directory | None = None, local: bool = True) -> Accounts:  # fmt: skip
     """Accounts whose sign-in brake knows, from the start, where each account signed in from
     lately (the audit log's addresses): a restart does not brake the admin like a stranger."""
-    return Accounts(UserStore(db), SignInBrake(known=audit.signed_in_from()), metrics)
+    brake = SignInBrake(known=audit.signed_in_from())
+    return Accounts(UserStore(db), brake, metrics, directory, local)
+
+
+def build_directory(settings: Settings) -> Directory | None:
+    """The LDAP directory when auth.ldap.url is set (its settings checked now, nothing
+    connected until the first sign-in)."""
+    if not settings.auth.ldap.url:
+        return None
+    from appliance.accounts.ldap import LdapDirectory
+
+    return LdapDirectory(settings.auth.ldap)
 
 
 def _limits(settings: Settings, kind: str, running: str) -> ChatLimits:

@@ -7,11 +7,12 @@ import secrets
 import threading
 import time
 
+from appliance.accounts.directory import Directory, DirectoryAccount, role_for
 from appliance.accounts.limits import SignInBrake
 from appliance.accounts.passwords import MIN_LENGTH, hash_password, needs_rehash, verify_password
 from appliance.errors import Forbidden, InvalidRequest, NotFound, RateLimited
 from appliance.ops.metrics import Metrics
-from appliance.store.users import ApiKey, Role, User, UserStore
+from appliance.store.users import ApiKey, Role, Source, User, UserStore
 
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}"  # what a user name may be
 _NAME = re.compile(NAME_PATTERN)
@@ -20,9 +21,15 @@ SESSION_TTL_S = 7 * 24 * 3600  # a week; signing out ends it at once
 
 
 class Accounts:
+    """`directory`: checks the passwords of names that are no local account (and of its own
+    accounts); `local`: whether local accounts may sign in with a password (auth.local)."""
+
     def __init__(self, users: UserStore, brake: SignInBrake | None = None,
-                 metrics: Metrics | None = None) -> None:  # fmt: skip
+                 metrics: Metrics | None = None, directory: Directory | None = None,
+                 local: bool = True) -> None:  # fmt: skip
         self.users = users
+        self.directory = directory
+        self._local = local
         self._metrics = metrics or Metrics()
         self._brake = brake or SignInBrake()
         self._setup_token: str | None = None
@@ -64,9 +71,11 @@ class Accounts:
 
     def set_password(self, name: str, password: str) -> int:
         """Also ends the user's sessions and revokes their API keys (how many: returned)."""
-        return self.users.set_password(
-            self.users.by_name(name).id, hash_password(_checked(password))
-        )
+        user = self.users.by_name(name)
+        if user.source != "local":
+            raise InvalidRequest(f"{user.name!r} signs in with the directory ({user.source}): "
+                                 "change the password there", param="password")  # fmt: skip
+        return self.users.set_password(user.id, hash_password(_checked(password)))
 
     def set_disabled(self, name: str, disabled: bool) -> User:
         user = self.users.by_name(name)
@@ -89,12 +98,38 @@ class Accounts:
         return self.users.groups_of(user.id)
 
     def authenticate(self, name: str, password: str) -> User | None:
-        """The user, if the name exists, is enabled and the password matches; else None."""
+        """The user, if the name exists, is enabled and the password matches; else None. A
+        local account's password is checked here; a name that is none, or an account of the
+        directory, is asked of the directory (DirectoryUnavailable when it cannot be)."""
         try:
-            user = self.users.by_name(name)
+            user: User | None = self.users.by_name(name)
         except NotFound:
-            verify_password(None, password)  # as slow as a real check: names stay private
+            user = None
+        directory = self.directory
+        if user is not None and user.source == "local" and self._local:
+            return self._local_password(user, password)
+        if directory is not None and (user is None or user.source == directory.source):
+            return self._from_directory(directory, name, password)
+        verify_password(None, password)  # as slow as a real check: names stay private
+        return None
+
+    def _from_directory(self, directory: Directory, name: str, password: str) -> User | None:
+        found = directory.authenticate(name, password)
+        if found is None:
             return None
+        user = self.sync(directory.source, found)
+        return None if user.disabled else user  # disabled here: an admin's (or a leaver's)
+
+    def sync(self, source: Source, account: DirectoryAccount) -> User:
+        """The directory's account as it reads now: made or updated, its groups replaced."""
+        known = self.users.by_external(source, account.external_id)
+        role = role_for(account.admin, known.role if known else None)
+        user = self.users.upsert_external(source, account.external_id, account.name, role,
+                                          account.email)  # fmt: skip
+        self.users.set_groups(user.id, account.groups, source)
+        return user
+
+    def _local_password(self, user: User, password: str) -> User | None:
         stored = self.users.password_hash(user.id)
         if not verify_password(stored, password) or user.disabled:  # same cost either way
             return None

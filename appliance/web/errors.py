@@ -12,6 +12,7 @@ from litestar.response import Redirect
 from appliance.errors import (
     ApplianceError,
     Conflict,
+    DirectoryUnavailable,
     EngineBusy,
     Forbidden,
     InvalidRequest,
@@ -47,6 +48,7 @@ _MAPPING: tuple[tuple[type[ApplianceError], int, str, str | None], ...] = (
     (RateLimited, 429, "rate_limit_error", "rate_limited"),
     (ClientGone, 499, "invalid_request_error", "client_gone"),
     (EngineBusy, 503, "server_error", "engine_busy"),
+    (DirectoryUnavailable, 503, "server_error", "directory_unavailable"),
     (ModelError, 500, "server_error", "model_unavailable"),
 )
 
@@ -75,6 +77,8 @@ def appliance_error(retry_after: int) -> object:
         headers = None
         if isinstance(exc, EngineBusy):
             headers = {"Retry-After": str(exc.retry_after or retry_after)}
+        if isinstance(exc, DirectoryUnavailable):
+            headers = {"Retry-After": str(retry_after)}
         if isinstance(exc, RateLimited):
             headers = {"Retry-After": str(exc.retry_after)}
         return _response(status, body, headers)

@@ -41,7 +41,8 @@ ERRORS: dict[int, str] = {
     "a redaction's text (limits.redact_max_chars) or a search's collections "
     "(limits.search_max_collections).",
     429: "Too many requests of this user (or failed sign-ins): retry after `Retry-After` s.",
-    503: "The model is busy or still loading: retry after `Retry-After` seconds.",
+    503: "The model is busy or still loading (at sign-in: the directory cannot be reached): "
+    "retry after `Retry-After` seconds.",
 }
 _RETRY_AFTER = {
     "description": "Seconds to wait before trying again.",
@@ -52,7 +53,7 @@ _RETRY_AFTER = {
 # Errors beyond those a route's shape gives (401 unless public; 403 for an admin route or a
 # change; 400 for a body or any parameter; 413 for a body; 404 for a path parameter).
 EXTRA_ERRORS: dict[str, tuple[int, ...]] = {
-    "POST /api/session": (401, 429),  # a wrong name or password; the sign-in brake
+    "POST /api/session": (401, 429, 503),  # wrong name or password; the brake; directory down
     "POST /api/users": (409,),  # the name is taken
     "PATCH /api/users/{name}": (409,),  # one's own account cannot be disabled
     "DELETE /api/conversations": (409,),  # one is still answering
