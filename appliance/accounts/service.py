@@ -12,6 +12,7 @@ from appliance.accounts.limits import SignInBrake
 from appliance.accounts.passwords import MIN_LENGTH, hash_password, needs_rehash, verify_password
 from appliance.errors import Forbidden, InvalidRequest, NotFound, RateLimited
 from appliance.ops.metrics import Metrics
+from appliance.store.audience import Reader
 from appliance.store.users import ApiKey, Role, Source, User, UserStore
 
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}"  # what a user name may be
@@ -82,9 +83,32 @@ class Accounts:
         self.users.set_disabled(user.id, disabled)
         return self.users.by_id(user.id)
 
+    def listing(self) -> list[tuple[User, list[str]]]:
+        """Every user with the names of their groups (two queries, not one per user)."""
+        groups: dict[str, list[str]] = {}
+        for group in self.users.groups():
+            for member in group.members:
+                groups.setdefault(member.casefold(), []).append(group.name)
+        return [(u, groups.get(u.name.casefold(), [])) for u in self.users.all()]
+
+    def change_groups(self, name: str, add: list[str], remove: list[str]) -> list[str]:
+        """Puts the user in the local groups `add` and takes them out of `remove`; the user's
+        groups after. Taking out of a directory's group lasts until its next sync."""
+        user = self.users.by_name(name)
+        for group in add:
+            self.users.add_member(group, user.id)
+        for group in remove:
+            self.users.remove_member(group, user.id)
+        return self.users.groups_of(user.id)
+
     def groups_of(self, user: User) -> frozenset[str]:
         """The user's groups, case-folded: what documents' audiences are matched against."""
         return frozenset(g.casefold() for g in self.users.groups_of(user.id))
+
+    def reader(self, user: User) -> Reader:
+        """Whom the user's searches and document views are for: an admin sees every
+        document, anyone else those of everyone and of their groups."""
+        return Reader(groups=self.groups_of(user), admin=user.role == "admin")
 
     def add_to_group(self, name: str, group: str) -> list[str]:
         """Puts a user (local or from the directory) in a group of the appliance's own."""

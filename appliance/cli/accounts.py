@@ -17,7 +17,9 @@ from appliance.store.users import ApiKey, UserStore
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    users = sub.add_parser("users", help="manage accounts: add, passwd, disable, enable, list")
+    users = sub.add_parser(
+        "users", help="manage accounts: add, passwd, disable, enable, list, groups, erase"
+    )
     u = users.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = u.add_parser(
         "add",
@@ -31,7 +33,17 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     ).add_argument("name")
     u.add_parser("disable", help="stop a user from signing in").add_argument("name")
     u.add_parser("enable", help="let a disabled user sign in again").add_argument("name")
-    u.add_parser("list", help="list the users")
+    u.add_parser("list", help="list the users, with their source (local, ldap, oidc) and groups")
+    groups = u.add_parser(
+        "groups",
+        help="show a user's groups; --add puts them in a local group (made when new), "
+        "--remove takes them out (a directory's group comes back at its next sync)",
+    )
+    groups.add_argument("name")
+    groups.add_argument("--add", action="append", default=[], metavar="GROUP",
+                        help="a group to put the user in (may be repeated)")  # fmt: skip
+    groups.add_argument("--remove", action="append", default=[], metavar="GROUP",
+                        help="a group to take the user out of (may be repeated)")  # fmt: skip
     u.add_parser(
         "erase", help="delete every conversation of a user (the account stays)"
     ).add_argument("name")
@@ -58,10 +70,16 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     try:
         accounts = Accounts(UserStore(db))
         done = _users(accounts, args, db) if args.command == "users" else _keys(accounts, args)
-        if args.action not in ("list",):
+        looked = args.action == "list" or (
+            args.action == "groups" and not (args.add or args.remove)
+        )
+        if not looked:
             target = str(getattr(args, "name", None) or getattr(args, "user", ""))
+            detail = " ".join([*(f"+{g}" for g in getattr(args, "add", [])),
+                               *(f"-{g}" for g in getattr(args, "remove", []))])  # fmt: skip
             AuditLog(db).record(
-                "cli", f"{'user' if args.command == 'users' else 'key'}.{args.action}", target
+                "cli", f"{'user' if args.command == 'users' else 'key'}.{args.action}", target,
+                detail,
             )
         return done
     finally:
@@ -82,15 +100,25 @@ def _users(accounts: Accounts, args: argparse.Namespace, db: Database) -> int:
         user = accounts.users.by_name(args.name)
         gone = ConversationStore(db).delete_all(user.id)
         print(f"{gone} conversations of {user.name} deleted")
+    elif args.action == "groups":
+        groups = accounts.change_groups(args.name, args.add, args.remove)
+        print(f"{args.name}: {', '.join(groups) if groups else 'in no group'}")
     elif args.action in ("disable", "enable"):
         user = accounts.set_disabled(args.name, args.action == "disable")
         print(f"user {user.name} {'disabled' if user.disabled else 'enabled'}")
     else:
         table(
-            [("NAME", "ROLE", "STATUS", "CREATED")]
+            [("NAME", "SOURCE", "ROLE", "STATUS", "CREATED", "GROUPS")]
             + [
-                (u.name, u.role, "disabled" if u.disabled else "active", _when(u.created_at))
-                for u in accounts.users.all()
+                (
+                    u.name,
+                    u.source,
+                    u.role,
+                    "disabled" if u.disabled else "active",
+                    _when(u.created_at),
+                    ", ".join(g),
+                )
+                for u, g in accounts.listing()
             ]
         )
     return 0

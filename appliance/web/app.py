@@ -20,7 +20,7 @@ from appliance.services import Services
 from appliance.threads import lower_priority
 from appliance.web import handoff, pages, session
 from appliance.web.audit import audit_records, audit_verify
-from appliance.web.auth import PUBLIC, current_user, guard_for
+from appliance.web.auth import PUBLIC, current_reader, current_user, guard_for
 from appliance.web.conversations import ConversationController
 from appliance.web.documents import document_file, document_text, list_collections, list_documents
 from appliance.web.errors import appliance_error, http_error, internal_error
@@ -35,6 +35,7 @@ from appliance.web.requests import with_request_ids
 from appliance.web.search import search
 from appliance.web.users import (
     add_user,
+    change_groups,
     change_user,
     create_key,
     erase_user_data,
@@ -115,6 +116,7 @@ def create_app(settings: Settings, services: Services) -> Litestar:
             list_users,
             add_user,
             change_user,
+            change_groups,
             my_keys,
             create_key,
             revoke_key,
@@ -140,6 +142,7 @@ def create_app(settings: Settings, services: Services) -> Litestar:
             "services": Provide(lambda: services, use_cache=True, sync_to_thread=False),
             "llm_settings": Provide(lambda: settings.llm, use_cache=True, sync_to_thread=False),
             "user": Provide(current_user, sync_to_thread=False),
+            "reader": Provide(current_reader, sync_to_thread=True),
         },
         guards=[guard_for(services.accounts, services.audit, settings.web.over_tls,
                           settings.web.metrics_token)],

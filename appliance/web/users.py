@@ -20,9 +20,44 @@ from appliance.web.auth import ADMIN, Identity
 from appliance.web.deps import JSONBody, PathId, RowId, ServicesDep, UserDep
 
 
+class UserView(msgspec.Struct):
+    """An account as the Users page shows it."""
+
+    id: int
+    name: str
+    role: str
+    disabled: bool
+    created_at: float
+    source: str  # local, ldap or oidc: where the account and its password live
+    email: str | None
+    groups: list[str]  # the directory's and the admins' (local) groups together
+
+
+class GroupChange(msgspec.Struct, forbid_unknown_fields=True):
+    add: list[Annotated[str, Meta(min_length=1, max_length=256)]] = []
+    remove: list[Annotated[str, Meta(min_length=1, max_length=256)]] = []
+
+
 @get("/api/users", opt=ADMIN, sync_to_thread=True)
-def list_users(services: ServicesDep) -> list[User]:
-    return services.accounts.users.all()
+def list_users(services: ServicesDep) -> list[UserView]:
+    """Every account with its source (local, ldap, oidc) and groups."""
+    return [_view(u, g) for u, g in services.accounts.listing()]
+
+
+@patch("/api/users/{name:str}/groups", opt=ADMIN, sync_to_thread=True)
+def change_groups(
+    name: PathId, data: JSONBody[GroupChange], services: ServicesDep, user: UserDep
+) -> dict[str, list[str]]:
+    """Puts the user (local or from the directory) in local groups (`add`, made when new) and
+    takes them out of groups (`remove`); the user's groups after."""
+    groups = services.accounts.change_groups(name, data.add, data.remove)
+    changes = [f"+{g}" for g in data.add] + [f"-{g}" for g in data.remove]
+    services.audit.record(user.name, "user.groups", name, " ".join(changes))
+    return {"groups": groups}
+
+
+def _view(u: User, groups: list[str]) -> UserView:
+    return UserView(u.id, u.name, u.role, u.disabled, u.created_at, u.source, u.email, groups)
 
 
 # a thread: the erasure ends with a WAL checkpoint (ms per MB), not for the event loop

@@ -1,4 +1,5 @@
-// Users (admins): add, disable or enable, erase a user's conversations. Helpers: pages.js.
+// Users (admins): add, disable or enable, erase a user's conversations; each user's source
+// (local, ldap, oidc) and groups, local groups given and taken. Helpers: pages.js.
 "use strict";
 
 
@@ -9,6 +10,32 @@ function button(label, action) {
   b.textContent = label;
   b.addEventListener("click", action);
   return b;
+}
+
+
+function changeGroups(name, change) {
+  return call(`/api/users/${encodeURIComponent(name)}/groups`, {
+    method: "PATCH", body: JSON.stringify(change),
+  }).then(load, showError);
+}
+
+
+function groupsCell(u) {
+  const td = document.createElement("td");
+  for (const g of u.groups) {
+    const tag = document.createElement("span");
+    tag.className = "group";
+    tag.textContent = g + " ";
+    tag.append(button("×", () => {
+      if (confirm(`Take ${u.name} out of ${g}?`)) changeGroups(u.name, { remove: [g] });
+    }));
+    td.append(tag);
+  }
+  td.append(button("+ group", () => {
+    const g = prompt(`Put ${u.name} in which group?`);
+    if (g && g.trim()) changeGroups(u.name, { add: [g.trim()] });
+  }));
+  return td;
 }
 
 
@@ -27,7 +54,8 @@ async function load() {
           .then((r) => alert(`${r.deleted} conversations deleted`), showError);
       }),
     );
-    tr.append(cell(u.name), cell(u.role), cell(u.disabled ? "disabled" : "active"), actions);
+    tr.append(cell(u.name), cell(u.source), cell(u.role), groupsCell(u),
+      cell(u.disabled ? "disabled" : "active"), actions);
     return tr;
   }));
 }
