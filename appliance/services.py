@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from appliance.accounts.directory import SingleSignOn
 from appliance.accounts.service import Accounts
 from appliance.chat.answering import Answering
 from appliance.chat.conversations import Conversations
@@ -35,6 +36,8 @@ class Services:
     redaction: Redaction  # /api/redact: its cap and per-user limits
     models: Models  # the Models page: the models on offer, which one is served, switching
     metrics: Metrics = field(default_factory=Metrics)  # the app's own registry: /metrics
+    sso: SingleSignOn | None = None  # auth.oidc: the "Sign in with …" button
+    local_sign_in: bool = True  # auth.local
     secure_cookies: bool = False
     link_hosts: tuple[str, ...] = ()  # web.link_hosts: where links in answers may point
     on_startup: tuple[Callable[[], None], ...] = field(default=())

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from appliance.accounts.directory import Directory
+from appliance.accounts.directory import Directory, SingleSignOn
 from appliance.accounts.limits import ChatLimits, SignInBrake
 from appliance.accounts.service import Accounts
 from appliance.accounts.sync import DirectorySync
@@ -111,6 +111,8 @@ def build_services(settings: Settings) -> Services:
         engine=engine,
         documents=library,
         accounts=accounts,
+        sso=build_sso(settings),
+        local_sign_in=settings.auth.local,
         audit=audit,
         secure_cookies=settings.web.over_tls,
         link_hosts=tuple(settings.web.link_hosts),
@@ -142,6 +144,16 @@ def build_directory(settings: Settings) -> Directory | None:
     from appliance.accounts.ldap import LdapDirectory
 
     return LdapDirectory(settings.auth.ldap)
+
+
+def build_sso(settings: Settings) -> SingleSignOn | None:
+    """OIDC sign-in when auth.oidc.issuer is set (checked now; the provider is first asked
+    when someone signs in)."""
+    if not settings.auth.oidc.issuer:
+        return None
+    from appliance.accounts.oidc import OidcSignIn
+
+    return OidcSignIn(settings.auth.oidc)
 
 
 def _limits(settings: Settings, kind: str, running: str) -> ChatLimits:

@@ -33,6 +33,21 @@ class Directory(Protocol):
         ...
 
 
+class SingleSignOn(Protocol):
+    """A provider the browser is sent to (OIDC): it checks the password, we check its word."""
+
+    source: Source
+    display_name: str
+
+    def begin(self, redirect_uri: str) -> str:
+        """Where to send the browser to sign in."""
+        ...
+
+    def finish(self, state: str, code: str) -> DirectoryAccount:
+        """The account, from what the browser brought back (Unauthorized when not valid)."""
+        ...
+
+
 def role_for(admin: bool | None, current: Role | None) -> Role:
     """The directory's word on the role where it has one, else the role as it is here."""
     if admin is None:

@@ -144,6 +144,20 @@ class Accounts:
         user = self.sync(directory.source, found)
         return None if user.disabled else user  # disabled here: an admin's (or a leaver's)
 
+    def sign_in_account(self, source: Source, account: DirectoryAccount,
+                        address: str = "") -> tuple[User, str, str] | None:  # fmt: skip
+        """A session for an account a provider vouched for (OIDC); None when disabled here."""
+        user = self.sync(source, account)
+        if user.disabled:
+            self._metrics.sign_ins_failed.inc()
+            return None
+        return user, *self._new_session(user)
+
+    def _new_session(self, user: User) -> tuple[str, str]:
+        token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+        self.users.add_session(user.id, token, csrf, SESSION_TTL_S)
+        return token, csrf
+
     def sync(self, source: Source, account: DirectoryAccount) -> User:
         """The directory's account as it reads now: made or updated, its groups replaced."""
         known = self.users.by_external(source, account.external_id)
@@ -174,9 +188,7 @@ class Accounts:
             self._metrics.sign_ins_failed.inc()
             return None
         self._brake.succeeded(name, address, counted)
-        token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
-        self.users.add_session(user.id, token, csrf, SESSION_TTL_S)
-        return user, token, csrf
+        return user, *self._new_session(user)
 
     def session(self, token: str) -> tuple[User, str] | None:
         found = self.users.session(token)

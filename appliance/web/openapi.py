@@ -54,6 +54,8 @@ _RETRY_AFTER = {
 # change; 400 for a body or any parameter; 413 for a body; 404 for a path parameter).
 EXTRA_ERRORS: dict[str, tuple[int, ...]] = {
     "POST /api/session": (401, 429, 503),  # wrong name or password; the brake; directory down
+    "GET /auth/oidc/login": (404, 503),  # OIDC not set up; the provider cannot be reached
+    "GET /auth/oidc/callback": (401, 404, 503),  # a bad state, code or ID token
     "POST /api/users": (409,),  # the name is taken
     "PATCH /api/users/{name}": (409,),  # one's own account cannot be disabled
     "DELETE /api/conversations": (409,),  # one is still answering

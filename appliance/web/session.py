@@ -1,16 +1,21 @@
-"""Signing in and out, the first admin on a fresh box, and who am I (for the page)."""
+"""Signing in and out (a password, or the OIDC provider's round trip), the first admin on a
+fresh box, and who am I (for the page)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import msgspec
 from litestar import Request, Response, delete, get, post
+from litestar.params import QueryParameter
+from litestar.response import Redirect
 from msgspec import Meta
 
+from appliance.accounts.directory import SingleSignOn
 from appliance.accounts.service import SESSION_TTL_S
-from appliance.errors import NotFound, Unauthorized
+from appliance.errors import ApplianceError, NotFound, Unauthorized
 from appliance.services import Services
 from appliance.web.auth import PUBLIC, SECURE_SESSION_COOKIE, Identity, session_cookie
 from appliance.web.deps import JSONBody, ServicesDep
@@ -39,6 +44,47 @@ async def sign_in(request: Request[Any, Any, Any], data: JSONBody[Credentials],
     named `__Host-appliance_session`)."""
     # argon2 takes tens of milliseconds on purpose: not on the event loop
     return await asyncio.to_thread(_signed_in, request, services, data.name, data.password)
+
+
+class SignInOptions(msgspec.Struct):
+    local: bool  # the password form signs in local accounts (auth.local)
+    password: bool  # the password form is shown: local accounts, or LDAP's
+    sso: str | None  # the "Sign in with …" button's name (auth.oidc.display_name), or none
+
+
+@get("/api/auth", opt=PUBLIC)
+async def sign_in_options(services: ServicesDep) -> SignInOptions:
+    """What the sign-in page offers: the password form, a provider's button, or both."""
+    sso = services.sso
+    password = services.local_sign_in or services.accounts.directory is not None
+    return SignInOptions(services.local_sign_in, password, sso.display_name if sso else None)
+
+
+@get("/auth/oidc/login", opt=PUBLIC, status_code=302)
+async def oidc_login(request: Request[Any, Any, Any], services: ServicesDep) -> Redirect:
+    """Sends the browser to the OIDC provider (authorization code with PKCE)."""
+    sso = _sso(services)
+    callback = str(request.base_url).rstrip("/") + "/auth/oidc/callback"
+    return Redirect(await asyncio.to_thread(sso.begin, callback))
+
+
+@get("/auth/oidc/callback", opt=PUBLIC, status_code=302)
+async def oidc_callback(
+    request: Request[Any, Any, Any],
+    services: ServicesDep,
+    oauth_state: Annotated[str, QueryParameter(name="state", max_length=512)] = "",
+    code: Annotated[str, QueryParameter(max_length=4096)] = "",
+    error: Annotated[str, QueryParameter(max_length=512)] = "",
+) -> Response[Any]:
+    """Where the provider sends the browser back: a session cookie, and on to the chat."""
+    try:
+        if error or not oauth_state or not code:
+            raise Unauthorized(f"the provider did not sign you in ({error or 'no code'})")
+        return await asyncio.to_thread(_provider_signed_in, request, services, oauth_state, code)
+    except ApplianceError as exc:
+        if "text/html" not in request.headers.get("accept", ""):
+            raise
+        return Redirect("/signin?error=" + quote(str(exc)))
 
 
 @post("/api/setup", opt=PUBLIC, status_code=200)
@@ -89,6 +135,28 @@ def _signed_in(request: Request[Any, Any, Any], services: Services, name: str,
     user, token, csrf = found
     services.audit.record(user.name, "sign_in", user.name, address=address)
     response = Response(Me(user.name, user.role, csrf))
+    _set_cookie(response, request, services, token, max_age=SESSION_TTL_S)
+    return response
+
+
+def _sso(services: Services) -> SingleSignOn:
+    if services.sso is None:
+        raise NotFound("OIDC sign-in is not set up (auth.oidc.issuer)")
+    return services.sso
+
+
+def _provider_signed_in(request: Request[Any, Any, Any], services: Services, state: str,
+                        code: str) -> Response[Any]:  # fmt: skip
+    sso = _sso(services)
+    address = request.client.host if request.client else ""
+    account = sso.finish(state, code)
+    found = services.accounts.sign_in_account(sso.source, account, address)
+    if found is None:
+        services.audit.record("-", "sign_in_failed", account.name, "disabled", address=address)
+        raise Unauthorized(f"the account {account.name!r} is disabled here; ask an admin")
+    user, token, _ = found
+    services.audit.record(user.name, "sign_in", user.name, sso.source, address=address)
+    response: Response[Any] = Redirect("/")
     _set_cookie(response, request, services, token, max_age=SESSION_TTL_S)
     return response
 

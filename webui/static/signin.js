@@ -12,6 +12,19 @@ if (setup) {
   $("submit").textContent = "Create and sign in";
 }
 
+// The provider's "Sign in with …" button, and the password form only where it serves anyone.
+if (!setup) {
+  fetch("/api/auth").then((r) => r.json()).then((options) => {
+    if (options.sso) {
+      $("sso-link").textContent = `Sign in with ${options.sso}`;
+      $("sso").hidden = false;
+    }
+    if (!options.password) $("form").hidden = true;
+  }).catch(() => { /* the password form stays */ });
+  const error = new URLSearchParams(location.search).get("error");
+  if (error) { $("error").textContent = error; $("error").hidden = false; }
+}
+
 $("form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const body = { name: $("name").value, password: $("password").value };
