@@ -21,6 +21,7 @@ from appliance.chat.route import Router
 from appliance.config import Settings
 from appliance.embed.embedder import Embedder
 from appliance.errors import ApplianceError
+from appliance.ingest.access import AccessRules
 from appliance.ingest.chunk import Chunker
 from appliance.ingest.library import DocumentLibrary
 from appliance.ingest.pipeline import IngestPipeline
@@ -245,6 +246,7 @@ def build_pipeline(settings: Settings, db: Database, yield_cpu: Callable[[], Non
         yield_cpu=yield_cpu,
         sandbox=sandbox,
         metrics=metrics,
+        access=AccessRules(root, docs.access),
         redact=(privacy or build_privacy(settings)).document_text
         if settings.pii.documents == "redact" else None,
     )  # fmt: skip

@@ -33,6 +33,7 @@ from appliance.llm.types import (
 from appliance.ops.metrics import Metrics
 from appliance.pii.policy import Prepared
 from appliance.rag.answer import Citation, Grounded, Grounding, plain
+from appliance.store.audience import Reader
 from appliance.store.audit import AuditLog
 from appliance.store.conversations import Message
 
@@ -78,7 +79,8 @@ class Answering:
         """A stateless completion (the OpenAI API): the sources, then engine events; nothing
         is stored. `documents=False`: no retrieval, whatever rag.mode says. `model`: the id of
         the model the caller was told answers (None: the one served when it is submitted)."""
-        events = self._complete(asker.id, messages, params, collections, documents, model)
+        events = self._complete(asker.id, messages, params, collections, documents, model,
+                                asker.reader)
         async with aclosing(self._audited(asker, "chat", "api", events)) as audited:
             async for event in audited:
                 yield event
@@ -88,7 +90,7 @@ class Answering:
         collections: tuple[str, ...] = (),
     ) -> AsyncGenerator[ChatEvent, None]:
         """Answer a new user message; it is stored only once the engine has taken the request."""
-        events = self._reply(asker.id, conversation_id, content, params, collections)
+        events = self._reply(asker.id, conversation_id, content, params, collections, asker.reader)
         async with aclosing(self._audited(asker, "chat", conversation_id, events)) as audited:
             async for event in audited:
                 yield event
@@ -98,7 +100,7 @@ class Answering:
         collections: tuple[str, ...] = (),
     ) -> AsyncGenerator[ChatEvent, None]:
         """Answer the last user message again, replacing the previous answer once accepted."""
-        events = self._regenerate(asker.id, conversation_id, params, collections)
+        events = self._regenerate(asker.id, conversation_id, params, collections, asker.reader)
         async with aclosing(self._audited(asker, "chat.regenerate", conversation_id,
                                           events)) as audited:  # fmt: skip
             async for event in audited:
@@ -133,7 +135,7 @@ class Answering:
 
     async def _complete(
         self, user_id: int | None, messages: tuple[ChatMessage, ...], params: SamplingParams,
-        collections: tuple[str, ...], documents: bool, model: str | None,
+        collections: tuple[str, ...], documents: bool, model: str | None, reader: Reader,
     ) -> AsyncGenerator[Sources | Event, None]:  # fmt: skip
         if not messages:
             raise InvalidRequest("messages must not be empty", param="messages")
@@ -147,7 +149,7 @@ class Answering:
                 if documents and messages[-1].role == "user":
                     grounded = await asyncio.to_thread(
                         self._ground, messages[:-1], messages[-1].content, typed, params,
-                        collections)  # fmt: skip
+                        collections, reader)  # fmt: skip
                 else:
                     grounded = plain(messages)
                 yield _sources(grounded)
@@ -170,7 +172,7 @@ class Answering:
 
     async def _reply(
         self, user_id: int | None, conversation_id: str, content: str, params: SamplingParams,
-        collections: tuple[str, ...],
+        collections: tuple[str, ...], reader: Reader,
     ) -> AsyncGenerator[ChatEvent, None]:
         if not content.strip():
             raise InvalidRequest("the message is empty; type a question", param="content")
@@ -185,7 +187,7 @@ class Answering:
             prepared.append(await asyncio.to_thread(self.privacy.prepare, conversation_id,
                                                     content, stored))  # fmt: skip
             return await asyncio.to_thread(self._ground, earlier, prepared[0].model_text,
-                                           typed, params, collections)  # fmt: skip
+                                           typed, params, collections, reader)  # fmt: skip
 
         def accept() -> Shown:
             if not earlier:
@@ -200,7 +202,7 @@ class Answering:
 
     async def _regenerate(
         self, user_id: int | None, conversation_id: str, params: SamplingParams,
-        collections: tuple[str, ...],
+        collections: tuple[str, ...], reader: Reader,
     ) -> AsyncGenerator[ChatEvent, None]:
         _, history, typed = await asyncio.to_thread(self._turns, user_id, conversation_id)
         if history and history[-1].role == "assistant":
@@ -212,7 +214,7 @@ class Answering:
 
         async def ground() -> Grounded:
             return await asyncio.to_thread(self._ground, history[:-1], history[-1].content,
-                                           typed, params, collections)  # fmt: skip
+                                           typed, params, collections, reader)  # fmt: skip
 
         def accept() -> None:
             self._store.drop_trailing_assistant(conversation_id)
@@ -334,7 +336,7 @@ class Answering:
 
     def _ground(self, history: tuple[ChatMessage, ...], question: str,
                 typed: tuple[ChatMessage, ...], params: SamplingParams,
-                collections: tuple[str, ...]) -> Grounded:  # fmt: skip
+                collections: tuple[str, ...], reader: Reader) -> Grounded:  # fmt: skip
         """The messages for the model, with sources when documents answer (a thread: this
         embeds the question and tokenizes the prompt). `typed`: the conversation, the
         question last, as the user wrote it (personal data in place), to search with."""
@@ -351,7 +353,8 @@ class Answering:
                                 answer=_TO_A_PERSON)  # fmt: skip
         grounded = self._grounding.ground(history, question, max_tokens=params.max_tokens,
                                           collections=collections, searched=typed[-1].content,
-                                          searched_history=typed[:-1])  # fmt: skip
+                                          searched_history=typed[:-1],
+                                          reader=reader)  # fmt: skip
         if route is not None and route.kind == "direct" and grounded.kind == "abstained":
             # like general knowledge, and no document speaks to it: the model answers; a
             # question about the company that only looks so is answered from what covers it

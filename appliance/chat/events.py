@@ -9,16 +9,20 @@ import msgspec
 from appliance.llm.types import QueuedEvent, TokenEvent
 from appliance.pii.policy import Span
 from appliance.rag.answer import Citation, Kind
+from appliance.store.audience import Reader
 from appliance.store.conversations import Message
 
 
 class Asker(msgspec.Struct, frozen=True, kw_only=True):
     """Who makes a request, as the audit log records it: the account (None: signed-in
-    checks off), its name, and how it came (`session` or `api key`)."""
+    checks off), its name, and how it came (`session` or `api key`); and the documents it
+    may be answered from."""
 
     id: int | None
     name: str = "-"
     via: str = "session"
+    # whose documents the answer may come from: by default those of everyone only
+    reader: Reader = Reader()
 
 
 class Shown(msgspec.Struct, frozen=True, kw_only=True):

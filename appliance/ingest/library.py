@@ -13,6 +13,7 @@ import msgspec
 
 from appliance.errors import NotFound
 from appliance.ingest.folder import Refused, collection_of, open_inside
+from appliance.store.audience import Reader
 from appliance.store.catalog import Catalog, Document
 
 _OVERLAP_CHARS = 2000  # longer than any chunk overlap (documents.chunk_overlap tokens)
@@ -36,39 +37,43 @@ class DocumentLibrary:
         self.watch_dir = watch_dir
         self._indexing = indexing
 
-    def documents(self) -> list[Document]:
-        return self._catalog.documents()
+    def documents(self, reader: Reader) -> list[Document]:
+        """The documents `reader` may see (an admin: all of them)."""
+        return [d for d in self._catalog.documents() if reader.may_see(d.audience)]
 
     def indexing(self) -> bool:
         """True while the watcher has files to read."""
         return self._indexing()
 
-    def collections(self) -> dict[str, int]:
-        """Top-level subfolders holding indexed documents, with how many each holds."""
+    def collections(self, reader: Reader) -> dict[str, int]:
+        """Top-level subfolders holding indexed documents `reader` may see, with how many
+        each holds (a folder of documents they may not see is not named)."""
         counts = Counter(
             collection_of(d.path)
             for d in self._catalog.documents()
-            if d.status == "indexed" and collection_of(d.path)
+            if d.status == "indexed" and collection_of(d.path) and reader.may_see(d.audience)
         )
         return dict(sorted(counts.items()))
 
-    def open(self, path: str) -> BinaryIO:
+    def open(self, path: str, reader: Reader) -> BinaryIO:
         """The file of indexed document `path` (relative to the watched folder), open.
 
         Anything else is "not found": a path the index does not hold (outside the folder, a
-        hidden or skipped file), or one that is, when opened, a link or not a regular file
-        (swapped in since it was indexed): see open_inside.
+        hidden or skipped file), one `reader` may not see (the same answer: no hint that it
+        exists), or one that is, when opened, a link or not a regular file (swapped in since
+        it was indexed): see open_inside.
         """
-        self._indexed(path)
+        self._indexed(path, reader)
         try:
             return os.fdopen(open_inside(Path(self.watch_dir), path), "rb")
         except (Refused, OSError):
             raise NotFound(f"no document {path!r} in the watched folder") from None
 
-    def passages(self, path: str) -> list[Passage]:
+    def passages(self, path: str, reader: Reader) -> list[Passage]:
         """The document's text as it is indexed (redacted where the documents policy says
-        so), one passage per run of chunks under the same page and heading."""
-        self._indexed(path)
+        so), one passage per run of chunks under the same page and heading; not found for a
+        reader who may not see it."""
+        self._indexed(path, reader)
         passages: list[Passage] = []
         for chunk in self._catalog.chunks_of(path):
             last = passages[-1] if passages else None
@@ -79,13 +84,17 @@ class DocumentLibrary:
                 passages.append(Passage(chunk.text, chunk.page, chunk.heading, (chunk.id,)))
         return passages
 
-    def _indexed(self, path: str) -> Document:
+    def _indexed(self, path: str, reader: Reader) -> Document:
         parts = path.split("/")
         bad = not path or path.startswith("/") or "\\" in path or "\0" in path
         if bad or any(p in ("", ".", "..") for p in parts):
             raise NotFound(f"no document {path!r} in the watched folder")
         document = self._catalog.get(path)
-        if document is None or document.status != "indexed":
+        if (
+            document is None
+            or document.status != "indexed"
+            or not reader.may_see(document.audience)
+        ):
             raise NotFound(f"no document {path!r} in the watched folder")
         return document
 

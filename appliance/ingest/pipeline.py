@@ -9,7 +9,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
 import msgspec
@@ -17,12 +17,14 @@ import numpy as np
 
 from appliance.embed.embedder import Embedder, Vectors
 from appliance.errors import ExtractError
+from appliance.ingest.access import AccessRules, is_access_file
 from appliance.ingest.chunk import Chunk, Chunker
 from appliance.ingest.extract import SUPPORTED
 from appliance.ingest.folder import Refused, TooLarge, WatchedFolder, ignored, inside, log_name
 from appliance.ingest.sandbox import Sandbox, Stopped
 from appliance.ingest.types import Block, Limits
 from appliance.ops.metrics import Metrics
+from appliance.store.audience import ADMINS_ONLY, EVERYONE, groups_in
 from appliance.store.catalog import Catalog, ChunkRow, Document, FileState, Status
 from appliance.store.vectors import VectorIndex
 
@@ -73,8 +75,10 @@ class IngestPipeline:
         redact: Callable[[str], str] | None = None,
         sandbox: Sandbox | None = None,
         metrics: Metrics | None = None,
+        access: AccessRules | None = None,
     ) -> None:
         self.root = root
+        self._access = access or AccessRules(root)
         self._metrics = metrics or Metrics()
         self.folder = WatchedFolder(root)
         self._catalog = catalog
@@ -111,6 +115,7 @@ class IngestPipeline:
         """Repairs what a crash left, then makes the index equal the folder (or the part of it
         at `under`, a relative path)."""
         self.repair()
+        self._access.forget()  # `.access` files are read anew at each pass
         on_disk = dict(self.folder.walk(under))
         known = {d.path: d for d in self._catalog.documents() if inside(d.path, under)}
         todo = [p for p, s in on_disk.items() if _changed(known.get(p), s.st_size, s.st_mtime_ns)]
@@ -121,6 +126,7 @@ class IngestPipeline:
             self.queue(path)
         self._read_all(todo, on_disk, on_progress)
         self._remove_gone(known.keys() - on_disk.keys(), under)
+        self.relabel(under, on_disk)  # an `.access` file (or a group) changed while stopped
         self.compact()
         self.progress.path = ""
         on_progress(self.progress)
@@ -186,11 +192,53 @@ class IngestPipeline:
             self._index.delete(orphans)
         for path in sorted({owners[i] for i in owners.keys() - stored}):
             self._catalog.requeue(path)
+        if self._catalog.meta("vectors.labelled") != "1":  # vectors stored before audiences
+            for audience, ids in self._catalog.labels().items():
+                self._index.label(ids, audience)
+            self._catalog.set_meta("vectors.labelled", "1")
+
+    def relabel(self, under: str = "", on_disk: dict[str, os.stat_result] | None = None) -> int:
+        """Gives each document at or under `under` the audience its `.access` file (or POSIX
+        group) gives it now, in the catalog and on its vectors: nothing is embedded again.
+        Returns how many documents changed audience."""
+        changed = 0
+        for doc in self._catalog.documents():
+            if inside(doc.path, under) and self._relabel(
+                doc.path, (on_disk or {}).get(doc.path)
+            ):
+                changed += 1
+        return changed
+
+    def _relabel(self, path: str, st: os.stat_result | None = None) -> bool:
+        try:
+            audience = self._access.audience(path, st)
+        except OSError:
+            return False  # gone: its own event or the next pass removes it
+        ids = self._catalog.set_audience(path, audience)
+        if ids is None:
+            return False
+        self._index.label(ids, audience)
+        log.info("%s: now seen by %s", log_name(path), _audience_name(audience))
+        return True
+
+    def _state(self, path: str, size: int = 0, mtime_ns: int = 0) -> FileState:
+        """The catalog's record of a file before it is read: its audience already (so a
+        pending or failed file is listed only to those who may see it)."""
+        try:
+            audience = self._access.audience(path)
+        except OSError:
+            audience = ADMINS_ONLY
+        return FileState(path, size, mtime_ns, audience=audience)
 
     # -- one path ------------------------------------------------------------------------------
 
     def sync(self, path: str) -> str:
         """Brings one relative path up to date: a file, a folder (recursively) or a gone path."""
+        if is_access_file(path) and self._access.mode == "file":
+            folder = str(PurePosixPath(path).parent)
+            folder = "" if folder == "." else folder
+            self._access.forget(folder)
+            return f"access changed: {self.relabel(folder)} documents relabelled"
         if ignored(path):
             return "ignored"
         kind = self.folder.kind(path)
@@ -204,7 +252,7 @@ class IngestPipeline:
         try:
             outcome = self._sync_file(path)
         except OSError as exc:
-            outcome = self._fail(FileState(path, 0, 0), f"cannot be read: {exc.strerror or exc}")
+            outcome = self._fail(self._state(path), f"cannot be read: {exc.strerror or exc}")
         self._metrics.ingested.labels(outcome).inc()
         return outcome
 
@@ -214,7 +262,7 @@ class IngestPipeline:
             return
         if self.folder.kind(path) == "file":
             try:
-                self._catalog.mark_pending(FileState(path, *_stat(self.root / path)))
+                self._catalog.mark_pending(self._state(path, *_stat(self.root / path)))
             except OSError:
                 return  # gone already: its sync will remove it
 
@@ -229,7 +277,7 @@ class IngestPipeline:
             log.exception("indexing %s failed", log_name(path))
             with contextlib.suppress(Exception):  # the catalog itself may be what fails
                 self._fail(
-                    FileState(path, 0, 0),
+                    self._state(path),
                     f"could not be indexed ({exc}); the server "
                     "log has the details; it is tried again at the next start",
                 )
@@ -257,9 +305,10 @@ class IngestPipeline:
 
     def _sync_file(self, path: str) -> str:
         size, mtime = _stat(self.root / path)
-        state = FileState(path, size, mtime)
+        state = self._state(path, size, mtime)
         doc = self._catalog.get(path)
         if not _changed(doc, size, mtime):
+            self._relabel(path)  # its POSIX group may be what changed
             return "unchanged"
         suffix = Path(path).suffix.lower()
         if suffix not in SUPPORTED:
@@ -280,9 +329,11 @@ class IngestPipeline:
                 f"{self._max_bytes / 2**20:.0f} MB; raise documents.max_file_mb "
                 "or split the file",
             )
-        state = FileState(path, st.st_size, st.st_mtime_ns, hashlib.sha256(data).hexdigest())
+        state = FileState(path, st.st_size, st.st_mtime_ns, hashlib.sha256(data).hexdigest(),
+                          state.audience)  # fmt: skip
         if doc is not None and doc.sha256 == state.sha256:  # a requeue clears the sha
             self._catalog.touch(state)
+            self._relabel(path)
             return "unchanged"
         if self._moved(state):
             return "moved"
@@ -298,6 +349,7 @@ class IngestPipeline:
         for twin in self._catalog.with_sha(state.sha256):
             if twin.path != state.path and self.folder.kind(twin.path) != "file":
                 self._index.delete(self._catalog.move(twin.path, state))
+                self._relabel(state.path)  # another folder may have another audience
                 return True
         return False
 
@@ -332,7 +384,9 @@ class IngestPipeline:
         if not writes:
             return
         self._index.upsert(
-            [r.id for w in writes for r in w.rows], np.concatenate([w.vectors for w in writes])
+            [r.id for w in writes for r in w.rows],
+            np.concatenate([w.vectors for w in writes]),
+            [w.state.audience for w in writes for _ in w.rows],
         )
         dropped: list[str] = []
         for write in writes:
@@ -375,6 +429,12 @@ class IngestPipeline:
     def _settle(self, state: FileState, status: Status, reason: str) -> str:
         self._index.delete(self._catalog.settle(state, status, reason))
         return status
+
+
+def _audience_name(audience: str) -> str:
+    if audience == EVERYONE:
+        return "everyone"
+    return "admins only" if audience == ADMINS_ONLY else f"{len(groups_in(audience))} group(s)"
 
 
 def _changed(doc: Document | None, size: int, mtime_ns: int) -> bool:

@@ -21,6 +21,7 @@ from appliance.config import RagSettings
 from appliance.llm.types import ChatMessage
 from appliance.rag.coverage import COVERED, Coverage, CoverageCheck, Reason
 from appliance.rag.retrieve import Hit, Retriever
+from appliance.store.audience import EVERYTHING, Reader
 
 Kind = Literal["documents", "direct", "general", "abstained", "person", "plain"]
 NOT_COVERED = "The documents don't cover this."  # how an abstained answer opens
@@ -227,13 +228,14 @@ class Grounding:
     def ground(
         self, history: tuple[ChatMessage, ...], question: str, *, max_tokens: int,
         collections: Sequence[str] = (), searched: str | None = None,
-        searched_history: Sequence[ChatMessage] | None = None,
+        searched_history: Sequence[ChatMessage] | None = None, reader: Reader = EVERYTHING,
     ) -> Grounded:  # fmt: skip
         """The messages for the model to answer `question` after `history`.
 
         `question` and `history` are the text the model sees; `searched` and
         `searched_history` the same as the user wrote them, when they differ (the model gets
-        placeholders for personal data; search runs here and needs the words).
+        placeholders for personal data; search runs here and needs the words). `reader`: whom
+        it is for; only the documents they may see are searched, cited or spoken of.
         """
         asked = (*history, ChatMessage("user", question))
         s = self._settings
@@ -243,8 +245,8 @@ class Grounding:
             question if searched is None else searched,
             history if searched_history is None else searched_history,
         )
-        hits = self._retriever.search(query, s.k, collections)
-        coverage = self.coverage(query, hits)
+        hits = self._retriever.search(query, s.k, collections, reader)
+        coverage = self.coverage(query, hits, reader)
         if not coverage.covered:
             if s.mode == "general":
                 return Grounded(kind="general", messages=asked, citations=[], query=query,
@@ -254,11 +256,12 @@ class Grounding:
                             reason=coverage.reason, missing=coverage.missing)  # fmt: skip
         return self._fit(history, question, hits, query, max_tokens)
 
-    def coverage(self, query: str, hits: Sequence[Hit]) -> Coverage:
+    def coverage(self, query: str, hits: Sequence[Hit],
+                 reader: Reader = EVERYTHING) -> Coverage:  # fmt: skip
         """Whether `hits` cover `query` (only that there are some, with rag.coverage off)."""
         if not self._settings.coverage:
             return COVERED if hits else Coverage(covered=False, reason="no_passage")
-        return self._coverage.judge(query, hits)
+        return self._coverage.judge(query, hits, reader)
 
     def _fit(self, history: tuple[ChatMessage, ...], question: str, hits: list[Hit], query: str,
              max_tokens: int) -> Grounded:  # fmt: skip

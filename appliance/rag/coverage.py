@@ -27,6 +27,7 @@ import msgspec
 import numpy as np
 
 from appliance.rag.retrieve import Hit, exact_terms, holds
+from appliance.store.audience import EVERYTHING, Reader
 from appliance.store.keywords import STOP_WORDS
 from appliance.store.vectors import Vectors
 
@@ -47,7 +48,7 @@ class Evidence(Protocol):
 
     def embed(self, texts: list[str]) -> Vectors: ...
     def stored_vectors(self, chunk_ids: list[str]) -> dict[str, Vectors]: ...
-    def unknown(self, words: list[str]) -> list[str]: ...
+    def unknown(self, words: list[str], reader: Reader = EVERYTHING) -> list[str]: ...
 
 
 class Coverage(msgspec.Struct, frozen=True, kw_only=True):
@@ -65,8 +66,9 @@ class CoverageCheck:
         self._evidence = evidence
         self._gain, self._unknown, self._weak = word_gain, unknown_words, weak_similarity
 
-    def judge(self, query: str, hits: Sequence[Hit]) -> Coverage:
-        """Whether `hits` (best first) cover `query`, and if not, why."""
+    def judge(self, query: str, hits: Sequence[Hit], reader: Reader = EVERYTHING) -> Coverage:
+        """Whether `hits` (best first) cover `query`, and if not, why; words are known or not
+        among the documents `reader` may see (what a decline says gives nothing else away)."""
         if not hits:
             return Coverage(covered=False, reason="no_passage")
         best = hits[:_PASSAGES]
@@ -77,7 +79,7 @@ class CoverageCheck:
             return Coverage(covered=False, reason="missing_terms", missing=absent)
         if any(c.isdigit() for t in terms for c in t):  # the passages hold its very code
             return COVERED
-        unknown = self._evidence.unknown(content_words(query))
+        unknown = self._evidence.unknown(content_words(query), reader)
         unmet = self._unmet(query, unknown, best)
         if unmet:
             return Coverage(covered=False, reason="unmet_word", missing=unmet)

@@ -7,7 +7,7 @@ import copy
 import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import msgspec
 import numpy as np
@@ -15,6 +15,7 @@ import numpy as np
 from appliance.embed.embedder import Embedder
 from appliance.ingest.folder import collection_of
 from appliance.ops.metrics import Metrics
+from appliance.store.audience import EVERYTHING, Reader
 from appliance.store.catalog import Catalog, StoredChunk
 from appliance.store.keywords import STOP_WORDS, KeywordIndex, Terms
 from appliance.store.vectors import VectorIndex, Vectors
@@ -35,6 +36,13 @@ class Hit(msgspec.Struct, frozen=True):
     snippet: str
     found_by: list[Literal["vector", "keyword"]]
     text: str  # the whole chunk, as the model is given it
+
+
+class _Seen(NamedTuple):
+    """What one search may see: the reader, and the audiences to filter by (None: all)."""
+
+    reader: Reader
+    audiences: list[str] | None
 
 
 class Retriever:
@@ -58,33 +66,42 @@ class Retriever:
         other._pool = ThreadPoolExecutor(1, thread_name_prefix="retrieve-apart")
         return other
 
-    def search(self, query: str, k: int, collections: Sequence[str] = ()) -> list[Hit]:
-        """The `k` best chunks for `query` that clear the relevance floor, best first;
-        `collections` (top-level subfolders) limits where they may come from: the others'
-        chunks are left out after ranking, so each retriever then offers ten times the
-        candidates, and ten times more again while too few are in scope and more may be."""
+    def search(self, query: str, k: int, collections: Sequence[str] = (),
+               reader: Reader = EVERYTHING) -> list[Hit]:  # fmt: skip
+        """The `k` best chunks for `query` that clear the relevance floor, best first, among
+        the documents `reader` may see: both retrievers filter by audience before they rank,
+        so a chunk the reader may not see is never a candidate. `collections` (top-level
+        subfolders) limits where they may come from: the others' chunks are left out after
+        ranking, so each retriever then offers ten times the candidates, and ten times more
+        again while too few are in scope and more may be."""
         with self._metrics.timed(self._metrics.retrieval):
-            return self._search(query, k, collections)
+            return self._search(query, k, collections, reader)
 
-    def _search(self, query: str, k: int, collections: Sequence[str]) -> list[Hit]:
+    def _search(self, query: str, k: int, collections: Sequence[str],
+                reader: Reader) -> list[Hit]:  # fmt: skip
+        audiences = reader.allowed(self._catalog.audiences())
+        if audiences == []:
+            return []  # no document this reader may see
         vector = self._embedder.embed([query])[0]
         terms = self._keywords.terms(query) if self._weights["keyword"] else None
         candidates = self._candidates * (_SCOPED if collections else 1)
+        seen = _Seen(reader, audiences)
         while True:
-            hits, more = self._ranked(query, vector, terms, k, collections, candidates)
+            hits, more = self._ranked(query, vector, terms, k, collections, candidates, seen)
             if len(hits) >= k or not (collections and more) or candidates >= _MOST:
                 return hits
             candidates *= _SCOPED
 
     def _ranked(self, query: str, vector: np.ndarray, terms: Terms | None, k: int,
-                collections: Sequence[str], candidates: int) -> tuple[list[Hit], bool]:  # fmt: skip
+                collections: Sequence[str], candidates: int,
+                seen: _Seen) -> tuple[list[Hit], bool]:  # fmt: skip
         """The hits among each retriever's `candidates` best, and whether either had more."""
         # A retriever weighted 0 is not asked at all. The vector query runs in a thread beside
         # the keyword ranking: Chroma holds the GIL while it searches, SQLite lets it go while
         # it ranks (so the quick part of the keyword search comes first).
-        nearest = (self._pool.submit(self._vectors.query, vector, candidates)
+        nearest = (self._pool.submit(self._vectors.query, vector, candidates, seen.audiences)
                    if self._weights["vector"] else None)  # fmt: skip
-        keyword = ([i for i, _ in self._keywords.ranked(terms, candidates)]
+        keyword = ([i for i, _ in self._keywords.ranked(terms, candidates, seen.audiences)]
                    if terms is not None else [])  # fmt: skip
         distances = dict(nearest.result()) if nearest else {}
         ranked = {"vector": list(distances), "keyword": keyword}
@@ -95,8 +112,11 @@ class Retriever:
                 fused[chunk_id] = fused.get(chunk_id, 0.0) + self._weights[name] / (RRF_K + rank)
                 found.setdefault(chunk_id, []).append(name)
         chunks = {c.id: c for c in self._catalog.chunks(list(fused))}
+        # The audience once more, as the catalog has it now: a document relabelled between
+        # the two stores, or a vector labelled before audiences were, is not let through.
         order = [i for i in sorted(fused, key=fused.__getitem__, reverse=True)
-                 if i in chunks and _in(chunks[i].path, collections)]  # fmt: skip
+                 if i in chunks and _in(chunks[i].path, collections)
+                 and seen.reader.may_see(chunks[i].audience)]  # fmt: skip
         # Similarity: 1 - the cosine distance the vector query returned; a chunk only BM25
         # found has its vector read, first for the k best places, the rest only if needed.
         similarity = {i: 1.0 - d for i, d in distances.items()}
@@ -121,6 +141,10 @@ class Retriever:
         """True while no chunk is indexed at all (nothing to ground an answer on)."""
         return not self._catalog.has_chunks()
 
+    def allowed(self, reader: Reader) -> list[str] | None:
+        """The audiences `reader` may see among those indexed (None: all of them)."""
+        return reader.allowed(self._catalog.audiences())
+
     # What coverage.CoverageCheck asks of the index.
     def embed(self, texts: list[str]) -> Vectors:
         return self._embedder.embed(texts)
@@ -128,9 +152,13 @@ class Retriever:
     def stored_vectors(self, chunk_ids: list[str]) -> dict[str, Vectors]:
         return self._vectors.vectors(chunk_ids)
 
-    def unknown(self, words: list[str]) -> list[str]:
-        """The `words` that no indexed chunk holds (as BM25 reads them, stemmed)."""
-        return [w for w in words if not self._keywords.terms(w).words]
+    def unknown(self, words: list[str], reader: Reader = EVERYTHING) -> list[str]:
+        """The `words` that no indexed chunk `reader` may see holds (as BM25 reads them,
+        stemmed): a word only forbidden documents hold is as unknown as one none holds."""
+        audiences = self.allowed(reader)
+        if audiences is None:
+            return [w for w in words if not self._keywords.terms(w).words]
+        return [w for w in words if not self._keywords.search(w, 1, audiences)]
 
     def _read_similarity(self, query: np.ndarray, ids: list[str],
                          similarity: dict[str, float]) -> None:  # fmt: skip

@@ -9,7 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 from appliance.accounts.limits import ChatLimits
 from appliance.errors import TooLarge
 from appliance.rag.retrieve import Hit, Retriever
+from appliance.store.audience import Reader
 from appliance.threads import idle_priority
+
+_EVERYONES = Reader()  # no groups: the documents of everyone
 
 
 class DocumentSearch:
@@ -25,9 +28,11 @@ class DocumentSearch:
         # kernel gave them whole slices on generation's core; scripts/bench/flood.py)
         self._worker = ThreadPoolExecutor(1, "search", initializer=idle_priority)
 
-    def search(self, user: int, query: str, k: int, collections: Sequence[str] = ()) -> list[Hit]:
-        """The retriever's hits; 413 past `limits.search_max_collections`, 429 past the
-        user's searches a minute or at once (the chat limits, counted apart)."""
+    def search(self, user: int, query: str, k: int, collections: Sequence[str] = (),
+               reader: Reader = _EVERYONES) -> list[Hit]:  # fmt: skip
+        """The retriever's hits among the documents `reader` may see; 413 past
+        `limits.search_max_collections`, 429 past the user's searches a minute or at once
+        (the chat limits, counted apart)."""
         named = list(dict.fromkeys(collections))  # each collection scans once, however named
         if len(named) > self._max_collections:
             raise TooLarge(
@@ -35,4 +40,4 @@ class DocumentSearch:
                 "(limits.search_max_collections): name fewer, or none to search them all"
             )
         with self._limits.request(user):  # embedding and ranking: CPU the answers need too
-            return self._worker.submit(self._retriever.search, query, k, named).result()
+            return self._worker.submit(self._retriever.search, query, k, named, reader).result()

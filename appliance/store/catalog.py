@@ -9,13 +9,15 @@ from typing import Literal, get_args
 
 import msgspec
 
+from appliance.store.audience import EVERYONE
 from appliance.store.db import Database
 from appliance.store.keywords import KeywordIndex
 
 Status = Literal["pending", "indexed", "failed", "skipped"]
-_CHUNK_SELECT = ("SELECT c.id, d.path, c.ord, c.text, c.page, c.heading FROM chunks c "
-                 "JOIN documents d ON d.id = c.document_id")  # fmt: skip
-_DOC_COLUMNS = "id, path, size, mtime_ns, sha256, status, chunks, pages, error, indexed_at"
+_CHUNK_SELECT = ("SELECT c.id, d.path, c.ord, c.text, c.page, c.heading, d.audience "
+                 "FROM chunks c JOIN documents d ON d.id = c.document_id")  # fmt: skip
+_DOC_COLUMNS = ("id, path, size, mtime_ns, sha256, status, chunks, pages, error, indexed_at, "
+                "audience")  # fmt: skip
 
 
 class Document(msgspec.Struct, frozen=True):
@@ -29,6 +31,7 @@ class Document(msgspec.Struct, frozen=True):
     pages: int | None
     error: str | None
     indexed_at: float | None
+    audience: str = EVERYONE  # who may see it (store/audience.py)
 
 
 class FileState(msgspec.Struct, frozen=True):
@@ -38,6 +41,7 @@ class FileState(msgspec.Struct, frozen=True):
     size: int
     mtime_ns: int
     sha256: str | None = None
+    audience: str = EVERYONE  # from the `.access` file above it, or its POSIX group
 
 
 class ChunkRow(msgspec.Struct, frozen=True):
@@ -59,6 +63,7 @@ class StoredChunk(msgspec.Struct, frozen=True):
     text: str
     page: int | None
     heading: str | None
+    audience: str = EVERYONE  # its document's
 
 
 class Catalog:
@@ -86,10 +91,11 @@ class Catalog:
         """Records a file as waiting; its old chunks stay searchable until replaced."""
         with self._db.transaction() as conn:
             conn.execute(
-                "INSERT INTO documents (path, size, mtime_ns, status) VALUES (?, ?, ?, 'pending')"
-                " ON CONFLICT(path) DO UPDATE SET size = excluded.size,"
-                " mtime_ns = excluded.mtime_ns, status = 'pending', error = NULL",
-                (file.path, file.size, file.mtime_ns),
+                "INSERT INTO documents (path, size, mtime_ns, status, audience) "
+                "VALUES (?, ?, ?, 'pending', ?) ON CONFLICT(path) DO UPDATE SET "
+                "size = excluded.size, mtime_ns = excluded.mtime_ns, status = 'pending', "
+                "error = NULL, audience = excluded.audience",
+                (file.path, file.size, file.mtime_ns, file.audience),
             )
 
     def requeue(self, path: str | None = None) -> None:
@@ -146,6 +152,33 @@ class Catalog:
             ).fetchall():
                 dropped += _remove(conn, under)
             return dropped
+
+    def set_audience(self, path: str, audience: str) -> list[str] | None:
+        """A document's new audience (an `.access` file or its group changed): its chunks'
+        ids, for their vectors to be labelled the same, or None when it had that one already
+        (or is not in the catalog)."""
+        with self._db.transaction() as conn:
+            row = conn.execute(
+                "UPDATE documents SET audience = ? WHERE path = ? AND audience != ? RETURNING id",
+                (audience, path, audience),
+            ).fetchone()
+            if row is None:
+                return None
+            ids = conn.execute("SELECT id FROM chunks WHERE document_id = ?", (row[0],))
+            return [r[0] for r in ids.fetchall()]
+
+    def audiences(self) -> set[str]:
+        """The distinct audiences of the documents (a handful: one per rule)."""
+        return {str(r[0]) for r in self._db.query("SELECT DISTINCT audience FROM documents")}
+
+    def labels(self) -> dict[str, list[str]]:
+        """Every audience with the ids of its documents' chunks (to label vectors anew)."""
+        out: dict[str, list[str]] = {}
+        for chunk_id, audience in self._db.query(
+            "SELECT c.id, d.audience FROM chunks c JOIN documents d ON d.id = c.document_id"
+        ):
+            out.setdefault(audience, []).append(chunk_id)
+        return out
 
     def ids_by_hash(self, hashes: Sequence[str]) -> dict[str, str]:
         """One chunk id per known text hash (to reuse its vector)."""
@@ -207,12 +240,13 @@ def _upsert(conn: sqlite3.Connection, file: FileState, status: Status, error: st
             pages: int | None, chunks: int) -> int:  # fmt: skip
     row = conn.execute(
         "INSERT INTO documents (path, size, mtime_ns, sha256, status, chunks, pages, error,"
-        " indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET"
-        " size = excluded.size, mtime_ns = excluded.mtime_ns, sha256 = excluded.sha256,"
-        " status = excluded.status, chunks = excluded.chunks, pages = excluded.pages,"
-        " error = excluded.error, indexed_at = excluded.indexed_at RETURNING id",
+        " indexed_at, audience) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO"
+        " UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,"
+        " sha256 = excluded.sha256, status = excluded.status, chunks = excluded.chunks,"
+        " pages = excluded.pages, error = excluded.error, indexed_at = excluded.indexed_at,"
+        " audience = excluded.audience RETURNING id",
         (file.path, file.size, file.mtime_ns, file.sha256, status, chunks, pages, error,
-         time.time()),
+         time.time(), file.audience),
     ).fetchone()  # fmt: skip
     return int(row[0])
 

@@ -9,11 +9,14 @@ from pathlib import Path
 import chromadb
 import numpy as np
 from chromadb.api import ClientAPI
+from chromadb.api.types import Where
 from chromadb.config import Settings as ChromaSettings
 
 from appliance.errors import StoreError
+from appliance.store.audience import EVERYONE
 from appliance.store.vectors import Vectors
 
+_AUDIENCE = "audience"  # each vector's metadata: its document's audience (store/audience.py)
 _PAGE = 5000  # ids per request when listing or writing many (Chroma caps batch sizes)
 
 
@@ -43,11 +46,23 @@ class ChromaIndex:
                 dropped.append(collection.name)
         return dropped
 
-    def upsert(self, ids: Sequence[str], vectors: Vectors) -> None:
+    def upsert(
+        self, ids: Sequence[str], vectors: Vectors, audiences: Sequence[str] | None = None
+    ) -> None:
+        labels = list(audiences) if audiences is not None else [EVERYONE] * len(ids)
         for start in range(0, len(ids), _PAGE):
+            end = start + _PAGE
             self._collection.upsert(
-                ids=list(ids[start : start + _PAGE]), embeddings=vectors[start : start + _PAGE]
+                ids=list(ids[start:end]),
+                embeddings=vectors[start:end],
+                metadatas=[{_AUDIENCE: a} for a in labels[start:end]],
             )
+
+    def label(self, ids: Sequence[str], audience: str) -> None:
+        """Gives these vectors another audience; the vectors themselves stay."""
+        for start in range(0, len(ids), _PAGE):
+            page = list(ids[start : start + _PAGE])
+            self._collection.update(ids=page, metadatas=[{_AUDIENCE: audience}] * len(page))
 
     def vectors(self, ids: Sequence[str]) -> dict[str, Vectors]:
         found: dict[str, Vectors] = {}
@@ -81,12 +96,19 @@ class ChromaIndex:
             if len(page) < _PAGE:
                 return out
 
-    def query(self, vector: Vectors, k: int) -> list[tuple[str, float]]:
-        if k <= 0:  # an empty collection answers with no ids (count() would cost ~5 ms)
+    def query(
+        self, vector: Vectors, k: int, audiences: Sequence[str] | None = None
+    ) -> list[tuple[str, float]]:
+        if k <= 0 or audiences == []:  # an empty collection answers with no ids
             return []
+        where: Where | None = None
+        if audiences is not None:  # filtered in the search, before the k nearest are taken
+            allowed: list[str | int | float | bool] = list(audiences)
+            where = {_AUDIENCE: {"$in": allowed}}  # type: ignore[dict-item]  # Literal key
         got = self._collection.query(
-            query_embeddings=vector.reshape(1, -1), n_results=k, include=["distances"]
-        )
+            query_embeddings=vector.reshape(1, -1), n_results=k, include=["distances"],
+            where=where,
+        )  # fmt: skip
         distances = got["distances"] or [[]]
         return list(zip(got["ids"][0], (float(d) for d in distances[0]), strict=True))
 

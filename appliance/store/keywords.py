@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import msgspec
 
@@ -34,9 +34,21 @@ _RANKED = (
     "SELECT c.id, -f.s, f.rowid FROM ({}) f JOIN chunks c ON c.rowid = f.rowid "
     "ORDER BY f.s, f.rowid"
 )
-_MATCH = "SELECT rowid, bm25(chunks_fts) AS s FROM chunks_fts WHERE chunks_fts MATCH ?"
-_ONE = _RANKED.format(f"{_MATCH} ORDER BY s, rowid LIMIT ?")
-_TWO = _RANKED.format(f"{_MATCH} UNION ALL {_MATCH} ORDER BY s, rowid LIMIT ?")
+_MATCH = "SELECT rowid, bm25(chunks_fts) AS s FROM chunks_fts WHERE chunks_fts MATCH ?{}"
+# A reader who may not see every document: only the chunks of audiences they may see match,
+# so a forbidden chunk is never among the k best (filtered before ranking, not after).
+_SEEN = (" AND rowid IN (SELECT c.rowid FROM chunks c JOIN documents d ON d.id = c.document_id"
+         " WHERE d.audience IN ({}))")  # fmt: skip
+
+
+def _queries(audiences: int | None) -> tuple[str, str]:
+    """The one-part and two-part ranked queries, for `audiences` placeholders (None: all)."""
+    match = _MATCH.format("" if audiences is None else _SEEN.format(",".join("?" * audiences)))
+    return (_RANKED.format(f"{match} ORDER BY s, rowid LIMIT ?"),
+            _RANKED.format(f"{match} UNION ALL {match} ORDER BY s, rowid LIMIT ?"))  # fmt: skip
+
+
+_ONE, _TWO = _queries(None)
 
 
 class _Stats:
@@ -62,9 +74,11 @@ class KeywordIndex:
         self._db = db
         self._stats = _Stats((), 0)
 
-    def search(self, query: str, k: int) -> list[tuple[str, float]]:
+    def search(
+        self, query: str, k: int, audiences: Sequence[str] | None = None
+    ) -> list[tuple[str, float]]:
         """Chunk ids with their BM25 score (higher is better), best first."""
-        return self.ranked(self.terms(query), k)
+        return self.ranked(self.terms(query), k, audiences)
 
     def terms(self, query: str) -> Terms:
         """The words of `query` worth searching, weighed against the index as it is now: the
@@ -80,8 +94,13 @@ class KeywordIndex:
         )
         return Terms(kept, [docs[w] for w in kept], [_most(stats.total, docs[w]) for w in kept])
 
-    def ranked(self, terms: Terms, k: int) -> list[tuple[str, float]]:
-        """The k best chunks for `terms`, as one query for all its words ranks them.
+    def ranked(
+        self, terms: Terms, k: int, audiences: Sequence[str] | None = None
+    ) -> list[tuple[str, float]]:
+        """The k best chunks for `terms`, as one query for all its words ranks them; only
+        among the chunks of documents of `audiences` (None: all), filtered before ranking.
+        (Word statistics stay those of the whole index, as in search engines' document-level
+        security: they weigh words, they return no text.)
 
         A chunk that holds none of the rarer words scores less than the sum of the common
         words' `most`. So the chunks of the rarest words are scored first (with every word);
@@ -90,24 +109,25 @@ class KeywordIndex:
         scored gets the score the full query gives it, added up in the same order.
         """
         words, most = terms.words, terms.most
-        if not words or k <= 0:
+        if not words or k <= 0 or audiences == []:
             return []
+        seen = tuple(audiences) if audiences is not None else None
         head = 1
         while head < len(words) and sum(terms.docs[:head]) < k:
             head += 1
-        best = self._scored(words, 0, head, k)
+        best = self._scored(words, 0, head, k, seen)
         floor = best[-1][1] if len(best) == k else 0.0
         cut, below = len(words), 0.0
         while cut > head and (below + most[cut - 1]) * (1 + 1e-9) < floor:
             below += most[cut - 1]
             cut -= 1
         if cut > head:  # the chunks of the words between, not scored yet
-            more = self._scored(words, head, cut, k)
+            more = self._scored(words, head, cut, k, seen)
             best = sorted(best + more, key=lambda r: (-r[1], r[2]))[:k]  # ties: rowid order
         return [(i, s) for i, s, _ in best]
 
     def _scored(
-        self, words: list[str], start: int, cut: int, k: int
+        self, words: list[str], start: int, cut: int, k: int, seen: tuple[str, ...] | None
     ) -> list[tuple[str, float, int]]:
         """The k best chunks that hold any of `words[start:cut]` but none of `words[:start]`
         (those were scored before), scored with all of `words`: a word a chunk doesn't hold
@@ -115,11 +135,13 @@ class KeywordIndex:
         match = _any(words[start:cut])
         if start:
             match = f"({match}) NOT ({_any(words[:start])})"
+        one, two = (_ONE, _TWO) if seen is None else _queries(len(seen))
         if cut >= len(words):
-            rows = self._db.query(_ONE, (match, k))
+            rows = self._db.query(one, (match, *(seen or ()), k))
         else:  # the common words match or not: both halves score with them
             rest = _any(words[cut:])
-            rows = self._db.query(_TWO, (f"({match}) AND ({rest})", f"({match}) NOT ({rest})", k))
+            rows = self._db.query(two, (f"({match}) AND ({rest})", *(seen or ()),
+                                        f"({match}) NOT ({rest})", *(seen or ()), k))  # fmt: skip
         return [(r[0], float(r[1]), int(r[2])) for r in rows]
 
     def compact(self, between: Callable[[], None] = lambda: None) -> bool:

@@ -1,4 +1,5 @@
-"""The VectorIndex protocol: chunk vectors by id, nearest-neighbour search, nothing else."""
+"""The VectorIndex protocol: chunk vectors by id, each labelled with who may see it, and
+nearest-neighbour search among those a reader may see."""
 
 from __future__ import annotations
 
@@ -14,7 +15,15 @@ Vectors = npt.NDArray[np.float32]
 class VectorIndex(Protocol):
     """Holds one vector per chunk id; the catalog (SQLite) holds everything else about it."""
 
-    def upsert(self, ids: Sequence[str], vectors: Vectors) -> None: ...
+    def upsert(
+        self, ids: Sequence[str], vectors: Vectors, audiences: Sequence[str] | None = None
+    ) -> None:
+        """Stores the vectors, each labelled with its document's audience (None: everyone)."""
+        ...
+
+    def label(self, ids: Sequence[str], audience: str) -> None:
+        """Gives these stored vectors another audience; unknown ids are ignored."""
+        ...
 
     def vectors(self, ids: Sequence[str]) -> dict[str, Vectors]:
         """The stored vectors of those `ids` that exist."""
@@ -26,8 +35,12 @@ class VectorIndex(Protocol):
 
     def ids(self) -> set[str]: ...
 
-    def query(self, vector: Vectors, k: int) -> list[tuple[str, float]]:
-        """The `k` nearest ids with their cosine distance, nearest first."""
+    def query(
+        self, vector: Vectors, k: int, audiences: Sequence[str] | None = None
+    ) -> list[tuple[str, float]]:
+        """The `k` nearest ids with their cosine distance, nearest first; `audiences`: only
+        among the vectors labelled with one of them (None: all), filtered before the k
+        nearest are taken."""
         ...
 
     def close(self) -> None: ...

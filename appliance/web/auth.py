@@ -17,8 +17,10 @@ from litestar.handlers import BaseRouteHandler
 
 from appliance.accounts.service import Accounts
 from appliance.errors import Forbidden, Unauthorized
+from appliance.store.audience import Reader
 from appliance.store.audit import AuditLog
 from appliance.store.users import User
+from appliance.web.deps import ServicesDep
 
 SESSION_COOKIE = "appliance_session"
 # over TLS: a `__Host-` cookie is Secure, for this host only, path /, so neither a page on a
@@ -131,3 +133,10 @@ def current_user(request: Request[Any, Any, Any]) -> User:
     """The `user` dependency: set by the guard, which every non-public route passes."""
     identity: Identity = request.state.identity
     return identity.user
+
+
+def current_reader(request: Request[Any, Any, Any], services: ServicesDep) -> Reader:
+    """The `reader` dependency: the documents the signed-in user may see (a database read:
+    run in a thread)."""
+    identity: Identity = request.state.identity
+    return services.accounts.reader(identity.user)

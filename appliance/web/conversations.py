@@ -15,9 +15,10 @@ from litestar.response import Stream
 from appliance.chat.events import Asker, ChatEvent, Finished, Shown, Started
 from appliance.errors import NotFound
 from appliance.llm.types import QueuedEvent, TokenEvent
+from appliance.store.audience import Reader
 from appliance.store.conversations import Conversation, is_conversation_id
 from appliance.store.users import User
-from appliance.web.deps import JSONBody, LlmDep, PathId, ServicesDep, UserDep
+from appliance.web.deps import JSONBody, LlmDep, PathId, ReaderDep, ServicesDep, UserDep
 from appliance.web.errors import describe
 from appliance.web.markdown import StreamedHtml, render
 from appliance.web.schemas import (
@@ -127,9 +128,10 @@ class ConversationController(Controller):
     async def post_message(
         self, request: Request[Any, Any, Any], conversation_id: PathId,
         data: JSONBody[PostMessage], services: ServicesDep, llm_settings: LlmDep, user: UserDep,
+        reader: ReaderDep,
     ) -> Stream:  # fmt: skip
         params, collections = data.params(llm_settings), tuple(data.collections)
-        events = services.chat.reply(asker(request, user), conversation_id, data.content,
+        events = services.chat.reply(asker(request, user, reader), conversation_id, data.content,
                                      params, collections)  # fmt: skip
         first = await first_event(request, events)
         return event_stream(_sse(first, events, services.link_hosts))
@@ -138,18 +140,20 @@ class ConversationController(Controller):
     async def regenerate(
         self, request: Request[Any, Any, Any], conversation_id: PathId,
         data: JSONBody[Regenerate], services: ServicesDep, llm_settings: LlmDep, user: UserDep,
+        reader: ReaderDep,
     ) -> Stream:  # fmt: skip
         params, collections = data.params(llm_settings), tuple(data.collections)
-        events = services.chat.regenerate(asker(request, user), conversation_id, params,
+        events = services.chat.regenerate(asker(request, user, reader), conversation_id, params,
                                           collections)  # fmt: skip
         first = await first_event(request, events)
         return event_stream(_sse(first, events, services.link_hosts))
 
 
-def asker(request: Request[Any, Any, Any], user: User) -> Asker:
-    """Who asks, for the audit log: the account, and whether by session or API key."""
+def asker(request: Request[Any, Any, Any], user: User, reader: Reader | None = None) -> Asker:
+    """Who asks, for the audit log: the account, and whether by session or API key; and
+    `reader`, the documents an answer may come from (None: those of everyone)."""
     via = "api key" if request.state.identity.session is None else "session"
-    return Asker(id=user.id, name=user.name, via=via)
+    return Asker(id=user.id, name=user.name, via=via, reader=reader or Reader())
 
 
 async def _sse(

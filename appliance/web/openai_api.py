@@ -15,7 +15,7 @@ from appliance.chat.events import Sources
 from appliance.llm.types import DoneEvent, TokenEvent
 from appliance.rag.answer import Citation
 from appliance.web.conversations import asker
-from appliance.web.deps import JSONBody, LlmDep, ServicesDep, UserDep
+from appliance.web.deps import JSONBody, LlmDep, ReaderDep, ServicesDep, UserDep
 from appliance.web.disconnect import until_disconnect
 from appliance.web.errors import describe
 from appliance.web.schemas import (
@@ -54,10 +54,11 @@ class OpenAIController(Controller):
         services: ServicesDep,
         llm_settings: LlmDep,
         user: UserDep,
+        reader: ReaderDep,
     ) -> ChatCompletion | Stream:
         model = services.models.resolve(data.model)  # another model's answer is no answer
         params = data.params(llm_settings, data.max_completion_tokens)
-        events = services.chat.complete(asker(request, user), data.chat_messages(), params,
+        events = services.chat.complete(asker(request, user, reader), data.chat_messages(), params,
                                         tuple(data.collections), data.documents, model)  # fmt: skip
         sources = await first_event(request, events)
         assert isinstance(sources, Sources)  # noqa: S101 - complete() starts with them

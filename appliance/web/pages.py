@@ -19,7 +19,7 @@ PAGES: tuple[tuple[str, str, dict[str, bool]], ...] = (
     ("/keys", "keys.html", {}),
     ("/view", "view.html", {}),  # a cited document's indexed text
     ("/experts", "experts.html", {}),  # questions handed to people (experts: /api/handoffs)
-    ("/documents", "documents.html", ADMIN),
+    ("/documents", "documents.html", {}),  # admins: every document; others: theirs
     ("/users", "users.html", ADMIN),
     ("/feedback", "feedback.html", ADMIN),
     ("/audit", "audit.html", ADMIN),

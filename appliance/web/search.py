@@ -11,7 +11,7 @@ from litestar import post
 from msgspec import Meta
 
 from appliance.rag.retrieve import Hit
-from appliance.web.deps import JSONBody, ServicesDep, UserDep
+from appliance.web.deps import JSONBody, ReaderDep, ServicesDep, UserDep
 
 
 class SearchRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -22,9 +22,10 @@ class SearchRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 
 @post("/api/search", status_code=200)
-async def search(data: JSONBody[SearchRequest], services: ServicesDep, user: UserDep) -> list[Hit]:
-    """Ranked chunks for `query`: `source`, `page`, `heading`, `score`, `snippet`, `found_by`.
-    Limited per user like chat (429), counted apart."""
+async def search(data: JSONBody[SearchRequest], services: ServicesDep, user: UserDep,
+                 reader: ReaderDep) -> list[Hit]:  # fmt: skip
+    """Ranked chunks for `query`: `source`, `page`, `heading`, `score`, `snippet`, `found_by`,
+    among the documents the user may see. Limited per user like chat (429), counted apart."""
     return await asyncio.to_thread(
-        services.search.search, user.id, data.query, data.k, data.collections
+        services.search.search, user.id, data.query, data.k, data.collections, reader
     )

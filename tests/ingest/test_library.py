@@ -11,6 +11,7 @@ import pytest
 from appliance.embed.fake import HashingEmbedder
 from appliance.errors import NotFound
 from appliance.ingest.library import DocumentLibrary, _after_overlap
+from appliance.store.audience import EVERYTHING
 from tests.ingest.world import make_world
 
 
@@ -26,7 +27,7 @@ def library(tmp_path: Path) -> DocumentLibrary:
 
 
 def test_an_indexed_document_opens(library: DocumentLibrary) -> None:
-    with library.open("hr/leave.md") as file:
+    with library.open("hr/leave.md", EVERYTHING) as file:
         assert file.read().startswith(b"# Leave")
 
 
@@ -41,16 +42,16 @@ def test_a_link_swapped_in_after_indexing_is_refused(library: DocumentLibrary, t
         (root / "hr").rename(root / "hr-away")
         os.symlink(tmp_path / "outside/hr", root / "hr")
     with pytest.raises(NotFound):
-        library.open("hr/leave.md")
+        library.open("hr/leave.md", EVERYTHING)
 
 
 @pytest.mark.parametrize("path", ["../outside/hr/leave.md", "/etc/passwd", "hr/../hr/leave.md",
                                   "hr//leave.md", "hr\\leave.md", "hr/missing.md", ""])  # fmt: skip
 def test_paths_the_index_does_not_hold_are_not_found(library: DocumentLibrary, path: str) -> None:
     with pytest.raises(NotFound):
-        library.open(path)
+        library.open(path, EVERYTHING)
     with pytest.raises(NotFound):
-        library.passages(path)
+        library.passages(path, EVERYTHING)
 
 
 def test_chunks_are_joined_without_their_overlap_or_chance_repeats() -> None:

@@ -16,6 +16,7 @@ from appliance.errors import NotFound
 from appliance.ingest.folder import Kind, TooLarge, read_capped
 from appliance.ingest.library import DocumentLibrary
 from appliance.ingest.watch import FolderWatcher
+from appliance.store.audience import EVERYTHING
 from tests.ingest.test_watch import wait_for
 from tests.ingest.world import World, make_world
 
@@ -166,8 +167,9 @@ def test_the_document_view_refuses_a_file_swapped_after_indexing(
     full = world.write("doc.md", "# Doc\n\nIndexed.")
     world.pipeline.reconcile()
     library = DocumentLibrary(world.catalog, str(world.root))
-    with library.open("doc.md") as file:
+    with library.open("doc.md", EVERYTHING) as file:
         assert b"Indexed." in file.read()
     (replace_with_link(full, secret) if swap == "link" else replace_with_fifo(full))()
     with pytest.raises(NotFound):
-        bounded(lambda: library.open("doc.md"))  # without O_NONBLOCK, a FIFO blocks here
+        # without O_NONBLOCK, a FIFO blocks here
+        bounded(lambda: library.open("doc.md", EVERYTHING))

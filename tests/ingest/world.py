@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.embed.embedder import Embedder, Vectors
+from appliance.ingest.access import AccessRules, Mode
 from appliance.ingest.chunk import Chunker
 from appliance.ingest.folder import ignored
 from appliance.ingest.pipeline import IngestPipeline
@@ -77,6 +78,7 @@ def make_world(
     limits: Limits | None = None,
     redact: Callable[[str], str] | None = None,
     sandbox: Sandbox | None = None,
+    access: Mode = "file",
 ) -> World:
     root = data / "documents"
     root.mkdir(parents=True, exist_ok=True)
@@ -94,6 +96,7 @@ def make_world(
         limits=limits or Limits(),
         redact=redact,
         sandbox=sandbox,
+        access=AccessRules(root, access),
     )
     return World(root, db, catalog, index, counting, pipeline)
 

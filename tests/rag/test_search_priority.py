@@ -23,7 +23,7 @@ class Recorder:
         self.apart_calls += 1
         return self
 
-    def search(self, query: str, k: int, collections: object) -> list[object]:
+    def search(self, query: str, k: int, collections: object, reader: object) -> list[object]:
         with self._lock:
             self.running += 1
             self.most = max(self.most, self.running)

@@ -85,9 +85,24 @@ def test_a_chroma_delete_that_leaves_vectors_behind_is_an_error(
         index.delete(["x", "y"])
 
 
-def test_chroma_holds_no_text_only_ids_and_vectors(tmp_path: Path) -> None:
+def test_chroma_holds_no_text_only_ids_vectors_and_audiences(tmp_path: Path) -> None:
     index = ChromaIndex(tmp_path, "model-a")
-    index.upsert(["x"], np.stack([unit(1, 0, 0)]))
-    got = index._collection.get(ids=["x"], include=["documents", "metadatas"])
-    assert got["documents"] == [None]
-    assert got["metadatas"] == [None]
+    index.upsert(["x", "y"], np.stack([unit(1, 0, 0), unit(0, 1, 0)]), ["*", "hr\nlegal"])
+    got = index._collection.get(ids=["x", "y"], include=["documents", "metadatas"])
+    assert got["documents"] == [None, None]
+    assert got["metadatas"] == [{"audience": "*"}, {"audience": "hr\nlegal"}]
+
+
+def test_a_query_sees_only_the_audiences_it_names(index: VectorIndex) -> None:
+    index.upsert(["hr", "all", "eng"], np.stack([unit(1, 0, 0), unit(0.9, 0.1, 0), unit(0, 1, 0)]),
+                 ["hr", "*", "engineering"])  # fmt: skip
+    near_hr = unit(1, 0, 0)
+    assert [i for i, _ in index.query(near_hr, 3)] == ["hr", "all", "eng"]
+    # filtered before the k nearest are taken: k=1 still finds the nearest allowed one
+    assert [i for i, _ in index.query(near_hr, 1, ["*", "engineering"])] == ["all"]
+    assert [i for i, _ in index.query(near_hr, 3, ["engineering"])] == ["eng"]
+    assert index.query(near_hr, 3, []) == []
+    index.label(["hr", "unknown"], "*")  # relabelled, the vector kept
+    assert [i for i, _ in index.query(near_hr, 1, ["*"])] == ["hr"]
+    index.upsert(["new"], np.stack([unit(1, 0, 0)]))  # no audience given: everyone
+    assert "new" in [i for i, _ in index.query(near_hr, 5, ["*"])]

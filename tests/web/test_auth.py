@@ -29,6 +29,10 @@ PUBLIC = {
     ("GET", "/healthz"),
     ("POST", "/api/session"),
     ("POST", "/api/setup"),
+    # the sign-in page's: what it offers (a directory, single sign-on), and the OIDC redirects
+    ("GET", "/api/auth"),
+    ("GET", "/auth/oidc/login"),
+    ("GET", "/auth/oidc/callback"),
 }
 
 
@@ -104,9 +108,12 @@ def test_employees_get_403_on_admin_routes(
         services.accounts.add("emma", ADMIN_PASSWORD, "employee").name
     )[1]
     employee = client(app, key)
-    assert employee.get("/api/documents").status_code == 403
-    assert employee.get("/documents").status_code == 403
+    assert employee.get("/api/users").status_code == 403
+    assert employee.get("/users").status_code == 403
+    assert employee.get("/api/audit").status_code == 403
     assert employee.get("/api/conversations").status_code == 200
+    # the documents they may see, without who else may (tests/e2e/test_permissions.py)
+    assert employee.get("/api/documents").status_code == 200
 
 
 def test_a_conversation_is_private_to_its_user(world: tuple[Litestar, Services]) -> None:

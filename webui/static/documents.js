@@ -14,6 +14,13 @@ function when(seconds) {
   return seconds ? new Date(seconds * 1000).toLocaleString(undefined, options) : "–";
 }
 
+// Who may see a document (admins get it; others see only theirs, without this column's data).
+function seenBy(audience) {
+  if (audience == null) return "";
+  if (audience === "everyone") return "everyone";
+  return audience.length ? audience.join(", ") : "admins only";
+}
+
 function render(view) {
   $("watch-dir").textContent = view.watch_dir;
   const c = view.counts;
@@ -27,6 +34,7 @@ function render(view) {
               classed(String(d.chunks), "num"),
               classed(d.pages == null ? "–" : String(d.pages), "num pages"),
               classed(when(d.indexed_at), "when"),
+              classed(seenBy(d.audience), "audience"),
               classed(d.error || "", "reason"));
     return tr;
   });
