@@ -606,11 +606,12 @@ class LdapSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
              '(employee at first). In the environment as JSON, e.g. `["appliance-admins"]`.'),
     ] = msgspec.field(default_factory=list)
     refresh_minutes: Annotated[
-        int,
-        Meta(ge=0, description="Every so many minutes each LDAP account's groups, role and "
+        float,
+        Meta(ge=0, description="Every so many minutes (0.5: thirty seconds) each LDAP "
+             "account's groups, role and "
              "e-mail are read again; an account gone or disabled in the directory loses its "
              "sessions and API keys and is disabled here. 0: only at sign-in."),
-    ] = 15
+    ] = 15.0
     timeout_s: Annotated[
         int,
         Meta(ge=1, le=60, description="Seconds to wait for the directory (to connect, and "
