@@ -33,9 +33,13 @@ class UserView(msgspec.Struct):
     groups: list[str]  # the directory's and the admins' (local) groups together
 
 
+# A group name: one line, not blank (as the store takes it, store/users.py).
+GroupName = Annotated[str, Meta(min_length=1, max_length=256, pattern=r"^[^\n\r\t]*\S[^\n\r\t]*$")]
+
+
 class GroupChange(msgspec.Struct, forbid_unknown_fields=True):
-    add: list[Annotated[str, Meta(min_length=1, max_length=256)]] = []
-    remove: list[Annotated[str, Meta(min_length=1, max_length=256)]] = []
+    add: list[GroupName] = []
+    remove: list[GroupName] = []
 
 
 @get("/api/users", opt=ADMIN, sync_to_thread=True)

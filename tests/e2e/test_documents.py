@@ -52,7 +52,7 @@ def test_chat_answers_while_a_folder_of_documents_is_indexed(server: Server) -> 
     assert view["watch_dir"] == str(folder)
     assert view["counts"] == {"pending": 0, "indexed": FILES, "failed": 0, "skipped": 0}
     first = view["documents"][0]  # type: ignore[index]
-    assert set(first) == {"path", "status", "chunks", "pages", "error", "indexed_at"}
+    assert set(first) == {"path", "status", "chunks", "pages", "error", "indexed_at", "audience"}
     assert first["chunks"] > 1
     assert first["pages"] is None
     (folder / "policy-00.md").unlink()
