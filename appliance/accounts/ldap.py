@@ -4,6 +4,7 @@ read through `memberOf` or a group search, nested ones walked or asked of the se
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,11 +33,7 @@ class LdapDirectory:
 
     def __init__(self, settings: LdapSettings) -> None:
         self._s = checked(settings)
-        tls = Tls(
-            validate=ssl.CERT_REQUIRED,
-            ca_certs_file=settings.ca_file or None,
-            version=ssl.PROTOCOL_TLS_CLIENT,
-        )
+        tls = _CheckedTls(settings.ca_file or None)
         self._server = Server(
             settings.url,
             use_ssl=settings.url.startswith("ldaps://"),
@@ -118,6 +115,16 @@ class LdapDirectory:
 
     def _unavailable(self, exc: LDAPException) -> DirectoryUnavailable:
         log.warning("LDAP %s: %s", self._s.url, exc)
+        refused = _certificate_error(exc)
+        if refused:
+            trusted = self._s.ca_file or "the system's CAs (auth.ldap.ca_file is empty)"
+            return DirectoryUnavailable(
+                f"the directory's TLS certificate ({self._s.url}) was refused: "
+                f"{refused}; check auth.ldap.ca_file (now "
+                f"{trusted}): it must hold the CA that signed the server's certificate, "
+                "and auth.ldap.url must name a host the certificate is for; local accounts "
+                "can still sign in"
+            )
         return DirectoryUnavailable(
             f"the directory ({self._s.url}, auth.ldap.url) cannot be reached: {exc}; "
             "local accounts can still sign in"
@@ -231,6 +238,43 @@ class LdapDirectory:
             if names:
                 out[e["dn"]] = names[0]
         return out
+
+
+class _CheckedTls(Tls):
+    """TLS whose chain and host name Python's ssl checks in the handshake (IP addresses
+    too). ldap3's own name check calls ssl.match_hostname, deprecated in Python 3.7 and gone
+    in 3.12, where ldap3's stand-in refuses a certificate for an IP address."""
+
+    def __init__(self, ca_file: str | None) -> None:
+        super().__init__(validate=ssl.CERT_REQUIRED, ca_certs_file=ca_file)
+        self._context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
+
+    def wrap_socket(self, connection: Connection, do_handshake: bool = False) -> None:
+        connection.socket = self._context.wrap_socket(
+            connection.socket,
+            server_side=False,
+            do_handshake_on_connect=do_handshake,
+            server_hostname=connection.server.host,
+        )
+
+
+def _certificate_error(exc: BaseException) -> str | None:
+    """Why the server's certificate was refused, when that is what an ldap3 error hides
+    (ldap3 re-raises the ssl error as text within its handler: the original is the error's
+    context; its own copy may pass as one too, without the reason)."""
+    reason: str | None = None
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            break
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            verify = getattr(seen, "verify_message", None)
+            if verify:
+                return str(verify)
+            found = re.search(r"certificate verify failed: ([^(']+)", str(seen))
+            reason = reason or (found.group(1).strip() if found else "certificate verify failed")
+        seen = seen.__cause__ or seen.__context__
+    return reason
 
 
 def checked(s: LdapSettings) -> LdapSettings:

@@ -1,5 +1,6 @@
 """A real OpenLDAP server (Debian's slapd) on 127.0.0.1, in a temporary directory, with a few
-users and groups (one nested, one cycle), loaded through the protocol so memberOf is kept."""
+users and groups (one nested, one cycle), loaded through the protocol so memberOf is kept;
+with `tls`, it also offers StartTLS on its ldap:// port and listens on an ldaps:// one."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from ldap3 import MODIFY_DELETE, Connection, Server
@@ -21,8 +23,13 @@ PASSWORDS = {"alice": "alice-pass-1", "bob": "bob-pass-12", "carol": "carol-pass
 SLAPD = shutil.which("slapd") or "/usr/sbin/slapd"
 SCHEMA = Path("/etc/ldap/schema")
 
+TLS_CONFIG = """\
+TLSCACertificateFile {ca}
+TLSCertificateFile {cert}
+TLSCertificateKeyFile {key}
+"""
 CONFIG = """\
-include {schema}/core.schema
+{tls}include {schema}/core.schema
 include {schema}/cosine.schema
 include {schema}/inetorgperson.schema
 include {schema}/nis.schema
@@ -54,9 +61,20 @@ def group_dn(name: str) -> str:
     return f"cn={name},{GROUPS}"
 
 
+@dataclass(frozen=True)
+class ServerTls:
+    """The PEM files slapd serves TLS with: its certificate, its key, the CA that signed it."""
+
+    cert: Path
+    key: Path
+    ca: Path
+
+
 class Slapd:
-    def __init__(self, url: str, process: subprocess.Popen[bytes]) -> None:
-        self.url, self.process = url, process
+    def __init__(
+        self, url: str, process: subprocess.Popen[bytes], ldaps_url: str | None = None
+    ) -> None:
+        self.url, self.process, self.ldaps_url = url, process, ldaps_url
 
     @contextlib.contextmanager
     def admin(self) -> Iterator[Connection]:
@@ -103,8 +121,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_slapd(root: Path) -> Iterator[Slapd]:
-    """slapd on a free loopback port, serving the test directory; stopped after."""
+def running_slapd(root: Path, tls: ServerTls | None = None) -> Iterator[Slapd]:
+    """slapd on a free loopback port, serving the test directory; stopped after. With `tls`
+    the ldap:// port offers StartTLS and a second port speaks ldaps://."""
     if not Path(SLAPD).exists() or not SCHEMA.is_dir():
         raise AssertionError(
             "slapd is missing: apt-get install slapd (or run scripts/setup test as root)"
@@ -119,20 +138,29 @@ def running_slapd(root: Path) -> Iterator[Slapd]:
             root_dn=ROOT_DN,
             root_pw=ROOT_PASSWORD,
             reader=READER_DN,
+            tls="" if tls is None else TLS_CONFIG.format(ca=tls.ca, cert=tls.cert, key=tls.key),
         )
     )
     port = free_port()
     url = f"ldap://127.0.0.1:{port}"
+    listen = [url + "/"]
+    ldaps_port, ldaps_url = None, None
+    if tls is not None:
+        ldaps_port = free_port()
+        ldaps_url = f"ldaps://127.0.0.1:{ldaps_port}"
+        listen.append(ldaps_url + "/")
     log = (root / "slapd.log").open("wb")
     # -d keeps it in the foreground (a child we can stop); its log goes to the file
     process = subprocess.Popen(
-        [SLAPD, "-f", str(conf), "-h", url + "/", "-d", "stats"],
+        [SLAPD, "-f", str(conf), "-h", " ".join(listen), "-d", "stats"],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
     try:
         _wait_for(port, process, root / "slapd.log")
-        server = Slapd(url, process)
+        if ldaps_port is not None:
+            _wait_for(ldaps_port, process, root / "slapd.log")
+        server = Slapd(url, process, ldaps_url)
         _load(server)
         yield server
     finally:
