@@ -14,6 +14,7 @@ import math
 import re
 import sqlite3
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import msgspec
 
@@ -36,19 +37,29 @@ _RANKED = (
 )
 _MATCH = "SELECT rowid, bm25(chunks_fts) AS s FROM chunks_fts WHERE chunks_fts MATCH ?{}"
 # A reader who may not see every document: only the chunks of audiences they may see match,
-# so a forbidden chunk is never among the k best (filtered before ranking, not after).
-_SEEN = (" AND rowid IN (SELECT c.rowid FROM chunks c JOIN documents d ON d.id = c.document_id"
+# so a forbidden chunk is never among the k best (filtered before ranking, not after). The
+# smaller side is named: the chunks they may see (IN), or those they may not (NOT IN); `+rowid`
+# keeps SQLite from handing the list to FTS5 as rowid lookups (a MATCH per listed row).
+_SEEN = (" AND +rowid {} (SELECT c.rowid FROM chunks c JOIN documents d ON d.id = c.document_id"
          " WHERE d.audience IN ({}))")  # fmt: skip
 
 
-def _queries(audiences: int | None) -> tuple[str, str]:
-    """The one-part and two-part ranked queries, for `audiences` placeholders (None: all)."""
-    match = _MATCH.format("" if audiences is None else _SEEN.format(",".join("?" * audiences)))
+def _queries(audiences: int | None, exclude: bool = False) -> tuple[str, str]:
+    """The one-part and two-part ranked queries, for `audiences` placeholders (None: all),
+    whose chunks are kept, or left out with `exclude`."""
+    where = "" if audiences is None else _SEEN.format(
+        "NOT IN" if exclude else "IN", ",".join("?" * audiences))  # fmt: skip
+    match = _MATCH.format(where)
     return (_RANKED.format(f"{match} ORDER BY s, rowid LIMIT ?"),
             _RANKED.format(f"{match} UNION ALL {match} ORDER BY s, rowid LIMIT ?"))  # fmt: skip
 
 
 _ONE, _TWO = _queries(None)
+
+
+class _Filter(NamedTuple):
+    named: tuple[str, ...]  # audiences
+    exclude: bool  # their chunks are left out (else: only theirs are kept)
 
 
 class _Stats:
@@ -111,7 +122,7 @@ class KeywordIndex:
         words, most = terms.words, terms.most
         if not words or k <= 0 or audiences == []:
             return []
-        seen = tuple(audiences) if audiences is not None else None
+        seen = self._filter(audiences) if audiences is not None else None
         head = 1
         while head < len(words) and sum(terms.docs[:head]) < k:
             head += 1
@@ -127,7 +138,7 @@ class KeywordIndex:
         return [(i, s) for i, s, _ in best]
 
     def _scored(
-        self, words: list[str], start: int, cut: int, k: int, seen: tuple[str, ...] | None
+        self, words: list[str], start: int, cut: int, k: int, seen: _Filter | None
     ) -> list[tuple[str, float, int]]:
         """The k best chunks that hold any of `words[start:cut]` but none of `words[:start]`
         (those were scored before), scored with all of `words`: a word a chunk doesn't hold
@@ -135,14 +146,27 @@ class KeywordIndex:
         match = _any(words[start:cut])
         if start:
             match = f"({match}) NOT ({_any(words[:start])})"
-        one, two = (_ONE, _TWO) if seen is None else _queries(len(seen))
+        one, two = (_ONE, _TWO) if seen is None else _queries(len(seen.named), seen.exclude)
+        named = seen.named if seen is not None else ()
         if cut >= len(words):
-            rows = self._db.query(one, (match, *(seen or ()), k))
+            rows = self._db.query(one, (match, *named, k))
         else:  # the common words match or not: both halves score with them
             rest = _any(words[cut:])
-            rows = self._db.query(two, (f"({match}) AND ({rest})", *(seen or ()),
-                                        f"({match}) NOT ({rest})", *(seen or ()), k))  # fmt: skip
+            rows = self._db.query(two, (f"({match}) AND ({rest})", *named,
+                                        f"({match}) NOT ({rest})", *named, k))  # fmt: skip
         return [(r[0], float(r[1]), int(r[2])) for r in rows]
+
+    def _filter(self, audiences: Sequence[str]) -> _Filter:
+        """The audiences to name in the query: those seen, or those not, whichever holds
+        fewer chunks (the list SQLite builds for each query is that long)."""
+        allowed = set(audiences)
+        chunks = {str(a): int(n) for a, n in self._db.query(
+            "SELECT audience, SUM(chunks) FROM documents GROUP BY audience")}  # fmt: skip
+        seen = sum(n for a, n in chunks.items() if a in allowed)
+        unseen = [a for a in chunks if a not in allowed]
+        if sum(chunks.values()) - seen < seen:
+            return _Filter(tuple(unseen), exclude=True)
+        return _Filter(tuple(sorted(allowed)), exclude=False)
 
     def compact(self, between: Callable[[], None] = lambda: None) -> bool:
         """Erases what deleted chunks left in the index, if a chunk was deleted since the last

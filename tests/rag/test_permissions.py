@@ -50,6 +50,10 @@ def test_forbidden_chunks_are_never_candidates_of_either_retriever(world: World)
         assert not any(s.startswith("hr/") for s in sources), options
         assert r.search("salary band HR-PL3", 3, reader=HR_STAFF)[0].source == "hr/bands.md"
         assert r.search("salary band HR-PL3", 3)[0].source == "hr/bands.md"  # an admin
+        # and the other way round (the keyword side then names what HR may not see)
+        oncall = {h.source for h in r.search("on-call engineer", 50, reader=HR_STAFF)}
+        assert "eng/oncall.md" not in oncall, options
+        assert r.search("on-call engineer", 3, reader=ENGINEER)[0].source == "eng/oncall.md"
 
 
 def test_filtering_comes_before_ranking(world: World) -> None:

@@ -106,3 +106,14 @@ def test_a_query_sees_only_the_audiences_it_names(index: VectorIndex) -> None:
     assert [i for i, _ in index.query(near_hr, 1, ["*"])] == ["hr"]
     index.upsert(["new"], np.stack([unit(1, 0, 0)]))  # no audience given: everyone
     assert "new" in [i for i, _ in index.query(near_hr, 5, ["*"])]
+
+
+def test_a_filtered_query_finds_allowed_vectors_beyond_the_nearest(index: VectorIndex) -> None:
+    # 40 hr vectors nearest the query, 2 engineering ones far from it: the engineering reader
+    # still gets both (Chroma: past its unfiltered look at the nearest, its `where` query)
+    near = [unit(1, 0.01 * n, 0) for n in range(40)]
+    index.upsert([f"hr{n}" for n in range(40)] + ["e1", "e2"],
+                 np.stack([*near, unit(0, 1, 0), unit(0, 1, 0.2)]),
+                 ["hr"] * 40 + ["engineering"] * 2)  # fmt: skip
+    assert {i for i, _ in index.query(unit(1, 0, 0), 2, ["engineering"])} == {"e1", "e2"}
+    assert [i for i, _ in index.query(unit(1, 0, 0), 1, ["hr", "engineering"])] == ["hr0"]
