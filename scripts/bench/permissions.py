@@ -45,6 +45,7 @@ import argparse
 import random
 import sqlite3
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -54,6 +55,9 @@ from pathlib import Path
 import chromadb
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
+
+sys.path.insert(0, str(Path(__file__).parent))
+from rag import WEIGHTS, WORDS, FixedQuery, unit  # the same synthetic index as rag.py
 
 from appliance.config import RagSettings
 from appliance.rag.retrieve import Retriever
@@ -66,10 +70,6 @@ from appliance.store.keywords import KeywordIndex
 
 # The vocabulary of scripts/bench/rag.py: a few thousand words, some far more common than
 # others (Zipf), so that BM25 has to rank rather than match everything.
-_SYLLABLES = ["ka", "lo", "mi", "ne", "su", "ta", "ri", "po", "de", "va", "gu", "ze"]
-WORDS = [a + b + c for a in _SYLLABLES for b in _SYLLABLES for c in _SYLLABLES][:3000]
-WEIGHTS = [1 / (rank + 1) for rank in range(len(WORDS))]
-DIM = 384
 PER_DOC = 50
 K = 5
 # Shares of all chunks when everyone's is 70% (the others are scaled to what `--everyone`
@@ -95,21 +95,6 @@ _FTS = (
     "SELECT rowid, bm25(chunks_fts) AS s FROM chunks_fts WHERE chunks_fts MATCH ?{}"
     " ORDER BY s LIMIT ?"
 )
-
-
-class FixedQuery:
-    """An embedder stand-in that returns a preset vector: query embedding is not timed."""
-
-    name, dim, max_tokens = "bench", DIM, 256
-    vector = np.zeros(DIM, dtype=np.float32)
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        return self.vector.reshape(1, -1)
-
-
-def unit(rng: np.random.Generator, n: int) -> np.ndarray:
-    v = rng.standard_normal((n, DIM)).astype(np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
 def audiences(documents: int, everyone: float, seed: int) -> list[str]:

@@ -207,3 +207,17 @@ def _load(server: Slapd) -> None:
     server.add_group("loop-b", [group_dn("loop-a")])
     with server.admin() as c:
         assert c.modify(group_dn("loop-a"), {"member": [("MODIFY_ADD", [group_dn("loop-b")])]})
+
+
+def server_settings(directory: Slapd, data: Path) -> dict[str, str]:
+    """The settings (environment) of an appliance signing people in with `directory`; the
+    service account's password is written to a file in `data`, as the setting asks."""
+    secret = data / "ldap-password"
+    secret.write_text(READER_PASSWORD)
+    return {
+        "APPLIANCE_AUTH__LDAP__URL": directory.url,
+        "APPLIANCE_AUTH__LDAP__BIND_DN": READER_DN,
+        "APPLIANCE_AUTH__LDAP__BIND_PASSWORD_FILE": str(secret),
+        "APPLIANCE_AUTH__LDAP__USER_BASE": PEOPLE,
+        "APPLIANCE_AUTH__LDAP__GROUP_BASE": GROUPS,
+    }

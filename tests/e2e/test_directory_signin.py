@@ -9,15 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.directory.slapd import (
-    GROUPS,
-    PASSWORDS,
-    PEOPLE,
-    READER_DN,
-    READER_PASSWORD,
-    Slapd,
-    running_slapd,
-)
+from tests.directory.slapd import PASSWORDS, Slapd, running_slapd, server_settings
 from tests.e2e.conftest import Server, running_server
 
 
@@ -30,14 +22,8 @@ def directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
 @pytest.fixture(scope="module")
 def server(directory: Slapd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("server")
-    secret = data / "ldap-password"
-    secret.write_text(READER_PASSWORD)
     env = {
-        "APPLIANCE_AUTH__LDAP__URL": directory.url,
-        "APPLIANCE_AUTH__LDAP__BIND_DN": READER_DN,
-        "APPLIANCE_AUTH__LDAP__BIND_PASSWORD_FILE": str(secret),
-        "APPLIANCE_AUTH__LDAP__USER_BASE": PEOPLE,
-        "APPLIANCE_AUTH__LDAP__GROUP_BASE": GROUPS,
+        **server_settings(directory, Path(data)),
         "APPLIANCE_AUTH__LDAP__ADMIN_GROUPS": '["appliance-admins"]',
     }
     with running_server(Path(data), env) as srv:

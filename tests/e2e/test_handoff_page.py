@@ -5,45 +5,28 @@ as a badge on a conversation that is not open. Screenshots go to /tmp/handoff-*.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.e2e.browser import SHOTS, WAIT_MS, chromium
 from tests.e2e.conftest import Server
 from tests.rag.test_retrieve import CODES
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
-CHROMIUM = shutil.which("chromium")
-
-# Chromium reaches out on its own (updates, sync, field trials, Google's hosts): not here, where
-# tests reach nothing beyond 127.0.0.1.
-QUIET_CHROMIUM = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--disable-default-apps"]  # fmt: skip
 EXPERT, EMPLOYEE = "ingrid", "maria"
 PASSWORD = "a password for the hand-off test"  # noqa: S105 - throwaway test accounts
 SERVER_ENV = {"APPLIANCE_HANDOFF__FALLBACK": f'["{EXPERT}"]'}
 QUESTION = "Which project does cost centre XJ-9999 cover?"  # codes.md names only XJ-4471
 ANSWER = "XJ-9999 is the new cafeteria terrace; it was opened last month."
-WAIT_MS = 60_000
-SHOTS = Path("/tmp")  # where the screenshots are looked at
 
 
 @pytest.fixture(scope="module")
 def browser(server: Server) -> Iterator[Browser]:
-    try:
-        from playwright import sync_api
-    except ImportError:
-        pytest.fail("the page tests need playwright (the test extras): run scripts/setup test")
-    if CHROMIUM is None:
-        pytest.fail("the page tests need Debian's chromium: apt-get install chromium "
-                    "(scripts/setup test installs it when run as root)")  # fmt: skip
     for name in (EXPERT, EMPLOYEE):
         made = server.http.post("/api/users", json={"name": name, "password": PASSWORD})
         assert made.status_code in (200, 201), made.text
@@ -51,10 +34,8 @@ def browser(server: Server) -> Iterator[Browser]:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "codes.md").write_text(CODES)
     _wait_for_indexed(server, "finance/codes.md")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=QUIET_CHROMIUM)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def _wait_for_indexed(server: Server, path: str, limit: float = 120) -> None:

@@ -13,8 +13,8 @@ import pytest
 
 from appliance.llm.models import BUNDLED_FILE
 from tests.conftest import ADMIN_PASSWORD
+from tests.e2e.browser import SHOTS, WAIT_MS, chromium
 from tests.e2e.conftest import Server, running_server
-from tests.e2e.test_handoff_page import CHROMIUM, QUIET_CHROMIUM, SHOTS, WAIT_MS
 from tests.llm.model_files import copy_of, truncated_copy, unloadable_copy
 
 if TYPE_CHECKING:
@@ -34,19 +34,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Iterat
 
 @pytest.fixture(scope="module")
 def browser(server: Server) -> Iterator[Browser]:
-    try:
-        from playwright import sync_api
-    except ImportError:
-        pytest.fail("the page tests need playwright (the test extras): run scripts/setup test")
-    if CHROMIUM is None:
-        pytest.fail(
-            "the page tests need Debian's chromium: apt-get install chromium "
-            "(scripts/setup test installs it when run as root)"
-        )
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=QUIET_CHROMIUM)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def signed_in_admin(browser: Browser, server: Server) -> Page:

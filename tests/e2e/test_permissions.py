@@ -14,16 +14,7 @@ import httpx
 import openai
 import pytest
 
-from tests.directory.slapd import (
-    GROUPS,
-    PEOPLE,
-    READER_DN,
-    READER_PASSWORD,
-    Slapd,
-    group_dn,
-    running_slapd,
-    user_dn,
-)
+from tests.directory.slapd import Slapd, group_dn, running_slapd, server_settings, user_dn
 from tests.e2e.conftest import Server, running_server
 from tests.web.conftest import sse_events
 
@@ -49,19 +40,13 @@ def directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
 @pytest.fixture(scope="module")
 def server(directory: Slapd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data = Path(tmp_path_factory.mktemp("server"))
-    secret = data / "ldap-password"
-    secret.write_text(READER_PASSWORD)
     documents = data / "documents"
     (documents / "hr").mkdir(parents=True)
     (documents / "hr" / ".access").write_text("hr\n")
     (documents / "hr" / "salaries.md").write_text(SALARIES)
     (documents / "travel.md").write_text(TRAVEL)
     env = {
-        "APPLIANCE_AUTH__LDAP__URL": directory.url,
-        "APPLIANCE_AUTH__LDAP__BIND_DN": READER_DN,
-        "APPLIANCE_AUTH__LDAP__BIND_PASSWORD_FILE": str(secret),
-        "APPLIANCE_AUTH__LDAP__USER_BASE": PEOPLE,
-        "APPLIANCE_AUTH__LDAP__GROUP_BASE": GROUPS,
+        **server_settings(directory, data),
         "APPLIANCE_AUTH__LDAP__REFRESH_MINUTES": "0.02",  # a refresh every 1.2 s
     }
     with running_server(data, env) as srv:
